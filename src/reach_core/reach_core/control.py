@@ -1,0 +1,169 @@
+"""The control module (paper sections 3.1 and 4, "Network architecture"): Omega -> 9 Q-values.
+
+The paper's network is fully connected 5 -> 400 -> 300 -> 9 with ReLUs; other hidden sizes are
+allowed through ``hidden``.  A checkpoint is a plain dictionary saved with ``torch.save`` that holds
+the weights and everything needed to rebuild and check the network (architecture, task), so a
+trained model loads by path alone: ``ControlPolicy.load(path)``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .simulator import NUM_ACTIONS, TaskConfig, action_mask
+
+CHECKPOINT_FORMAT = "reach.control/1"
+PAPER_HIDDEN = (400, 300)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not fit what it is loaded for."""
+
+
+class QNetwork(nn.Module):
+    """Fully connected Q-network: Omega (5) -> hidden ReLU layers -> one Q-value per action (9).
+
+    ``encoding=K`` is a variant that feeds the MLP Omega together with sin/cos features at K
+    octaves (positional encoding, Tancik et al. 2020), which lets a small MLP resolve the
+    centimetre-scale detail of the Q-function near the target much sooner.
+    ``dueling=True`` is a variant (Wang et al. 2016): the last hidden layer feeds a state value V
+    and action advantages A, and Q = V + A - mean(A).  It suits this task, where the Q-values of
+    the actions differ by a fraction of a percent of their size.
+    """
+
+    def __init__(self, hidden: tuple[int, ...] = PAPER_HIDDEN, dueling: bool = False,
+                 encoding: int = 0, in_dim: int = 5, num_actions: int = NUM_ACTIONS):
+        super().__init__()
+        self.hidden = tuple(int(h) for h in hidden)
+        self.dueling = bool(dueling)
+        self.encoding = int(encoding)
+        self.register_buffer("freqs", torch.pi * 2.0 ** torch.arange(self.encoding, dtype=torch.float32),
+                             persistent=False)
+        layers: list[nn.Module] = []
+        width = in_dim * (1 + 2 * self.encoding)
+        for h in self.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.trunk = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_actions + (1 if self.dueling else 0))
+
+    def encode(self, omega: torch.Tensor) -> torch.Tensor:
+        """Omega, followed by sin and cos of pi * 2^k * Omega for k < encoding (if any)."""
+        if not self.encoding:
+            return omega
+        angles = (omega[..., :, None] * self.freqs).flatten(-2)
+        return torch.cat([omega, torch.sin(angles), torch.cos(angles)], dim=-1)
+
+    def forward(self, omega: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.trunk(self.encode(omega)))
+        if not self.dueling:
+            return out
+        value, adv = out[..., :1], out[..., 1:]
+        return value + adv - adv.mean(dim=-1, keepdim=True)
+
+
+def masked_argmax(q_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Greedy action among the available ones (``mask``: bool, shape (9,))."""
+    return q_values.masked_fill(~mask, float("-inf")).argmax(dim=-1)
+
+
+@dataclass
+class ControlPolicy:
+    """A Q-network with the task it was trained for; the unit that is saved, loaded and run."""
+
+    net: QNetwork
+    task: TaskConfig
+    meta: dict
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return torch.as_tensor(action_mask(self.task.dof))
+
+    @torch.no_grad()
+    def act(self, omega: np.ndarray) -> np.ndarray:
+        """Greedy actions for normalised scene configurations (shape (5,) or (B, 5))."""
+        device = next(self.net.parameters()).device
+        x = torch.as_tensor(np.asarray(omega, dtype=np.float32), device=device)
+        single = x.ndim == 1
+        q = self.net(x[None] if single else x)
+        a = masked_argmax(q, self.mask.to(device)).cpu().numpy()
+        return a[0] if single else a
+
+    # ---------------------------------------------------------------------------------------
+    def checkpoint(self, **extra) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "arch": {"hidden": list(self.net.hidden), "dueling": self.net.dueling,
+                     "encoding": self.net.encoding, "in_dim": 5,
+                     "num_actions": NUM_ACTIONS},
+            "task": self.task.as_dict(),
+            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "meta": self.meta,
+            **extra,
+        }
+
+    def save(self, path: str | os.PathLike, **extra) -> None:
+        save_atomic(self.checkpoint(**extra), path)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, source: str = "checkpoint",
+                        dof: int | None = None) -> "ControlPolicy":
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+            raise CheckpointError(
+                f"{source} is not a reach control checkpoint (format {found!r}, "
+                f"expected {CHECKPOINT_FORMAT!r})")
+        try:
+            arch = ckpt["arch"]
+            task = TaskConfig(**ckpt["task"])
+            hidden = tuple(arch["hidden"])
+            dueling = bool(arch.get("dueling", False))
+            encoding = int(arch.get("encoding", 0))
+            if arch.get("in_dim", 5) != 5 or arch.get("num_actions", NUM_ACTIONS) != NUM_ACTIONS:
+                raise CheckpointError(f"{source} has input/output sizes {arch}, expected 5 -> 9")
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{source} has a malformed header: {err}") from None
+        if dof is not None and task.dof != dof:
+            raise CheckpointError(f"{source} is a {task.dof}-DoF controller, a {dof}-DoF one was asked for")
+        net = QNetwork(hidden, dueling, encoding)
+        try:
+            net.load_state_dict(ckpt["model"])
+        except (RuntimeError, KeyError) as err:
+            first = str(err).strip().splitlines()
+            raise CheckpointError(
+                f"{source}: weights do not fit a Q-network with hidden layers {hidden}"
+                f"{' (dueling)' if dueling else ''} "
+                f"({first[1].strip() if len(first) > 1 else first[0]})") from None
+        net.eval()
+        return cls(net, task, dict(ckpt.get("meta", {})))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, dof: int | None = None) -> "ControlPolicy":
+        return cls.from_checkpoint(load_checkpoint(path), str(path), dof=dof)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint file with a clear error for a missing, empty or corrupt file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint file is empty: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt files
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:200]}") from None
+
+
+def save_atomic(obj: dict, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file then rename, so an interrupted save never corrupts."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

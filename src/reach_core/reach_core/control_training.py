@@ -1,0 +1,433 @@
+"""Training the control module: DQN guided by K-GPS (paper Eq. 6, Algorithm 1) or epsilon-greedy.
+
+Read top to bottom, this is Algorithm 1 with a batch of trials per iteration:
+
+* ``num_envs`` trials run side by side (:class:`~reach_core.simulator.ReachEnv`);
+* with probability epsilon a trial's action comes from the *guide* -- K-GPS, the action whose
+  result is closest to q* in joint space, or a uniformly random action for the epsilon-greedy
+  baseline -- otherwise from the Q-network (greedy); epsilon decays linearly from 1 to 0.1;
+* every transition (Omega_t, a_t, r_t, Omega_t+1, success) goes to the replay memory;
+* the Q-network is updated from random mini-batches against a target network.
+
+A run directory holds ``config.json``, ``checkpoint.pt`` + ``replay.npz`` (to resume),
+``model.pt`` (the final policy), ``best.pt`` (best periodic evaluation), ``progress.csv``,
+``metrics.json`` and ``learning_curve.png`` (success rate vs steps, like the paper's Figure 5).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .control import (PAPER_HIDDEN, CheckpointError, ControlPolicy, QNetwork, load_checkpoint,
+                      masked_argmax, save_atomic)
+from .evaluation import EVAL_SEED, run_trials
+from .simulator import ReachEnv, TaskConfig
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a control training run (defaults: 3-DoF K-GPS)."""
+
+    dof: int = 3
+    exploration: str = "kgps"          # "kgps" (Eq. 6) or "egreedy" (baseline)
+    total_steps: int = 600_000         # environment steps (transitions) in the run
+    num_envs: int = 32                 # trials stepped side by side
+    eps_start: float = 1.0
+    eps_end: float = 0.1
+    eps_decay_fraction: float = 0.5    # epsilon reaches eps_end after this fraction of the run
+    buffer_size: int = 500_000
+    learning_starts: int = 10_000
+    batch_size: int = 256
+    updates_per_step: float = 0.125    # gradient updates per environment step
+    lr: float = 5e-4
+    gamma: float = 0.99
+    target_tau: float = 0.005          # Polyak averaging of the target network each update
+    double_dqn: bool = True
+    n_step: int = 1                    # n-step returns (1: the one-step target of Eq. 3)
+    lr_final_fraction: float = 1.0     # learning rate falls linearly to lr * this by the end
+    loss: str = "huber"                # "huber" or "mse" (Eq. 3)
+    hidden: tuple = PAPER_HIDDEN
+    dueling: bool = False              # dueling head (variant; see control.QNetwork)
+    encoding: int = 0                  # positional-encoding octaves of Omega (variant; 0: paper)
+    guide_margin: float = 0.0          # DQfD-style large-margin loss on guided K-GPS actions (0: off)
+    guide_margin_weight: float = 1.0   # weight of that loss beside the TD loss
+    device: str = "cpu"                # torch device for the networks ("cuda" on a GPU machine)
+    eval_every: int = 25_000           # environment steps between evaluations
+    eval_trials: int = 200             # trials per evaluation (Figure 5: 200)
+    checkpoint_every: int = 100_000
+    max_steps: int = 300               # step limit per trial
+    seed: int = 0
+    threads: int = 0                   # torch CPU threads (0: leave torch's default)
+
+    def __post_init__(self):
+        self.hidden = tuple(int(h) for h in self.hidden)
+        if self.exploration not in ("kgps", "egreedy"):
+            raise ValueError(f"exploration must be 'kgps' or 'egreedy', got {self.exploration!r}")
+        if self.loss not in ("huber", "mse"):
+            raise ValueError(f"loss must be 'huber' or 'mse', got {self.loss!r}")
+        if not 0 <= self.eps_end <= self.eps_start <= 1:
+            raise ValueError("need 0 <= eps_end <= eps_start <= 1")
+        if self.n_step < 1:
+            raise ValueError("n_step must be at least 1")
+        if self.total_steps < self.num_envs or self.batch_size < 1 or self.num_envs < 1:
+            raise ValueError("total_steps must be >= num_envs >= 1 and batch_size >= 1")
+
+    def task(self) -> TaskConfig:
+        return TaskConfig(dof=self.dof, max_steps=self.max_steps)
+
+    def epsilon(self, step: int) -> float:
+        frac = min(1.0, step / max(1.0, self.eps_decay_fraction * self.total_steps))
+        return self.eps_start + frac * (self.eps_end - self.eps_start)
+
+
+class ReplayMemory:
+    """Fixed-size circular replay memory D of (Omega, a, G, Omega', discount).
+
+    With one-step returns G is r and discount is gamma (0 at the end of a successful trial); with
+    n-step returns G sums n discounted rewards and discount is gamma^n (see :class:`NStep`).
+    """
+
+    def __init__(self, size: int):
+        self.size, self.pos, self.full = size, 0, False
+        self.obs = np.zeros((size, 5), np.float32)
+        self.next_obs = np.zeros((size, 5), np.float32)
+        self.action = np.zeros(size, np.int64)
+        self.reward = np.zeros(size, np.float32)
+        self.discount = np.zeros(size, np.float32)
+        self.guided = np.zeros(size, np.float32)  # 1 where the action came from K-GPS
+
+    def __len__(self) -> int:
+        return self.size if self.full else self.pos
+
+    def add(self, obs, action, reward, next_obs, discount, guided) -> None:
+        n = len(action)
+        idx = (self.pos + np.arange(n)) % self.size
+        self.obs[idx], self.action[idx], self.reward[idx] = obs, action, reward
+        self.next_obs[idx], self.discount[idx], self.guided[idx] = next_obs, discount, guided
+        self.full = self.full or self.pos + n >= self.size
+        self.pos = (self.pos + n) % self.size
+
+    FIELDS = ("obs", "action", "reward", "next_obs", "discount", "guided")
+
+    def sample(self, rng: np.random.Generator, batch: int, device: str = "cpu") -> tuple[torch.Tensor, ...]:
+        idx = rng.integers(0, len(self), size=batch)
+        return tuple(torch.from_numpy(getattr(self, k)[idx]).to(device) for k in self.FIELDS)
+
+    def state(self) -> dict:
+        return {k: getattr(self, k) for k in self.FIELDS} | {
+            "pos": np.int64(self.pos), "full": np.bool_(self.full)}
+
+    def load_state(self, state) -> None:
+        for k in self.FIELDS:
+            getattr(self, k)[...] = state[k]
+        self.pos, self.full = int(state["pos"]), bool(state["full"])
+
+
+class NStep:
+    """Turns each trial's stream of one-step transitions into n-step ones.
+
+    It keeps the last ``n`` (Omega, a, r) of every trial.  A transition leaves once n later rewards
+    are known, with G = sum_i gamma^i r_i and discount gamma^n; when a trial ends, all it holds
+    leave with the rewards up to the end (discount 0 after success, gamma^k after truncation,
+    which bootstraps from the last Omega).
+    """
+
+    def __init__(self, n: int, num_envs: int, gamma: float):
+        self.n, self.gamma = n, gamma
+        self.obs = np.zeros((num_envs, n, 5), np.float32)
+        self.action = np.zeros((num_envs, n), np.int64)
+        self.reward = np.zeros((num_envs, n))
+        self.guided = np.zeros((num_envs, n), np.float32)
+        self.count = np.zeros(num_envs, np.int64)  # valid entries, newest at index n-1
+        self.powers = gamma ** np.arange(n + 1)
+
+    def push(self, obs, action, reward, next_obs, terminated, truncated, guided) -> tuple[np.ndarray, ...]:
+        n = self.n
+        for a in (self.obs, self.action, self.reward, self.guided):
+            a[:, :-1] = a[:, 1:].copy()
+        self.obs[:, -1], self.action[:, -1], self.reward[:, -1] = obs, action, reward
+        self.guided[:, -1] = guided
+        self.count = np.minimum(self.count + 1, n)
+        done = terminated | truncated
+        out = []
+        full = ~done & (self.count == n)  # the oldest entry has its n rewards
+        if full.any():
+            g = self.reward[full] @ self.powers[:n]
+            out.append((self.obs[full, 0], self.action[full, 0], g, next_obs[full],
+                        np.full(g.shape, self.powers[n]), self.guided[full, 0]))
+            self.count[full] -= 1
+        for e in np.flatnonzero(done):  # flush a finished trial
+            k = int(self.count[e])
+            rew = self.reward[e, n - k:]
+            g = np.array([rew[i:] @ self.powers[:k - i] for i in range(k)])
+            disc = 0.0 if terminated[e] else self.powers[k - np.arange(k)]
+            out.append((self.obs[e, n - k:], self.action[e, n - k:], g,
+                        np.repeat(next_obs[e][None], k, axis=0), np.broadcast_to(disc, (k,)),
+                        self.guided[e, n - k:]))
+            self.count[e] = 0
+        if not out:
+            return ()
+        return tuple(np.concatenate(parts) for parts in zip(*out))
+
+
+def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Tensor) -> float:
+    obs, action, ret, next_obs, discount, guided = batch
+    with torch.no_grad():
+        next_q_target = target_net(next_obs).masked_fill(~mask, float("-inf"))
+        if cfg.double_dqn:
+            best = masked_argmax(net(next_obs), mask)
+            next_v = next_q_target.gather(1, best[:, None]).squeeze(1)
+        else:
+            next_v = next_q_target.max(dim=1).values
+        y = ret + discount * next_v
+    q_all = net(obs)
+    q = q_all.gather(1, action[:, None]).squeeze(1)
+    loss = F.smooth_l1_loss(q, y) if cfg.loss == "huber" else 0.5 * F.mse_loss(q, y)
+    if cfg.guide_margin > 0:
+        # DQfD (Hester et al. 2018): the guide's action should beat every other by the margin
+        margins = torch.full_like(q_all, cfg.guide_margin).scatter_(1, action[:, None], 0.0)
+        best = (q_all + margins).masked_fill(~mask, float("-inf")).max(dim=1).values
+        loss = loss + cfg.guide_margin_weight * ((best - q) * guided).sum() / guided.sum().clamp(min=1)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    with torch.no_grad():
+        for p, tp in zip(net.parameters(), target_net.parameters()):
+            tp.lerp_(p, cfg.target_tau)
+    return loss.item()
+
+
+def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool = True,
+          log=print) -> dict:
+    """Train a control network; returns the metrics written to ``run_dir/metrics.json``."""
+    os.makedirs(run_dir, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    task = cfg.task()
+    env = ReachEnv(cfg.num_envs, task, seed=cfg.seed + 1)
+    dev = torch.device(cfg.device)
+    net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding).to(dev)
+    target_net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding).to(dev)
+    target_net.load_state_dict(net.state_dict())
+    optim = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    memory = ReplayMemory(min(cfg.buffer_size, cfg.total_steps))
+    nstep = NStep(cfg.n_step, cfg.num_envs, cfg.gamma)
+    mask = torch.as_tensor(env.action_mask, device=dev)
+    step, updates, history, best_success, elapsed0 = 0, 0, [], -1.0, 0.0
+
+    ckpt_path = os.path.join(run_dir, "checkpoint.pt")
+    if resume:
+        state = load_checkpoint(ckpt_path)
+        saved = TrainConfig(**state["config"])
+        if asdict(saved) != asdict(cfg):
+            diff = [f.name for f in fields(cfg) if getattr(saved, f.name) != getattr(cfg, f.name)]
+            raise CheckpointError(f"{ckpt_path} was trained with other settings ({', '.join(diff)}); "
+                                  "resume with the same options or start a new run directory")
+        net.load_state_dict(state["model"])
+        target_net.load_state_dict(state["target_model"])
+        optim.load_state_dict(state["optimizer"])
+        step, updates = int(state["step"]), int(state["updates"])
+        history, best_success = list(state["history"]), float(state["best_success"])
+        elapsed0 = float(state["elapsed"])
+        with np.load(os.path.join(run_dir, "replay.npz")) as replay:
+            memory.load_state(replay)
+        rng.bit_generator.state = state["rng"]
+        env.rng.bit_generator.state = state["env_rng"]
+        for k in ("q", "q_star", "target", "n_within", "t"):
+            setattr(env, k, state["env"][k].numpy().copy())
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed {run_dir} at step {step:,}")
+    else:
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            json.dump(asdict(cfg), f, indent=2)
+
+    def policy_of(model) -> ControlPolicy:
+        return ControlPolicy(model, task, {"exploration": cfg.exploration, "seed": cfg.seed,
+                                           "steps": step, "config": asdict(cfg)})
+
+    def save_checkpoint() -> None:
+        np.savez(os.path.join(run_dir, "replay.tmp.npz"), **memory.state())
+        os.replace(os.path.join(run_dir, "replay.tmp.npz"), os.path.join(run_dir, "replay.npz"))
+        save_atomic({
+            "config": asdict(cfg), "model": net.state_dict(), "target_model": target_net.state_dict(),
+            "optimizer": optim.state_dict(), "step": step, "updates": updates, "history": history,
+            "best_success": best_success, "elapsed": elapsed0 + time.perf_counter() - t0,
+            "rng": rng.bit_generator.state, "env_rng": env.rng.bit_generator.state,
+            "env": {k: torch.from_numpy(getattr(env, k).copy())
+                    for k in ("q", "q_star", "target", "n_within", "t")},
+            "torch_rng": torch.get_rng_state()}, ckpt_path)
+
+    def evaluate() -> None:
+        nonlocal best_success
+        net.eval()
+        res = run_trials(policy_of(net).act, task, cfg.eval_trials, seed=EVAL_SEED + 1 + len(history))
+        net.train()
+        history.append({"step": step, "updates": updates, "epsilon": cfg.epsilon(step),
+                        "success_rate": res.success_rate, "d_med_cm": res.d_med_cm,
+                        "mean_return": res.mean_return,
+                        "elapsed_s": elapsed0 + time.perf_counter() - t0})
+        if res.success_rate >= best_success:
+            best_success = res.success_rate
+            policy_of(net).save(os.path.join(run_dir, "best.pt"))
+
+    t0 = time.perf_counter()
+    obs = env.observe()
+    bar = tqdm(total=cfg.total_steps, initial=step, unit="step", disable=not progress,
+               desc=f"{cfg.exploration} {cfg.dof}-DoF", dynamic_ncols=True, file=sys.stderr)
+    update_debt, loss, next_eval = 0.0, float("nan"), (step // cfg.eval_every + 1) * cfg.eval_every
+    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    while step < cfg.total_steps:
+        # --- act: guide with probability epsilon (Algorithm 1, lines 9-10) -------------------
+        eps = cfg.epsilon(step)
+        with torch.no_grad():
+            actions = masked_argmax(net(torch.from_numpy(obs).to(dev)), mask).cpu().numpy()
+        guided = rng.random(cfg.num_envs) < eps
+        if guided.any():
+            guide = env.kgps_actions() if cfg.exploration == "kgps" else env.random_actions()
+            actions = np.where(guided, guide, actions)
+        # --- execute, observe, store (lines 11-12) --------------------------------------------
+        res = env.step(actions)
+        transitions = nstep.push(obs, actions, res.reward, res.final_obs, res.terminated, res.truncated,
+                                 guided & (cfg.exploration == "kgps"))
+        if transitions:
+            memory.add(*transitions)
+        obs = res.obs
+        step += cfg.num_envs
+        # --- learn from mini-batches (lines 13-14) ---------------------------------------------
+        if len(memory) >= cfg.learning_starts:
+            update_debt += cfg.updates_per_step * cfg.num_envs
+            for group in optim.param_groups:
+                group["lr"] = cfg.lr * (1 + (cfg.lr_final_fraction - 1) * step / cfg.total_steps)
+            while update_debt >= 1:
+                loss = _dqn_update(net, target_net, optim, memory.sample(rng, cfg.batch_size, dev), cfg, mask)
+                updates += 1
+                update_debt -= 1
+        bar.update(cfg.num_envs)
+        if step >= next_eval or step >= cfg.total_steps:
+            next_eval += cfg.eval_every
+            evaluate()
+            h = history[-1]
+            bar.set_postfix(eps=f"{eps:.2f}", success=f"{h['success_rate']:.3f}", loss=f"{loss:.2e}")
+            if not progress:
+                log(f"step {step:>9,}  eps {eps:.2f}  success {h['success_rate']:.3f}  "
+                    f"d_med {h['d_med_cm']:.1f} cm  loss {loss:.2e}  {h['elapsed_s']:.0f} s")
+        if step >= next_ckpt:
+            next_ckpt += cfg.checkpoint_every
+            save_checkpoint()
+    bar.close()
+    elapsed = elapsed0 + time.perf_counter() - t0
+
+    policy_of(net).save(os.path.join(run_dir, "model.pt"))
+    save_checkpoint()
+    metrics = {
+        "config": asdict(cfg), "steps": step, "updates": updates, "elapsed_s": elapsed,
+        "env_steps_per_s": step / elapsed, "updates_per_s": updates / elapsed,
+        "final_success_rate": history[-1]["success_rate"], "best_success_rate": best_success,
+        "history": history,
+    }
+    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    with open(os.path.join(run_dir, "progress.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    plot_learning_curves({f"{cfg.exploration} {cfg.dof}-DoF": history},
+                         os.path.join(run_dir, "learning_curve.png"))
+    log(f"done: {step:,} steps, {updates:,} updates in {elapsed:.0f} s "
+        f"({step / elapsed:,.0f} env steps/s, {updates / elapsed:,.0f} updates/s); "
+        f"final success {history[-1]['success_rate']:.3f}, best {best_success:.3f}")
+    return metrics
+
+
+def plot_learning_curves(curves: dict[str, list[dict]], path: str) -> None:
+    """Success rate vs environment steps, one line per run (the paper's Figure 5)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for name, hist in curves.items():
+        ax.plot([h["step"] for h in hist], [100 * h["success_rate"] for h in hist], label=name)
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("success rate [%]")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("Control learning curves")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------
+def _cmd_train_control(args) -> int:
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                 if getattr(args, f.name, None) is not None}
+    try:
+        cfg = TrainConfig(**overrides)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    run_dir = args.out or f"runs/control_{cfg.exploration}_dof{cfg.dof}_seed{cfg.seed}"
+    if args.resume:
+        saved = os.path.join(run_dir, "config.json")
+        if not os.path.isfile(saved):
+            print(f"error: nothing to resume in {run_dir} (no config.json)", file=sys.stderr)
+            return 2
+        with open(saved) as f:
+            cfg = TrainConfig(**(json.load(f) | {k: v for k, v in overrides.items()
+                                                 if k in ("total_steps",)}))
+    elif os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and not args.force:
+        print(f"error: {run_dir} already holds a run; use --resume to continue it, "
+              "--force to overwrite, or --out for another directory", file=sys.stderr)
+        return 2
+    try:
+        train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"model: {os.path.join(run_dir, 'model.pt')}  metrics: {os.path.join(run_dir, 'metrics.json')}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "control", help="train a control network with DQN + K-GPS (or the epsilon-greedy baseline)",
+        description="Train the Q-network Omega -> 9 Q-values (paper section 4, Algorithm 1). "
+                    "Defaults reproduce the 3-DoF K-GPS setup; see TrainConfig for every option.")
+    d = TrainConfig()
+    p.add_argument("--dof", type=int, choices=(1, 2, 3), help=f"active joints (default {d.dof})")
+    p.add_argument("--exploration", choices=("kgps", "egreedy"),
+                   help="policy search guide: kgps (Eq. 6) or egreedy (default kgps)")
+    p.add_argument("--total-steps", type=int, help=f"environment steps (default {d.total_steps:,})")
+    p.add_argument("--num-envs", type=int, help=f"trials run side by side (default {d.num_envs})")
+    p.add_argument("--eps-decay-fraction", type=float,
+                   help=f"fraction of the run over which epsilon falls 1 -> 0.1 (default {d.eps_decay_fraction})")
+    p.add_argument("--batch-size", type=int, help=f"mini-batch size (default {d.batch_size})")
+    p.add_argument("--updates-per-step", type=float,
+                   help=f"gradient updates per environment step (default {d.updates_per_step})")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
+    p.add_argument("--gamma", type=float, help=f"discount factor (default {d.gamma})")
+    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 400 300)")
+    p.add_argument("--learning-starts", type=int, help=f"transitions before learning (default {d.learning_starts:,})")
+    p.add_argument("--eval-every", type=int, help=f"steps between evaluations (default {d.eval_every:,})")
+    p.add_argument("--eval-trials", type=int, help=f"trials per evaluation (default {d.eval_trials})")
+    p.add_argument("--max-steps", type=int, help=f"step limit per trial (default {d.max_steps})")
+    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out", help="run directory (default runs/control_<exploration>_dof<N>_seed<S>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train_control)

@@ -1,0 +1,128 @@
+"""Planar kinematics of Baxter's left arm (paper section 4, "Task setup").
+
+The three pitch joints of the left arm -- shoulder ``s1``, elbow ``e1`` and wrist ``w1`` -- move the
+end-effector in a vertical plane when the roll joints (s0, e0, w0, w2) are held at zero.  The planar
+link vectors below are derived from Baxter's published Denavit-Hartenberg parameters (the ones in
+Rethink's URDF and in Peter Corke's Robotics Toolbox): a link with DH offset ``d`` along the arm and
+``a`` across it is a planar vector of length ``sqrt(a^2 + d^2)`` turned by ``atan2(a, d)``.
+
+Plane frame (metres): origin on the ``s1`` axis, ``x`` horizontal and pointing forward away from the
+shoulder along the arm's zero pose, ``y`` vertically up.  Positive ``s1`` pitches the arm down, as on
+the robot.  Everything here works on batches: ``q`` has shape ``(..., 3)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+JOINT_NAMES = ("left_s1", "left_e1", "left_w1")
+
+# Baxter DH (standard convention) for the links that follow s1, e1 and w1: (a, d) in metres.
+#   s1 -> e1 : d = 0.102 + 0.26242 = 0.36435 (upper arm), a = 0.069 (elbow offset)
+#   e1 -> w1 : d = 0.10359 + 0.27069 = 0.37429 (forearm), a = 0.010 (wrist offset)
+#   w1 -> end-effector: d = 0.28, a = 0 (the end-effector point of Corke's Baxter model; the
+#   URDF's hand flange is 0.11597 + 0.11355 = 0.2295 m from w1, the gripper adds the rest)
+BAXTER_DH_AD = ((0.069, 0.36435), (0.010, 0.37429), (0.0, 0.28))
+LINK_LENGTHS = np.array([np.hypot(a, d) for a, d in BAXTER_DH_AD])
+LINK_ANGLE_OFFSETS = np.array([np.arctan2(a, d) for a, d in BAXTER_DH_AD])
+
+# Joint limits of Baxter's left arm (rad), from Rethink's URDF / hardware specification.
+JOINT_LIMITS = np.array([
+    [-2.147, 1.047],   # s1
+    [-0.05, 2.618],    # e1
+    [-1.5707, 2.094],  # w1
+])
+
+
+class KinematicsError(ValueError):
+    """Raised for joint angles or targets outside the model's domain."""
+
+
+class PlanarArm:
+    """Three-link planar arm; defaults are Baxter's left arm."""
+
+    def __init__(self, link_lengths=LINK_LENGTHS, angle_offsets=LINK_ANGLE_OFFSETS,
+                 joint_limits=JOINT_LIMITS):
+        self.link_lengths = np.asarray(link_lengths, dtype=np.float64)
+        self.angle_offsets = np.asarray(angle_offsets, dtype=np.float64)
+        self.joint_limits = np.asarray(joint_limits, dtype=np.float64)
+
+    @property
+    def reach(self) -> float:
+        return float(np.sum(self.link_lengths))
+
+    def check_joints(self, q: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+        """Return ``q`` as a float array of shape (..., 3) or raise :class:`KinematicsError`."""
+        q = np.asarray(q, dtype=np.float64)
+        if q.shape[-1:] != (3,):
+            raise KinematicsError(f"joint angles must have 3 values (s1, e1, w1), got shape {q.shape}")
+        if not np.all(np.isfinite(q)):
+            raise KinematicsError("joint angles contain NaN or infinity")
+        lo, hi = self.joint_limits[:, 0], self.joint_limits[:, 1]
+        bad = (q < lo - tol) | (q > hi + tol)
+        if np.any(bad):
+            j = int(np.argwhere(bad)[0][-1])
+            value = float(q[..., j][bad[..., j]].ravel()[0])
+            raise KinematicsError(
+                f"joint {JOINT_NAMES[j]} = {value:.4f} rad is outside its limits "
+                f"[{lo[j]:.4f}, {hi[j]:.4f}]")
+        return q
+
+    def link_points(self, q: np.ndarray) -> np.ndarray:
+        """Positions of shoulder, elbow, wrist and end-effector: shape (..., 4, 2) in metres."""
+        q = np.asarray(q, dtype=np.float64)
+        beta = np.cumsum(q, axis=-1) + self.angle_offsets
+        steps = self.link_lengths[:, None] * np.stack([np.cos(beta), -np.sin(beta)], axis=-1)
+        pts = np.cumsum(steps, axis=-2)
+        zero = np.zeros(pts.shape[:-2] + (1, 2))
+        return np.concatenate([zero, pts], axis=-2)
+
+    def forward(self, q: np.ndarray) -> np.ndarray:
+        """End-effector position x = K(q), shape (..., 2) in metres."""
+        q = np.asarray(q, dtype=np.float64)
+        beta = np.cumsum(q, axis=-1) + self.angle_offsets
+        x = np.sum(self.link_lengths * np.cos(beta), axis=-1)
+        y = -np.sum(self.link_lengths * np.sin(beta), axis=-1)
+        return np.stack([x, y], axis=-1)
+
+    def inverse(self, target: np.ndarray, wrist_angle: np.ndarray) -> np.ndarray:
+        """Joint angles reaching ``target`` with the last link at absolute angle ``wrist_angle``.
+
+        ``wrist_angle`` is the sum s1 + e1 + w1 (the hand's pitch).  Of the two elbow solutions the
+        one with ``e1 >= 0`` (Baxter's elbow only bends one way) is returned.  Raises
+        :class:`KinematicsError` where the wrist point is out of reach.  K-GPS does not need this
+        (q* is known by construction, Algorithm 1), but it is the K^-1 of Eq. 6 for users who
+        only have a target position.
+        """
+        target = np.asarray(target, dtype=np.float64)
+        phi = np.asarray(wrist_angle, dtype=np.float64)
+        l1, l2, l3 = self.link_lengths
+        c1, c2, c3 = self.angle_offsets
+        # wrist point: remove the last link
+        wx = target[..., 0] - l3 * np.cos(phi + c3)
+        wy = target[..., 1] + l3 * np.sin(phi + c3)
+        r2 = wx ** 2 + wy ** 2
+        cos_g = (r2 - l1 ** 2 - l2 ** 2) / (2 * l1 * l2)
+        if np.any(np.abs(cos_g) > 1 + 1e-12):
+            raise KinematicsError("target is out of reach for the requested wrist angle")
+        g = np.arccos(np.clip(cos_g, -1.0, 1.0))  # angle between link 1 and link 2 directions
+        # link directions in the plane: b1 = s1 + c1, b2 = s1 + e1 + c2 (angles measured clockwise)
+        b1 = np.arctan2(-wy, wx) - np.arctan2(l2 * np.sin(g), l1 + l2 * np.cos(g))
+        s1 = b1 - c1
+        e1 = (b1 + g) - c2 - s1
+        w1 = phi - s1 - e1
+        q = np.stack([s1, e1, w1], axis=-1)
+        return (q + np.pi) % (2 * np.pi) - np.pi
+
+    def sample_joints(self, rng: np.random.Generator, n: int, margin: float = 0.0) -> np.ndarray:
+        """Uniform joint configurations inside the limits (shrunk by ``margin`` rad)."""
+        lo = self.joint_limits[:, 0] + margin
+        hi = self.joint_limits[:, 1] - margin
+        return rng.uniform(lo, hi, size=(n, 3))
+
+
+BAXTER_LEFT = PlanarArm()
+
+
+def forward(q: np.ndarray) -> np.ndarray:
+    """End-effector position of Baxter's left arm (convenience wrapper)."""
+    return BAXTER_LEFT.forward(q)
