@@ -1,0 +1,490 @@
+"""Tests of the control module (control.py), its training (control_training.py) and the
+evaluation protocol (evaluation.py).  Training runs here are tiny (a few thousand steps, ~1 s)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import asdict, replace
+
+import numpy as np
+import pytest
+import torch
+
+from reach_core.cli import main as cli_main
+from reach_core.control import (CHECKPOINT_FORMAT, CheckpointError, ControlPolicy, QNetwork,
+                                load_checkpoint, masked_argmax)
+from reach_core.control_training import NStep, ReplayMemory, TrainConfig, train
+from reach_core.evaluation import EvalResult, format_table, run_trials
+from reach_core.simulator import ReachEnv, TaskConfig, action_mask
+
+PAPER_PARAMS = 5 * 400 + 400 + 400 * 300 + 300 + 300 * 9 + 9
+
+
+def _omegas(n=256, seed=0):
+    return np.random.default_rng(seed).random((n, 5)).astype(np.float32)
+
+
+def _policy(dof=3, seed=0, **net):
+    torch.manual_seed(seed)
+    return ControlPolicy(QNetwork(**net), TaskConfig(dof=dof), {"exploration": "kgps", "seed": seed})
+
+
+def _assert_clean(err: CheckpointError, *words):
+    msg = str(err)
+    for w in words:
+        assert w in msg, msg
+    assert "Traceback" not in msg and "\n" not in msg, msg
+    # no chained torch/pickle exception would be printed with it
+    assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__)
+
+
+# --- QNetwork -------------------------------------------------------------------------------------
+
+def test_qnetwork_paper_architecture():
+    net = QNetwork()
+    out = net(torch.from_numpy(_omegas(7)))
+    assert out.shape == (7, 9)
+    assert net(torch.zeros(5)).shape == (9,)
+    assert sum(p.numel() for p in net.parameters()) == PAPER_PARAMS == 125409
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(5, 400), (400, 300), (300, 9)]
+    assert sum(isinstance(m, torch.nn.ReLU) for m in net.modules()) == 2
+
+
+@pytest.mark.parametrize("kw", [{"dueling": True}, {"encoding": 4}, {"dueling": True, "encoding": 2},
+                                {"hidden": (64,)}, {"hidden": (32, 32, 32)}])
+def test_qnetwork_variants_output_nine(kw):
+    net = QNetwork(**kw)
+    assert net(torch.from_numpy(_omegas(3))).shape == (3, 9)
+    if kw.get("encoding"):
+        assert net.encode(torch.zeros(2, 5)).shape == (2, 5 * (1 + 2 * kw["encoding"]))
+
+
+def test_dueling_q_is_value_plus_centred_advantage():
+    net = QNetwork(hidden=(16,), dueling=True)
+    x = torch.from_numpy(_omegas(4))
+    raw = net.head(net.trunk(x))
+    v, a = raw[:, :1], raw[:, 1:]
+    torch.testing.assert_close(net(x), v + a - a.mean(-1, keepdim=True))
+
+
+def test_masked_argmax_ignores_masked_actions():
+    q = torch.tensor([[9.0, 8, 7, 1, 2, 3, 6, 5, 4]])
+    assert masked_argmax(q, torch.as_tensor(action_mask(3))).item() == 0
+    assert masked_argmax(q, torch.as_tensor(action_mask(1))).item() == 5
+    assert masked_argmax(q, torch.as_tensor(action_mask(2))).item() == 6
+
+
+def test_policy_act_respects_dof_mask_and_shapes():
+    pol = _policy(dof=1)
+    a = pol.act(_omegas(500))
+    assert a.shape == (500,) and set(np.unique(a)) <= {3, 4, 5}
+    single = pol.act(_omegas(1)[0])
+    assert np.ndim(single) == 0 and single == pol.act(_omegas(1))[0]
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("net", [{}, {"hidden": (32, 16), "dueling": True, "encoding": 3}])
+def test_save_load_round_trip(tmp_path, net):
+    pol = _policy(dof=2, **net)
+    path = tmp_path / "sub" / "p.pt"
+    pol.save(path, note="x")
+    assert path.is_file() and not list(tmp_path.glob("sub/*.tmp*"))
+    back = ControlPolicy.load(path)
+    assert back.task == pol.task and back.meta == pol.meta
+    assert back.net.hidden == pol.net.hidden and back.net.dueling == pol.net.dueling
+    assert back.net.encoding == pol.net.encoding
+    sd0, sd1 = pol.net.state_dict(), back.net.state_dict()
+    assert sd0.keys() == sd1.keys()
+    for k in sd0:
+        assert torch.equal(sd0[k], sd1[k]), k
+    om = _omegas(1000, seed=1)
+    np.testing.assert_array_equal(back.act(om), pol.act(om))
+    assert load_checkpoint(path)["note"] == "x"
+    assert ControlPolicy.load(str(path), dof=2).task.dof == 2
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(CheckpointError) as exc:
+        ControlPolicy.load(tmp_path / "nope.pt")
+    _assert_clean(exc.value, "checkpoint file not found", "nope.pt")
+
+
+def test_load_empty_file(tmp_path):
+    p = tmp_path / "empty.pt"
+    p.write_bytes(b"")
+    with pytest.raises(CheckpointError) as exc:
+        ControlPolicy.load(p)
+    _assert_clean(exc.value, "empty", "empty.pt")
+
+
+def test_load_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        ControlPolicy.load(tmp_path)
+
+
+def test_load_random_bytes(tmp_path):
+    p = tmp_path / "corrupt.pt"
+    p.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(CheckpointError) as exc:
+        ControlPolicy.load(p)
+    _assert_clean(exc.value, "cannot read checkpoint", "corrupt.pt")
+
+
+def test_load_truncated_checkpoint(tmp_path):
+    p = tmp_path / "cut.pt"
+    _policy().save(p)
+    p.write_bytes(p.read_bytes()[:5000])
+    with pytest.raises(CheckpointError) as exc:
+        ControlPolicy.load(p)
+    _assert_clean(exc.value, "cannot read checkpoint")
+
+
+@pytest.mark.parametrize("obj, found", [({"format": "other"}, "'other'"), ({"a": 1}, "None"),
+                                        ([1, 2, 3], "'list'")])
+def test_load_foreign_torch_file(tmp_path, obj, found):
+    p = tmp_path / "other.pt"
+    torch.save(obj, p)
+    with pytest.raises(CheckpointError) as exc:
+        ControlPolicy.load(p)
+    _assert_clean(exc.value, "not a reach control checkpoint", found, CHECKPOINT_FORMAT)
+
+
+def test_load_weights_of_another_architecture(tmp_path):
+    ckpt = _policy().checkpoint()
+    assert ckpt["arch"]["hidden"] == [400, 300]
+    ckpt["model"] = QNetwork(hidden=(64, 64)).state_dict()
+    p = tmp_path / "mismatch.pt"
+    torch.save(ckpt, p)
+    with pytest.raises(CheckpointError) as exc:
+        ControlPolicy.load(p)
+    _assert_clean(exc.value, "weights do not fit", "(400, 300)")
+
+
+def test_load_dueling_weights_under_plain_header(tmp_path):
+    ckpt = _policy(hidden=(32,), dueling=True).checkpoint()
+    ckpt["arch"]["dueling"] = False
+    p = tmp_path / "duel.pt"
+    torch.save(ckpt, p)
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        ControlPolicy.load(p)
+
+
+def test_load_dof_mismatch(tmp_path):
+    p = tmp_path / "three.pt"
+    _policy(dof=3).save(p)
+    with pytest.raises(CheckpointError) as exc:
+        ControlPolicy.load(p, dof=2)
+    _assert_clean(exc.value, "3-DoF", "2-DoF")
+
+
+@pytest.mark.parametrize("edit", [
+    lambda c: c.pop("arch"),
+    lambda c: c.pop("task"),
+    lambda c: c["task"].update(dof=7),
+    lambda c: c["task"].update(bogus=1),
+    lambda c: c["arch"].update(hidden=5),
+    lambda c: c["arch"].update(in_dim=6),
+])
+def test_load_malformed_header(tmp_path, edit):
+    ckpt = _policy().checkpoint()
+    edit(ckpt)
+    p = tmp_path / "bad.pt"
+    torch.save(ckpt, p)
+    with pytest.raises(CheckpointError) as exc:
+        ControlPolicy.load(p)
+    assert "bad.pt" in str(exc.value)
+
+
+@pytest.mark.parametrize("model", ["pop", None])
+def test_load_malformed_weights_entry(tmp_path, model):
+    # the "model" entry missing or not a state dict: still a CheckpointError, not a bare torch error
+    ckpt = _policy(hidden=(8,)).checkpoint()
+    if model == "pop":
+        ckpt.pop("model")
+    else:
+        ckpt["model"] = model
+    p = tmp_path / "w.pt"
+    torch.save(ckpt, p)
+    with pytest.raises(CheckpointError):
+        ControlPolicy.load(p)
+
+
+# --- n-step returns -------------------------------------------------------------------------------
+
+def _o(t, e):
+    """A recognisable observation: trial step t of env e."""
+    return np.full(5, 10 * t + e, np.float32)
+
+
+def _push(ns, t, rewards, term=(False, False), trunc=(False, False)):
+    obs = np.stack([_o(t, 0), _o(t, 1)])
+    nxt = np.stack([_o(t + 1, 0), _o(t + 1, 1)]) + 0.5  # "after the step" marker
+    return ns.push(obs, np.array([t, 100 + t]), np.array(rewards, float), nxt,
+                   np.array(term), np.array(trunc), np.array([1.0, 0.0], np.float32))
+
+
+def _rows(out):
+    """Transitions as {first obs value: (action, G, next obs value, discount, guided)}."""
+    if not out:
+        return {}
+    obs, act, g, nxt, disc, guided = out
+    assert len({len(obs), len(act), len(g), len(nxt), len(disc), len(guided)}) == 1
+    return {float(o[0]): (int(a), float(r), float(n[0]), float(d), float(gd))
+            for o, a, r, n, d, gd in zip(obs, act, g, nxt, disc, guided)}
+
+
+def _check(rows, expected):
+    assert set(rows) == set(expected), (rows, expected)
+    for k, (a, g, n, d, gd) in expected.items():
+        ra, rg, rn, rd, rgd = rows[k]
+        assert ra == a and rn == n and rgd == gd, (k, rows[k], expected[k])
+        assert rg == pytest.approx(g, abs=1e-12) and rd == pytest.approx(d, abs=1e-12), (k, rows[k])
+
+
+def test_nstep_returns_discounts_and_flushes():
+    gam = 0.9
+    ns = NStep(3, 2, gam)
+    # t=0: nothing is complete yet
+    assert _push(ns, 0, [1, 10]) == ()
+    # t=1: env 1 succeeds -> both of its transitions leave with discount 0
+    _check(_rows(_push(ns, 1, [2, 20], term=(False, True))), {
+        1.0: (100, 10 + gam * 20, 21.5, 0.0, 0.0),
+        11.0: (101, 20, 21.5, 0.0, 0.0),
+    })
+    # t=2: env 0 has 3 rewards for its first transition: G = 1 + .9*2 + .81*3, discount .9^3
+    _check(_rows(_push(ns, 2, [3, 30])), {
+        0.0: (0, 1 + gam * 2 + gam ** 2 * 3, 30.5, gam ** 3, 1.0),
+    })
+    # t=3: env 0 is truncated -> its 3 pending transitions bootstrap from Omega_4 with gamma^k
+    _check(_rows(_push(ns, 3, [4, 40], trunc=(True, False))), {
+        10.0: (1, 2 + gam * 3 + gam ** 2 * 4, 40.5, gam ** 3, 1.0),
+        20.0: (2, 3 + gam * 4, 40.5, gam ** 2, 1.0),
+        30.0: (3, 4, 40.5, gam, 1.0),
+    })
+    # t=4: env 1's new trial (started at t=2) completes its first 3-step transition
+    _check(_rows(_push(ns, 4, [5, 50])), {
+        21.0: (102, 30 + gam * 40 + gam ** 2 * 50, 51.5, gam ** 3, 0.0),
+    })
+
+
+def test_nstep_one_is_the_one_step_target():
+    ns = NStep(1, 2, 0.99)
+    _check(_rows(_push(ns, 0, [1, 2])), {0.0: (0, 1, 10.5, 0.99, 1.0), 1.0: (100, 2, 11.5, 0.99, 0.0)})
+    _check(_rows(_push(ns, 1, [3, 4], term=(True, False), trunc=(False, True))),
+           {10.0: (1, 3, 20.5, 0.0, 1.0), 11.0: (101, 4, 21.5, 0.99, 0.0)})
+
+
+def test_replay_memory_wraps_around():
+    m = ReplayMemory(5)
+    for start in (0, 3):
+        n = 3
+        m.add(np.full((n, 5), start, np.float32) + np.arange(n)[:, None], np.arange(start, start + n),
+              np.ones(n), np.zeros((n, 5)), np.full(n, 0.9), np.zeros(n))
+    assert len(m) == 5 and m.full and m.pos == 1
+    np.testing.assert_array_equal(m.action, [5, 1, 2, 3, 4])
+    batch = m.sample(np.random.default_rng(0), 64)
+    assert [t.shape[0] for t in batch] == [64] * 6
+    assert set(batch[1].tolist()) <= {1, 2, 3, 4, 5}
+
+
+# --- training -------------------------------------------------------------------------------------
+
+TINY = dict(dof=1, total_steps=3000, num_envs=16, learning_starts=500, eval_every=1500,
+            eval_trials=20, batch_size=64, threads=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("tiny")
+    cfg = TrainConfig(**TINY)
+    logs = []
+    metrics = train(cfg, str(run_dir), progress=False, log=logs.append)
+    return cfg, run_dir, metrics, logs
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="exploration"):
+        TrainConfig(exploration="random")
+    with pytest.raises(ValueError, match="n_step"):
+        TrainConfig(n_step=0)
+    with pytest.raises(ValueError):
+        TrainConfig(total_steps=8, num_envs=16)
+    cfg = TrainConfig(total_steps=1000, eps_decay_fraction=0.5)
+    assert cfg.epsilon(0) == 1.0 and cfg.epsilon(250) == pytest.approx(0.55)
+    assert cfg.epsilon(500) == pytest.approx(0.1) and cfg.epsilon(1000) == pytest.approx(0.1)
+    assert cfg.task() == TaskConfig(dof=3, max_steps=300)
+
+
+def test_tiny_training_writes_run_files(tiny_run):
+    cfg, run_dir, metrics, logs = tiny_run
+    for name in ("model.pt", "best.pt", "checkpoint.pt", "replay.npz", "config.json",
+                 "metrics.json", "learning_curve.png", "progress.csv"):
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+    with open(run_dir / "learning_curve.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
+    assert on_disk["steps"] == metrics["steps"]
+    assert cfg.total_steps <= metrics["steps"] < cfg.total_steps + cfg.num_envs
+    assert metrics["env_steps_per_s"] > 0 and metrics["updates_per_s"] > 0
+    # updates: 0.125 per env step once the memory holds learning_starts transitions
+    assert metrics["updates"] == pytest.approx(0.125 * (metrics["steps"] - 512), abs=2)
+    hist = on_disk["history"]
+    assert [h["step"] for h in hist] == [1504, 3008]
+    assert all(0 <= h["success_rate"] <= 1 for h in hist)
+    assert on_disk["final_success_rate"] == hist[-1]["success_rate"]
+    assert on_disk["best_success_rate"] == max(h["success_rate"] for h in hist)
+    assert json.loads((run_dir / "config.json").read_text()) == json.loads(json.dumps(asdict(cfg)))
+    with open(run_dir / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1504, 3008]
+    assert float(rows[-1]["success_rate"]) == pytest.approx(hist[-1]["success_rate"])
+    assert any("done" in line for line in logs)
+
+
+def test_tiny_training_models_load(tiny_run):
+    cfg, run_dir, metrics, _ = tiny_run
+    model = ControlPolicy.load(run_dir / "model.pt", dof=1)
+    assert model.task.dof == 1 and model.meta["exploration"] == "kgps"
+    assert model.meta["steps"] == metrics["steps"]
+    best = ControlPolicy.load(run_dir / "best.pt", dof=1)
+    assert best.net.hidden == (400, 300)
+    assert set(np.unique(model.act(_omegas(300)))) <= {3, 4, 5}
+    # model.pt holds the final weights, which are those of the training checkpoint
+    ck = load_checkpoint(run_dir / "checkpoint.pt")
+    for k, v in model.net.state_dict().items():
+        assert torch.equal(v, ck["model"][k]), k
+    # the final evaluation in the history is reproducible from model.pt
+    res = run_trials(model.act, cfg.task(), cfg.eval_trials, seed=2017 + 1 + 1)
+    assert res.success_rate == pytest.approx(metrics["history"][-1]["success_rate"])
+
+
+RESUME = dict(dof=1, total_steps=3200, num_envs=16, learning_starts=500, eval_every=1600,
+              eval_trials=20, batch_size=64, checkpoint_every=800, threads=1)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupting_log(msg):
+    raise _Interrupt(msg)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    cfg = TrainConfig(**RESUME)
+    full = train(cfg, str(tmp_path / "a"), progress=False, log=lambda m: None)
+    # the first log line comes at the first evaluation (step 1600), after the checkpoint at 800
+    with pytest.raises(_Interrupt):
+        train(cfg, str(tmp_path / "b"), progress=False, log=_interrupting_log)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 800
+    assert not (tmp_path / "b" / "model.pt").exists()
+    logs = []
+    resumed = train(cfg, str(tmp_path / "b"), resume=True, progress=False, log=logs.append)
+    assert any("resumed" in line and "800" in line for line in logs)
+    assert resumed["steps"] == full["steps"] == 3200
+    assert resumed["updates"] == full["updates"]
+    assert [h["step"] for h in resumed["history"]] == [1600, 3200]
+    assert ([h["success_rate"] for h in resumed["history"]]
+            == [h["success_rate"] for h in full["history"]])
+    a = ControlPolicy.load(tmp_path / "a" / "model.pt").net.state_dict()
+    b = ControlPolicy.load(tmp_path / "b" / "model.pt").net.state_dict()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=0)
+
+
+def test_resume_with_other_settings_raises(tmp_path):
+    cfg = TrainConfig(**(RESUME | {"total_steps": 800}))
+    train(cfg, str(tmp_path), progress=False, log=lambda m: None)
+    with pytest.raises(CheckpointError) as exc:
+        train(replace(cfg, lr=1e-3), str(tmp_path), resume=True, progress=False, log=lambda m: None)
+    assert "lr" in str(exc.value) and "other settings" in str(exc.value)
+
+
+def test_resume_without_checkpoint_raises(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        train(TrainConfig(**RESUME), str(tmp_path), resume=True, progress=False, log=lambda m: None)
+
+
+def test_cli_resume_extends_a_finished_run(tmp_path, capsys):
+    # `reach train control --resume --total-steps N` keeps the saved settings but the new length
+    out = str(tmp_path / "run")
+    common = ["--out", out, "--no-progress", "--threads", "1"]
+    rc = cli_main(["train", "control", "--dof", "1", "--total-steps", "1600", "--num-envs", "16",
+                   "--learning-starts", "500", "--eval-every", "800", "--eval-trials", "20",
+                   "--batch-size", "64", *common])
+    assert rc == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 1600
+    rc = cli_main(["train", "control", "--resume", "--total-steps", "3200", *common])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps"] == 3200
+    assert [h["step"] for h in metrics["history"]] == [800, 1600, 2400, 3200]
+
+
+def test_cli_refuses_to_overwrite_a_run(tmp_path, capsys):
+    cfg = TrainConfig(**(RESUME | {"total_steps": 800}))
+    train(cfg, str(tmp_path), progress=False, log=lambda m: None)
+    rc = cli_main(["train", "control", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dof, noop", [(3, 2), (1, 5)])
+def test_run_trials_with_noop_policy(dof, noop):
+    task = TaskConfig(dof=dof, max_steps=12)
+    trials, seed = 300, 5
+    ref = ReachEnv(trials, task, seed=seed, auto_reset=False)
+    d0 = ref.distance()
+    res = run_trials(lambda om: np.full(len(om), noop), task, trials=trials, seed=seed)
+    assert isinstance(res, EvalResult) and res.trials == trials
+    np.testing.assert_array_equal(res.final_distance_m, d0)
+    inside = d0 <= task.delta
+    np.testing.assert_array_equal(res.success, inside)
+    assert res.success_rate == pytest.approx(inside.mean())
+    steps = np.where(inside, task.success_steps, task.max_steps)
+    assert res.mean_steps == pytest.approx(steps.mean())
+    ret = np.where(inside, 1.0, task.max_steps * task.reward_scale * (task.delta / d0 - 1))
+    assert res.mean_return == pytest.approx(ret.mean(), rel=1e-9)
+    assert res.d_med_cm == pytest.approx(np.median(d0) * 100)
+    assert res.d_q3_cm == pytest.approx(np.percentile(d0, 75) * 100)
+    assert res.d_med_px == pytest.approx(np.median(d0) / (420 / 210 / 84))
+    s = res.summary()
+    assert "final_distance_m" not in s and s["trials"] == trials
+
+
+def test_run_trials_noop_all_far_fails():
+    task = TaskConfig(dof=3, max_steps=7)
+    res = run_trials(lambda om: np.full(len(om), 2), task, trials=50, seed=123)
+    far = res.final_distance_m > task.delta
+    assert far.sum() >= 45
+    assert not res.success[far].any()
+    # a policy that does nothing never succeeds from outside delta; its steps are max_steps there
+    assert res.mean_steps <= task.max_steps
+
+
+def test_run_trials_kgps_like_oracle_through_observe():
+    # "observe" hands the policy the environment itself, so an oracle can use K-GPS
+    task = TaskConfig(dof=2, max_steps=300)
+    res = run_trials(lambda env: env.kgps_actions(), task, trials=50, seed=4, observe=lambda env: env)
+    assert res.success_rate == 1.0
+    assert res.d_med_cm < task.delta * 100 and res.mean_return > 0
+
+
+def test_format_table():
+    task = TaskConfig(dof=3, max_steps=5)
+    res = run_trials(lambda om: np.full(len(om), 2), task, trials=20, seed=1)
+    text = format_table({"noop 3-DoF": res, "again": res}, "title line")
+    lines = text.splitlines()
+    assert lines[0] == "title line"
+    assert "success %" in lines[1] and "d_med cm" in lines[1]
+    row = next(line for line in lines if line.startswith("noop 3-DoF"))
+    assert f"{100 * res.success_rate:.2f}" in row and f"{res.d_med_cm:.2f}" in row
+    assert f"{res.mean_steps:.1f}" in row
+    assert sum(line.startswith("again") for line in lines) == 1
+    assert format_table({"x": res}).splitlines()[0].strip().startswith("success %")
