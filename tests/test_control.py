@@ -453,7 +453,7 @@ def test_run_trials_with_noop_policy(dof, noop):
     assert res.mean_return == pytest.approx(ret.mean(), rel=1e-9)
     assert res.d_med_cm == pytest.approx(np.median(d0) * 100)
     assert res.d_q3_cm == pytest.approx(np.percentile(d0, 75) * 100)
-    assert res.d_med_px == pytest.approx(np.median(d0) / (420 / 210 / 84))
+    assert res.d_med_px == pytest.approx(np.median(d0) / 0.025)  # 2.1 m crop over 84 px
     s = res.summary()
     assert "final_distance_m" not in s and s["trials"] == trials
 

@@ -132,7 +132,7 @@ class ControlPolicy:
         net = QNetwork(hidden, dueling, encoding)
         try:
             net.load_state_dict(ckpt["model"])
-        except (RuntimeError, KeyError) as err:
+        except (RuntimeError, KeyError, TypeError, AttributeError) as err:
             first = str(err).strip().splitlines()
             raise CheckpointError(
                 f"{source}: weights do not fit a Q-network with hidden layers {hidden}"

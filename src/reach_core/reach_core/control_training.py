@@ -39,12 +39,14 @@ class TrainConfig:
 
     dof: int = 3
     exploration: str = "kgps"          # "kgps" (Eq. 6) or "egreedy" (baseline)
+    # The defaults follow the paper (one-step DQN, 5-400-300-9 MLP); the variants below it are
+    # off by default and recorded in every checkpoint and metrics file that uses them.
     total_steps: int = 600_000         # environment steps (transitions) in the run
     num_envs: int = 32                 # trials stepped side by side
     eps_start: float = 1.0
     eps_end: float = 0.1
     eps_decay_fraction: float = 0.5    # epsilon reaches eps_end after this fraction of the run
-    buffer_size: int = 500_000
+    buffer_size: int = 300_000
     learning_starts: int = 10_000
     batch_size: int = 256
     updates_per_step: float = 0.125    # gradient updates per environment step
@@ -58,6 +60,7 @@ class TrainConfig:
     hidden: tuple = PAPER_HIDDEN
     dueling: bool = False              # dueling head (variant; see control.QNetwork)
     encoding: int = 0                  # positional-encoding octaves of Omega (variant; 0: paper)
+    action_gap: float = 0.0            # advantage learning alpha (Bellemare et al. 2016; 0: plain DQN)
     guide_margin: float = 0.0          # DQfD-style large-margin loss on guided K-GPS actions (0: off)
     guide_margin_weight: float = 1.0   # weight of that loss beside the TD loss
     device: str = "cpu"                # torch device for the networks ("cuda" on a GPU machine)
@@ -141,6 +144,8 @@ class NStep:
     which bootstraps from the last Omega).
     """
 
+    STATE = ("obs", "action", "reward", "guided", "count")
+
     def __init__(self, n: int, num_envs: int, gamma: float):
         self.n, self.gamma = n, gamma
         self.obs = np.zeros((num_envs, n, 5), np.float32)
@@ -189,6 +194,12 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
         else:
             next_v = next_q_target.max(dim=1).values
         y = ret + discount * next_v
+        if cfg.action_gap > 0:
+            # advantage learning: lower suboptimal actions by alpha times their advantage, which
+            # widens the gap between the best action and the others (here only ~1 % of Q)
+            q_t = target_net(obs)
+            v_t = q_t.masked_fill(~mask, float("-inf")).max(dim=1).values
+            y = y - cfg.action_gap * (v_t - q_t.gather(1, action[:, None]).squeeze(1))
     q_all = net(obs)
     q = q_all.gather(1, action[:, None]).squeeze(1)
     loss = F.smooth_l1_loss(q, y) if cfg.loss == "huber" else 0.5 * F.mse_loss(q, y)
@@ -221,17 +232,19 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
     target_net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding).to(dev)
     target_net.load_state_dict(net.state_dict())
     optim = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    memory = ReplayMemory(min(cfg.buffer_size, cfg.total_steps))
+    memory = ReplayMemory(cfg.buffer_size)
     nstep = NStep(cfg.n_step, cfg.num_envs, cfg.gamma)
     mask = torch.as_tensor(env.action_mask, device=dev)
-    step, updates, history, best_success, elapsed0 = 0, 0, [], -1.0, 0.0
+    step, updates, history, best_success, elapsed0, update_debt = 0, 0, [], -1.0, 0.0, 0.0
 
     ckpt_path = os.path.join(run_dir, "checkpoint.pt")
     if resume:
         state = load_checkpoint(ckpt_path)
         saved = TrainConfig(**state["config"])
-        if asdict(saved) != asdict(cfg):
-            diff = [f.name for f in fields(cfg) if getattr(saved, f.name) != getattr(cfg, f.name)]
+        # a run may be extended (total_steps raised; the schedules stretch), nothing else changed
+        diff = [f.name for f in fields(cfg)
+                if f.name != "total_steps" and getattr(saved, f.name) != getattr(cfg, f.name)]
+        if diff:
             raise CheckpointError(f"{ckpt_path} was trained with other settings ({', '.join(diff)}); "
                                   "resume with the same options or start a new run directory")
         net.load_state_dict(state["model"])
@@ -246,6 +259,9 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
         env.rng.bit_generator.state = state["env_rng"]
         for k in ("q", "q_star", "target", "n_within", "t"):
             setattr(env, k, state["env"][k].numpy().copy())
+        for k in NStep.STATE:
+            setattr(nstep, k, state["nstep"][k].numpy().copy())
+        update_debt = float(state["update_debt"])
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed {run_dir} at step {step:,}")
     else:
@@ -266,6 +282,8 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
             "rng": rng.bit_generator.state, "env_rng": env.rng.bit_generator.state,
             "env": {k: torch.from_numpy(getattr(env, k).copy())
                     for k in ("q", "q_star", "target", "n_within", "t")},
+            "nstep": {k: torch.from_numpy(getattr(nstep, k).copy()) for k in NStep.STATE},
+            "update_debt": update_debt,
             "torch_rng": torch.get_rng_state()}, ckpt_path)
 
     def evaluate() -> None:
@@ -285,7 +303,7 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
     obs = env.observe()
     bar = tqdm(total=cfg.total_steps, initial=step, unit="step", disable=not progress,
                desc=f"{cfg.exploration} {cfg.dof}-DoF", dynamic_ncols=True, file=sys.stderr)
-    update_debt, loss, next_eval = 0.0, float("nan"), (step // cfg.eval_every + 1) * cfg.eval_every
+    loss, next_eval = float("nan"), (step // cfg.eval_every + 1) * cfg.eval_every
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     while step < cfg.total_steps:
         # --- act: guide with probability epsilon (Algorithm 1, lines 9-10) -------------------
@@ -419,7 +437,19 @@ def add_cli(sub) -> None:
                    help=f"gradient updates per environment step (default {d.updates_per_step})")
     p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
     p.add_argument("--gamma", type=float, help=f"discount factor (default {d.gamma})")
-    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 400 300)")
+    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 400 300, the paper's)")
+    p.add_argument("--n-step", type=int, help="n-step returns (default 1, the paper's one-step target)")
+    p.add_argument("--dueling", action="store_true", default=None, help="dueling Q head (variant)")
+    p.add_argument("--encoding", type=int,
+                   help="positional-encoding octaves of Omega in front of the MLP (variant; default 0)")
+    p.add_argument("--guide-margin", type=float,
+                   help="DQfD large-margin loss on K-GPS actions, margin in Q units (variant; default 0)")
+    p.add_argument("--action-gap", type=float, help="advantage-learning alpha (variant; default 0)")
+    p.add_argument("--lr-final-fraction", type=float,
+                   help="learning rate decays linearly to lr * this (default 1: constant)")
+    p.add_argument("--double-dqn", type=lambda v: v.lower() in ("1", "true", "yes"), metavar="BOOL",
+                   help="double DQN targets (default true)")
+    p.add_argument("--device", help="torch device: cpu (default) or cuda")
     p.add_argument("--learning-starts", type=int, help=f"transitions before learning (default {d.learning_starts:,})")
     p.add_argument("--eval-every", type=int, help=f"steps between evaluations (default {d.eval_every:,})")
     p.add_argument("--eval-trials", type=int, help=f"trials per evaluation (default {d.eval_trials})")

@@ -95,6 +95,10 @@ class PlanarArm:
         """
         target = np.asarray(target, dtype=np.float64)
         phi = np.asarray(wrist_angle, dtype=np.float64)
+        if target.shape[-1:] != (2,):
+            raise KinematicsError(f"target must be a 2-D position (x, y), got shape {target.shape}")
+        if not (np.all(np.isfinite(target)) and np.all(np.isfinite(phi))):
+            raise KinematicsError("target or wrist angle contains NaN or infinity")
         l1, l2, l3 = self.link_lengths
         c1, c2, c3 = self.angle_offsets
         # wrist point: remove the last link

@@ -16,8 +16,8 @@ from .kinematics import JOINT_LIMITS, JOINT_NAMES
 # Square region of the arm's plane (metres, plane frame) over which target positions are normalised.
 # Baxter's left arm reaches 1.025 m from the s1 axis; the targets of the task (end-effector
 # positions of configurations within the joint limits) all lie inside this square.
-WORKSPACE = np.array([[-1.0, 1.0],   # x (forward)
-                      [-1.0, 1.0]])  # y (up)
+WORKSPACE = np.array([[-1.05, 1.05],   # x (forward)
+                      [-1.05, 1.05]])  # y (up)
 
 OMEGA_NAMES = ("target_x", "target_y") + JOINT_NAMES
 OMEGA_LOW = np.concatenate([WORKSPACE[:, 0], JOINT_LIMITS[:, 0]])
@@ -73,7 +73,7 @@ class CameraConfig:
 
     width: int = 640
     height: int = 480
-    px_per_m: float = 210.0
+    px_per_m: float = 200.0
     origin_px: tuple[float, float] = (320.0, 240.0)
     roi: tuple[int, int, int, int] = (110, 30, 420, 420)
     net_size: int = 84
@@ -102,4 +102,4 @@ class CameraConfig:
 
 
 DEFAULT_CAMERA = CameraConfig()
-TARGET_RADIUS_M = 0.09  # the blue disc: 9 cm, 3.8 px at 84 x 84 (paper section 4)
+TARGET_RADIUS_M = 0.095  # the blue disc: 3.8 px at 84 x 84 as in the paper (its 9 cm at 2.37 cm/px)
