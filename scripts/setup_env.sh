@@ -107,6 +107,9 @@ else
     # shellcheck disable=SC1091
     . "$VENV/bin/activate"
     set -u
+    # the interface packages (ament_cmake + rosidl) find the wheels' typesupports through the
+    # ament index: the venv is the ROS 2 underlay
+    export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
     colcon build "${build_args[@]}"
   ) || die "colcon build failed (see log/latest_build)"
   echo "$ROOT" > build/.reach_root
