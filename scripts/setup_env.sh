@@ -53,6 +53,25 @@ done
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
 
+# ---------------------------------------------------------------- 1b. system libraries
+# MuJoCo's offscreen renderer (reach_core.hifi_renderer, MUJOCO_GL=egl) needs an EGL and a Mesa
+# driver; Debian's libegl1 + libgl1-mesa-dri give a software one on machines without a GPU.
+if command -v dpkg >/dev/null 2>&1; then
+  missing_debs=()
+  for deb in libegl1 libgl1-mesa-dri; do
+    dpkg -s "$deb" >/dev/null 2>&1 || missing_debs+=("$deb")
+  done
+  if [ "${#missing_debs[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      say "installing ${missing_debs[*]} (apt-get; for MuJoCo's offscreen rendering)"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" >/dev/null
+    else
+      say "warning: ${missing_debs[*]} missing and not root: install them for MuJoCo's renderer"
+    fi
+  fi
+fi
+
 # ---------------------------------------------------------------- 2. packages
 want_stamp="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1) $("$PY" -c 'import sys; print(sys.version)' | head -1)"
 if [ "${REACH_FORCE_INSTALL:-0}" != 1 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then

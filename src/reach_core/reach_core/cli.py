@@ -22,18 +22,24 @@ def build_parser() -> argparse.ArgumentParser:
     train = group("train", "train a module (control, ...)")
     evaluate = group("eval", "evaluate a trained module")
     render = group("render", "render simulator images")
+    data = group("data", "render and check labelled image datasets (perception)")
 
     # Each module that owns a command adds its own subparser (with set_defaults(func=...)).
     from . import control_training, evaluation, renderer
     control_training.add_cli(train)
     evaluation.add_cli(evaluate)
     renderer.add_cli(render)
+    from . import datasets, perception
+    datasets.add_cli(data)
+    perception.add_train_cli(train)
+    perception.add_eval_cli(evaluate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

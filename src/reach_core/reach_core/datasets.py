@@ -1,0 +1,487 @@
+"""Labelled image datasets for the perception module: writing, loading, checking.
+
+A dataset is a folder::
+
+    DIR/
+      labels.csv      one row per image (header required), see LABEL_COLUMNS
+      images/         camera frames: PNG or JPEG, 8-bit RGB, the camera's width x height
+      dataset.json    optional: {"target": "in_image" | "virtual", "camera": {...}, ...}
+
+``labels.csv`` columns: ``image`` (path relative to DIR), the scene configuration in physical
+units -- ``target_x``, ``target_y`` (metres, the arm's plane frame of
+:mod:`reach_core.kinematics`), ``left_s1``, ``left_e1``, ``left_w1`` (radians) -- and the same
+normalised to [0, 1] (``omega_target_x`` ... ``omega_left_w1``, :func:`reach_core.scene.normalise`).
+The physical columns are the truth; the normalised ones are optional on input and, if present,
+must agree with them (to 1e-4).
+
+``dataset.json`` ``"target"`` says whether the target disc is already in the frames
+(``"in_image"``, the default, as written for simulator datasets) or must be painted into them as
+the paper's *virtual target* (``"virtual"``: frames of the robot without a target, e.g. from a real
+webcam, with :func:`reach_core.renderer.add_target` applied at load time).  ``"camera"`` overrides
+fields of :data:`reach_core.scene.DEFAULT_CAMERA` (width, height, px_per_m, origin_px, roi) for
+frames of another size or camera placement; every frame must have that width x height.
+
+Loading goes through the same pipeline as live frames (:func:`reach_core.renderer.preprocess`).
+A row whose file is missing, empty, unreadable, not 8-bit RGB, of the wrong size, or whose labels
+are NaN or out of range is skipped; each skip is recorded with its row number, file and reason, and
+:func:`load_dataset` fails (:class:`DatasetError`) when more than ``max_bad_fraction`` of the rows
+are bad, or with ``strict=True`` at the first bad row.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .kinematics import BAXTER_LEFT
+from .renderer import add_target, preprocess, render, render_net_images, sample_scenes
+from .scene import DEFAULT_CAMERA, OMEGA_NAMES, CameraConfig, check_omega, normalise
+
+DATASET_FORMAT = "reach.dataset/1"
+PHYS_COLUMNS = ("target_x", "target_y", "left_s1", "left_e1", "left_w1")
+OMEGA_COLUMNS = tuple(f"omega_{n}" for n in OMEGA_NAMES)
+LABEL_COLUMNS = ("image",) + PHYS_COLUMNS + OMEGA_COLUMNS
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be used; the message names the folder, and the file and row if one."""
+
+
+@dataclass
+class Dataset:
+    """Network images (N, 84, 84) float32 in [0, 1] with their normalised Omega (N, 5)."""
+
+    images: np.ndarray
+    omega: np.ndarray
+    files: list[str] = field(default_factory=list)
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)  # (row, file, reason)
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def summary(self) -> str:
+        s = f"{self.source}: {len(self)} images"
+        if self.skipped:
+            s += f", {len(self.skipped)} bad rows skipped"
+            for row, file, reason in self.skipped[:5]:
+                s += f"\n  row {row} ({file}): {reason}"
+            if len(self.skipped) > 5:
+                s += f"\n  ... and {len(self.skipped) - 5} more"
+        return s
+
+
+# ----------------------------------------------------------------------------- writing
+def _camera_from(meta: dict | None) -> CameraConfig:
+    cam = (meta or {}).get("camera") or {}
+    if not isinstance(cam, dict):
+        raise DatasetError(f"dataset.json 'camera' must be an object, got {type(cam).__name__}")
+    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cam.items()}
+    try:
+        return replace(DEFAULT_CAMERA, **fields)
+    except TypeError as err:
+        raise DatasetError(f"dataset.json 'camera' has an unknown field: {err}") from None
+
+
+def _label_row(name: str, target, q) -> list:
+    omega = normalise(target, q)
+    return [name] + [f"{v:.6f}" for v in (*target, *q)] + [f"{v:.6f}" for v in omega]
+
+
+def write_dataset(out: str | os.PathLike, frames_fn, target: np.ndarray, q: np.ndarray, *,
+                  target_mode: str = "in_image", meta: dict | None = None, image_format: str = "png",
+                  chunk: int = 64, jpeg_quality: int = 92, progress: bool = True) -> Path:
+    """Write a dataset: ``frames_fn(target_chunk, q_chunk, start)`` gives uint8 RGB frames for a
+    chunk of scenes; labels are ``target`` (N, 2) m and ``q`` (N, 3) rad."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    ext = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg"}.get(image_format.lower())
+    if ext is None:
+        raise DatasetError(f"image format must be png or jpg, got {image_format!r}")
+    n = len(q)
+    rows = []
+    with tqdm(total=n, desc=f"render {out.name}", unit="img", disable=not progress,
+              file=sys.stderr) as bar:
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            frames = frames_fn(target[start:stop], q[start:stop], start)
+            for k, frame in enumerate(frames):
+                name = f"images/{start + k:06d}{ext}"
+                img = Image.fromarray(frame)
+                if ext == ".jpg":
+                    img.save(out / name, quality=jpeg_quality)
+                else:
+                    img.save(out / name, compress_level=6)
+                rows.append(_label_row(name, target[start + k], q[start + k]))
+            bar.update(stop - start)
+    tmp = out / "labels.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(LABEL_COLUMNS)
+        w.writerows(rows)
+    os.replace(tmp, out / "labels.csv")
+    info = {"format": DATASET_FORMAT, "target": target_mode, "n": n, **(meta or {})}
+    (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def render_sim_dataset(out, n: int, seed: int = 0, **kw) -> Path:
+    """N simple-simulator frames (targets drawn in), scenes uniform as in Algorithm 1."""
+    target, q = sample_scenes(n, seed)
+    return write_dataset(out, lambda t, qq, start: render(t, qq), target, q, target_mode="in_image",
+                         meta={"source": "sim", "seed": seed}, **kw)
+
+
+def render_hifi_dataset(out, n: int, seed: int = 0, *, virtual: bool = True, **kw) -> Path:
+    """N higher-fidelity frames (:mod:`reach_core.hifi_renderer`); with ``virtual`` the frames
+    hold no target and the labels' targets are painted at load time, as for real webcam frames."""
+    from .hifi_renderer import render_hifi
+
+    target, q = sample_scenes(n, seed)
+    look_seed = seed * 1_000_003
+
+    def frames(t, qq, start):
+        return render_hifi(None if virtual else t, qq, seed=look_seed + start)
+
+    kw.setdefault("image_format", "jpg")
+    return write_dataset(out, frames, target, q, target_mode="virtual" if virtual else "in_image",
+                         meta={"source": "hifi", "seed": seed}, **kw)
+
+
+def save_net_dataset(out, images: np.ndarray, target: np.ndarray, q: np.ndarray,
+                     meta: dict | None = None) -> Path:
+    """Large simulator datasets as network images: ``net_images.npy`` (N, 84, 84) float16 and
+    ``labels.csv`` (its ``image`` column holds the index into the array)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "net_images.npy", images.astype(np.float16))
+    with open(out / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(LABEL_COLUMNS)
+        w.writerows(_label_row(str(i), target[i], q[i]) for i in range(len(q)))
+    info = {"format": DATASET_FORMAT, "target": "in_image", "n": len(q), "net_images": True,
+            **(meta or {})}
+    (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def _render_net_chunk(args):
+    target, q, supersample = args
+    return render_net_images(target, q, supersample=supersample).astype(np.float16)
+
+
+def render_sim_net_images(n: int, seed: int = 0, supersample: int | None = 5, workers: int = 1,
+                          chunk: int = 2048, progress: bool = True):
+    """N simulator network images rendered in ``workers`` processes: (float16 images, target, q)."""
+    from tqdm import tqdm
+
+    target, q = sample_scenes(n, seed)
+    jobs = [(target[i:i + chunk], q[i:i + chunk], supersample) for i in range(0, n, chunk)]
+    images = np.empty((n, DEFAULT_CAMERA.net_size, DEFAULT_CAMERA.net_size), np.float16)
+    bar = tqdm(total=n, desc="render sim", unit="img", disable=not progress, file=sys.stderr)
+    if workers > 1:
+        import multiprocessing as mp
+        with mp.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(workers) as pool:
+            for k, out in enumerate(pool.imap(_render_net_chunk, jobs)):
+                images[k * chunk:k * chunk + len(out)] = out
+                bar.update(len(out))
+    else:
+        for k, job in enumerate(jobs):
+            out = _render_net_chunk(job)
+            images[k * chunk:k * chunk + len(out)] = out
+            bar.update(len(out))
+    bar.close()
+    return images, target, q
+
+
+# ----------------------------------------------------------------------------- loading
+def _read_meta(root: Path) -> dict:
+    path = root / "dataset.json"
+    if not path.exists():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path}: must hold a JSON object")
+    mode = meta.get("target", "in_image")
+    if mode not in ("in_image", "virtual"):
+        raise DatasetError(f"{path}: 'target' must be 'in_image' or 'virtual', got {mode!r}")
+    return meta
+
+
+def _read_labels(root: Path) -> tuple[list[int], list[str], np.ndarray, list[tuple[int, str, str]]]:
+    """Rows of labels.csv: (row numbers, image names, physical labels (N, 5), bad rows)."""
+    path = root / "labels.csv"
+    if not path.is_file():
+        raise DatasetError(f"{root}: no labels.csv (see the dataset format in README.md)")
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            body = list(enumerate(reader, start=2))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DatasetError(f"{path}: cannot read ({err})") from None
+    if not header:
+        raise DatasetError(f"{path}: empty file, expected a header {','.join(LABEL_COLUMNS)}")
+    header = [h.strip() for h in header]
+    missing = [c for c in ("image",) + PHYS_COLUMNS if c not in header]
+    if missing:
+        raise DatasetError(f"{path}: header lacks column(s) {', '.join(missing)} "
+                           f"(has {', '.join(header)})")
+    col = {c: header.index(c) for c in header}
+    has_omega = all(c in col for c in OMEGA_COLUMNS)
+    rows, names, labels, bad = [], [], [], []
+    for line, values in body:
+        if not values or all(not v.strip() for v in values):
+            continue
+        name = values[col["image"]].strip() if len(values) > col["image"] else ""
+        if len(values) != len(header):
+            bad.append((line, name, f"{len(values)} fields, the header has {len(header)}"))
+            continue
+        try:
+            phys = np.array([float(values[col[c]]) for c in PHYS_COLUMNS])
+        except ValueError as err:
+            bad.append((line, name, f"label is not a number ({err})"))
+            continue
+        if not np.all(np.isfinite(phys)):
+            which = [c for c, v in zip(PHYS_COLUMNS, phys) if not math.isfinite(v)]
+            bad.append((line, name, f"label {', '.join(which)} is NaN or infinite"))
+            continue
+        omega = normalise(phys[:2], phys[2:])
+        try:
+            check_omega(omega, tol=1e-3)
+        except ValueError as err:
+            bad.append((line, name, f"label out of range: {err}"))
+            continue
+        if has_omega:
+            try:
+                given = np.array([float(values[col[c]]) for c in OMEGA_COLUMNS])
+            except ValueError as err:
+                bad.append((line, name, f"normalised label is not a number ({err})"))
+                continue
+            if not np.allclose(given, omega, atol=1e-4, rtol=0):
+                bad.append((line, name, "normalised columns disagree with the physical ones"))
+                continue
+        rows.append(line)
+        names.append(name)
+        labels.append(phys)
+    return rows, names, np.array(labels, dtype=np.float64).reshape(-1, 5), bad
+
+
+def read_frame(path: Path, camera: CameraConfig) -> np.ndarray:
+    """One camera frame as uint8 RGB (H, W, 3); ValueError naming what is wrong with it."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise ValueError("file not found")
+    if path.stat().st_size == 0:
+        raise ValueError("empty file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode, size = img.mode, img.size
+            if mode not in ("RGB", "P"):
+                kind = {"L": "1 channel (grey)", "LA": "2 channels", "RGBA": "4 channels (RGBA)",
+                        "I;16": "16-bit grey", "I": "32-bit integer", "F": "32-bit float",
+                        "1": "1-bit", "CMYK": "4 channels (CMYK)"}.get(mode, f"mode {mode}")
+                raise ValueError(f"{kind}; need 8-bit RGB")
+            arr = np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"unreadable image ({type(err).__name__}: {err})") from None
+    if size != (camera.width, camera.height):
+        raise ValueError(f"{size[0]}x{size[1]} pixels, the camera is {camera.width}x{camera.height} "
+                         f"(set 'camera' in dataset.json for frames of another size)")
+    return arr
+
+
+def _load_net_images(root: Path, rows, names, phys, bad) -> tuple[np.ndarray, list[int]]:
+    path = root / "net_images.npy"
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: cannot read ({err})") from None
+    if arr.ndim != 3 or arr.shape[1:] != (DEFAULT_CAMERA.net_size,) * 2:
+        raise DatasetError(f"{path}: shape {arr.shape}, expected (N, 84, 84)")
+    keep, idx = [], []
+    for k, (line, name) in enumerate(zip(rows, names)):
+        try:
+            i = int(name)
+        except ValueError:
+            bad.append((line, name, "not an index into net_images.npy"))
+            continue
+        if not 0 <= i < len(arr):
+            bad.append((line, name, f"index outside net_images.npy ({len(arr)} images)"))
+            continue
+        keep.append(k)
+        idx.append(i)
+    images = np.asarray(arr[np.array(idx, dtype=np.int64)], dtype=np.float32) if idx else \
+        np.zeros((0, 84, 84), np.float32)
+    return images, keep
+
+
+def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int = 0,
+                 max_bad_fraction: float = 0.1, strict: bool = False, limit: int | None = None,
+                 workers: int = 4, verbose: bool = True) -> Dataset:
+    """Load a dataset folder as network images and normalised Omega.
+
+    For ``"target": "virtual"`` datasets every frame is used ``virtual_targets`` times: first with
+    its labelled target, then with targets drawn uniformly as in Algorithm 1 (the paper's virtual
+    targets at random positions, which multiply a small set of robot frames).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder not found: {root}")
+    meta = _read_meta(root)
+    camera = _camera_from(meta)
+    rows, names, phys, bad = _read_labels(root)
+    if limit is not None:
+        rows, names, phys = rows[:limit], names[:limit], phys[:limit]
+    n_rows = len(rows) + len(bad)
+    if n_rows == 0:
+        raise DatasetError(f"{root / 'labels.csv'}: no rows")
+    if strict and bad:
+        line, name, reason = bad[0]
+        raise DatasetError(f"{root / 'labels.csv'} row {line} ({name}): {reason}")
+    virtual = meta.get("target", "in_image") == "virtual"
+
+    if meta.get("net_images"):
+        images, keep = _load_net_images(root, rows, names, phys, bad)
+        phys = phys[keep]
+        names = [names[k] for k in keep]
+    else:
+        def one(k):
+            try:
+                frame = read_frame(root / names[k], camera)
+            except ValueError as err:
+                return k, None, str(err)
+            return k, frame, None
+
+        images_list, keep = [], []
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for k, frame, err in pool.map(one, range(len(names))):
+                if err is not None:
+                    bad.append((rows[k], names[k], err))
+                    if strict:
+                        raise DatasetError(f"{root / names[k]} (labels.csv row {rows[k]}): {err}")
+                    continue
+                if virtual:
+                    targets = [phys[k, :2]]
+                    if virtual_targets > 1:
+                        rng = np.random.default_rng([seed, k])
+                        q_star = BAXTER_LEFT.sample_joints(rng, virtual_targets - 1)
+                        targets += list(BAXTER_LEFT.forward(q_star))
+                    painted = add_target(np.repeat(frame[None], len(targets), 0),
+                                         np.array(targets), camera)
+                    images_list.append(preprocess(painted, camera))
+                    keep.extend([(k, t) for t in targets])
+                else:
+                    images_list.append(preprocess(frame, camera)[None])
+                    keep.append((k, phys[k, :2]))
+        images = np.concatenate(images_list) if images_list else np.zeros((0, 84, 84), np.float32)
+        phys = np.array([np.concatenate([t, phys[k, 2:]]) for k, t in keep]).reshape(-1, 5)
+        names = [names[k] for k, _ in keep]
+    bad.sort()
+    if len(bad) > max_bad_fraction * n_rows or len(images) == 0:
+        lines = "; ".join(f"row {r} ({f}): {why}" for r, f, why in bad[:5])
+        raise DatasetError(f"{root}: {len(bad)} of {n_rows} rows are bad (more than "
+                           f"{max_bad_fraction:.0%}): {lines}")
+    ds = Dataset(images.astype(np.float32), normalise(phys[:, :2], phys[:, 2:]), names, bad,
+                 source=str(root))
+    if verbose:
+        print(ds.summary(), file=sys.stderr)
+    return ds
+
+
+def sim_test_set(n: int, seed: int) -> Dataset:
+    """Simulator test images through the exact camera pipeline (render -> preprocess)."""
+    target, q = sample_scenes(n, seed)
+    images = np.concatenate([render_net_images(target[i:i + 64], q[i:i + 64])
+                             for i in range(0, n, 64)])
+    return Dataset(images, normalise(target, q), source=f"sim (seed {seed})")
+
+
+# ----------------------------------------------------------------------------- CLI
+def _cmd_render(args) -> int:
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        if args.n < 1:
+            raise DatasetError(f"--n must be at least 1, got {args.n}")
+        if args.net:
+            if args.source != "sim":
+                raise DatasetError("--net (network images) is for the simple simulator only")
+            images, target, q = render_sim_net_images(args.n, args.seed, args.supersample,
+                                                      workers=args.workers)
+            out = save_net_dataset(args.out, images, target, q,
+                                   meta={"source": "sim", "seed": args.seed,
+                                         "supersample": args.supersample})
+        elif args.source == "sim":
+            out = render_sim_dataset(args.out, args.n, args.seed, image_format=args.format or "png")
+        else:
+            from .hifi_renderer import HifiRenderError
+            try:
+                out = render_hifi_dataset(args.out, args.n, args.seed, virtual=not args.target_in_image,
+                                          image_format=args.format or "jpg")
+            except HifiRenderError as err:
+                raise DatasetError(str(err)) from None
+    except (DatasetError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.n} labelled {args.source} images to {out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    try:
+        ds = load_dataset(args.dir, max_bad_fraction=args.max_bad_fraction, strict=args.strict,
+                          verbose=False)
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(ds.summary())
+    return 0
+
+
+def add_cli(sub) -> None:
+    """``reach data render`` and ``reach data check``."""
+    p = sub.add_parser(
+        "render", help="render a labelled dataset (simple simulator or higher-fidelity MuJoCo)",
+        description="Render N labelled images, scenes uniform as in Algorithm 1, to a dataset "
+                    "folder (images/ + labels.csv + dataset.json; format in README.md).  "
+                    "--source hifi frames hold no target: it is painted at load time (virtual "
+                    "target), as for real webcam frames.")
+    p.add_argument("--source", choices=("sim", "hifi"), default="sim")
+    p.add_argument("--n", type=int, required=True, help="number of images")
+    p.add_argument("--seed", type=int, default=0, help="scene (and look) seed (default 0)")
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--format", choices=("png", "jpg"), default=None,
+                   help="image files (default: png for sim, jpg for hifi)")
+    p.add_argument("--target-in-image", action="store_true",
+                   help="hifi: draw the target into the frames instead of marking it virtual")
+    p.add_argument("--net", action="store_true",
+                   help="sim: store 84x84 network images (net_images.npy) instead of camera frames")
+    p.add_argument("--supersample", type=int, default=5, help="--net: renderer supersampling (5)")
+    p.add_argument("--workers", type=int, default=1, help="--net: rendering processes (default 1)")
+    p.set_defaults(func=_cmd_render)
+
+    c = sub.add_parser("check", help="load a dataset and report its bad rows",
+                       description="Load a dataset folder through the camera pipeline and list "
+                                   "rows that would be skipped (file, row, reason).")
+    c.add_argument("dir")
+    c.add_argument("--strict", action="store_true", help="fail at the first bad row")
+    c.add_argument("--max-bad-fraction", type=float, default=0.1)
+    c.set_defaults(func=_cmd_check)

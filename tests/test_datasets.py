@@ -1,0 +1,163 @@
+"""Datasets (reach_core.datasets) and the higher-fidelity renderer (reach_core.hifi_renderer)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from reach_core import datasets as D
+from reach_core.cli import main
+from reach_core.hifi_renderer import camera_distance, render_hifi
+from reach_core.kinematics import BAXTER_LEFT
+from reach_core.renderer import add_target, preprocess, render, sample_scenes
+from reach_core.scene import DEFAULT_CAMERA, normalise
+
+
+# ----------------------------------------------------------------------------- hifi renderer
+def test_hifi_frames_shape_determinism_and_variation():
+    target, q = sample_scenes(2, seed=5)
+    a = render_hifi(target, q, seed=7)
+    b = render_hifi(target, q, seed=7)
+    assert a.shape == (2, DEFAULT_CAMERA.height, DEFAULT_CAMERA.width, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b), "the same scene and seed must give the same bytes"
+    c = render_hifi(target, q, seed=8)
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 2.0, "another seed must change the look"
+    single = render_hifi(target[1], q[1], seed=8)  # frame i of a batch uses seed + i
+    assert single.shape == (480, 640, 3)
+    assert np.array_equal(single, render_hifi(target, q, seed=7)[1])
+    # preprocess applies unchanged
+    assert preprocess(a).shape == (2, 84, 84)
+
+
+def test_hifi_geometry_matches_the_kinematics_at_the_nominal_camera():
+    assert camera_distance() == pytest.approx(240 / (200 * np.tan(np.radians(22.5))))
+    q = np.array([[0.3, 0.9, 0.2], [-1.2, 1.5, 1.0]])
+    target = np.array([[0.5, -0.6], [-0.6, 0.7]])
+    frames = render_hifi(target, q, seed=0, variation=0.0, noise=0.0).astype(int)
+    cam = DEFAULT_CAMERA
+    pts = BAXTER_LEFT.link_points(q)
+    for k in range(2):
+        # the middle of the upper arm and of the forearm are red (the links), seen where the
+        # plane projection puts them
+        for a, b in ((0, 1), (1, 2)):
+            mid = 0.45 * pts[k, a] + 0.55 * pts[k, b]
+            u, v = np.rint(cam.to_pixels(mid)).astype(int)
+            r, g, bl = frames[k, v, u]
+            assert r > g + 60 and r > bl + 60, f"scene {k}: link {a}-{b} not red at ({u}, {v})"
+        u, v = np.rint(cam.to_pixels(target[k])).astype(int)
+        r, g, bl = frames[k, v, u]
+        assert bl > 200 and r < 40 and g < 40, "the virtual target must be painted at x*"
+    no_target = render_hifi(None, q, seed=0, variation=0.0, noise=0.0)
+    u, v = np.rint(cam.to_pixels(target[0])).astype(int)
+    assert no_target[0, v, u, 2] < 200 or no_target[0, v, u, 0] > 60
+
+
+def test_hifi_rejects_bad_scenes():
+    with pytest.raises(ValueError):
+        render_hifi(np.zeros(2), np.zeros(2))
+    with pytest.raises(ValueError):
+        render_hifi(np.zeros((2, 2)), np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match="seed"):
+        render_hifi(np.zeros((2, 2)), np.zeros((2, 3)), seed=[1, 2, 3])
+
+
+# ----------------------------------------------------------------------------- datasets
+def test_sim_dataset_round_trip(tmp_path):
+    out = D.render_sim_dataset(tmp_path / "sim", 5, seed=3, progress=False)
+    with open(out / "labels.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == D.LABEL_COLUMNS and len(rows) == 6
+    ds = D.load_dataset(out, verbose=False)
+    target, q = sample_scenes(5, seed=3)
+    assert len(ds) == 5 and not ds.skipped
+    np.testing.assert_allclose(ds.images, preprocess(render(target, q)), atol=1e-6)
+    np.testing.assert_allclose(ds.omega, normalise(target, q), atol=2e-6)
+    assert json.loads((out / "dataset.json").read_text())["target"] == "in_image"
+
+
+def test_hifi_dataset_virtual_targets(tmp_path):
+    out = D.render_hifi_dataset(tmp_path / "hifi", 2, seed=4, progress=False)
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["target"] == "virtual" and meta["source"] == "hifi"
+    ds = D.load_dataset(out, virtual_targets=3, verbose=False)
+    assert len(ds) == 6
+    target, q = sample_scenes(2, seed=4)
+    frame = np.asarray(Image.open(out / "images/000000.jpg").convert("RGB"))
+    np.testing.assert_allclose(ds.images[0], preprocess(add_target(frame, target[0])), atol=1e-3)
+    np.testing.assert_allclose(ds.omega[0], normalise(target[0], q[0]), atol=2e-6)
+    # the extra copies keep the joint angles and move the target
+    np.testing.assert_allclose(ds.omega[1:3, 2:], np.repeat(ds.omega[:1, 2:], 2, 0), atol=1e-6)
+    assert np.all(np.abs(ds.omega[1:3, :2] - ds.omega[0, :2]).sum(1) > 1e-3)
+    assert not np.allclose(ds.images[0], ds.images[1])
+
+
+def _bad_dataset(tmp_path):
+    out = D.render_sim_dataset(tmp_path / "bad", 10, seed=1, progress=False)
+    img = out / "images"
+    (img / "000001.png").unlink()                                         # missing
+    (img / "000002.png").write_bytes(b"")                                 # empty
+    Image.new("L", (640, 480)).save(img / "000003.png")                   # grey
+    Image.new("RGB", (320, 240)).save(img / "000004.png")                 # wrong size
+    (img / "000005.png").write_bytes(b"not a png at all")                 # unreadable
+    Image.new("RGBA", (640, 480)).save(img / "000006.png")                # 4 channels
+    with open(out / "labels.csv") as fh:
+        rows = list(csv.reader(fh))
+    rows[8][3] = "nan"                                                    # NaN label (image 7)
+    with open(out / "labels.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return out
+
+
+def test_bad_rows_are_skipped_counted_and_named(tmp_path):
+    out = _bad_dataset(tmp_path)
+    ds = D.load_dataset(out, max_bad_fraction=0.8, verbose=False)
+    assert len(ds) == 3 and len(ds.skipped) == 7
+    reasons = {f: why for _, f, why in ds.skipped}
+    assert "not found" in reasons["images/000001.png"]
+    assert "empty" in reasons["images/000002.png"]
+    assert "1 channel" in reasons["images/000003.png"]
+    assert "320x240" in reasons["images/000004.png"]
+    assert "unreadable" in reasons["images/000005.png"]
+    assert "4 channels" in reasons["images/000006.png"]
+    assert "NaN" in reasons["images/000007.png"]
+    assert [r for r, _, _ in ds.skipped] == [3, 4, 5, 6, 7, 8, 9]   # labels.csv rows (header = 1)
+    assert "7 bad rows skipped" in ds.summary()
+    with pytest.raises(D.DatasetError, match=r"7 of 10 rows are bad.*row 3 \(images/000001.png\)"):
+        D.load_dataset(out, verbose=False)
+    with pytest.raises(D.DatasetError, match=r"row 9 \(images/000007.png\).*NaN"):
+        D.load_dataset(out, strict=True, verbose=False)
+
+
+def test_label_file_problems(tmp_path):
+    out = D.render_sim_dataset(tmp_path / "d", 3, seed=1, progress=False)
+    with open(out / "labels.csv") as fh:
+        rows = list(csv.reader(fh))
+    with open(out / "labels.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([[c for c in r if c != "left_e1"] for r in rows[:1]] + rows[1:])
+    with pytest.raises(D.DatasetError, match="lacks column.*left_e1"):
+        D.load_dataset(out, verbose=False)
+    rows[2][6] = "0.5"  # normalised target x disagrees with the metres
+    rows[3] = rows[3][:4]  # short row
+    with open(out / "labels.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    ds = D.load_dataset(out, max_bad_fraction=1.0, verbose=False)
+    assert len(ds) == 1
+    assert [r for r, _, _ in ds.skipped] == [3, 4]
+    assert "disagree" in ds.skipped[0][2] and "fields" in ds.skipped[1][2]
+    with pytest.raises(D.DatasetError, match="not found"):
+        D.load_dataset(tmp_path / "nope")
+
+
+def test_net_dataset_and_cli(tmp_path, capsys):
+    out = tmp_path / "net"
+    assert main(["data", "render", "--net", "--n", "20", "--supersample", "2", "--out", str(out)]) == 0
+    ds = D.load_dataset(out, verbose=False)
+    target, q = sample_scenes(20, seed=0)
+    assert ds.images.shape == (20, 84, 84)
+    np.testing.assert_allclose(ds.omega, normalise(target, q), atol=2e-6)
+    assert main(["data", "check", str(_bad_dataset(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "images/000001.png" in err

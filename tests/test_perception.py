@@ -1,0 +1,227 @@
+"""The perception module (reach_core.perception): network, checkpoint contract, training, evaluation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from reach_core import perception as P
+from reach_core.cli import main
+from reach_core.control import CheckpointError, ControlPolicy, QNetwork
+from reach_core.datasets import render_hifi_dataset, sim_test_set
+from reach_core.renderer import preprocess, render, sample_scenes
+from reach_core.scene import OMEGA_HIGH, OMEGA_LOW, normalise
+from reach_core.simulator import TaskConfig
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)   # deterministic and polite on the shared CPU
+    yield
+    torch.set_num_threads(old)
+
+
+def test_paper_architecture_is_3_conv_and_1_fc():
+    net = P.PerceptionNet(P.ArchConfig("paper"))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    fcs = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (1, 32, (8, 8), (4, 4)), (32, 64, (4, 4), (2, 2)), (64, 64, (3, 3), (1, 1))]
+    assert len(fcs) == 1 and (fcs[0].in_features, fcs[0].out_features) == (3136, 5)
+    x = torch.rand(3, 84, 84)
+    assert net(x).shape == (3, 5)
+    for cfg in (P.ArchConfig("paper", batchnorm=True, fc_hidden=64, width=0.5),
+                P.ArchConfig("spatial", keypoints=8)):
+        assert P.PerceptionNet(cfg).eval()(x).shape == (3, 5)
+    with pytest.raises(ValueError):
+        P.ArchConfig("resnet")
+
+
+def test_spatial_softmax_finds_a_bright_spot():
+    ss = P.SpatialSoftmax(42, 42)
+    x = torch.full((1, 1, 42, 42), -20.0)
+    x[0, 0, 10, 30] = 20.0
+    xy = ss(x)[0]
+    lin = torch.linspace(-1, 1, 42)
+    assert torch.allclose(xy, torch.stack([lin[30], lin[10]]), atol=1e-4)
+
+
+def _save_untrained(path, cfg=P.ArchConfig("paper")):
+    torch.manual_seed(0)
+    model = P.PerceptionModel(P.PerceptionNet(cfg), {"kind": "test"})
+    model.save(path)
+    return model
+
+
+def test_model_contract_and_round_trip(tmp_path):
+    model = _save_untrained(tmp_path / "m.pt")
+    loaded = P.PerceptionModel.load(tmp_path / "m.pt")
+    target, q = sample_scenes(4, seed=1)
+    x = preprocess(render(target, q))
+    out = loaded.predict(x)
+    assert out.shape == (4, 5) and out.dtype == np.float32
+    assert np.all((out >= 0) & (out <= 1))
+    np.testing.assert_array_equal(out, model.predict(x))
+    assert loaded.predict(x[0]).shape == (1, 5)
+    assert loaded.meta["kind"] == "test"
+    with pytest.raises(ValueError, match="84"):
+        loaded.predict(np.zeros((2, 80, 80), np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        loaded.predict(np.zeros((2, 84, 84), np.uint8))
+    with pytest.raises(ValueError, match="NaN"):
+        loaded.predict(np.full((1, 84, 84), np.nan, np.float32))
+
+
+def test_load_errors_name_the_file(tmp_path):
+    missing = tmp_path / "missing.pt"
+    with pytest.raises(CheckpointError, match="missing.pt"):
+        P.PerceptionModel.load(missing)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00garbage" * 50)
+    with pytest.raises(P.PerceptionCheckpointError, match="corrupt.pt"):
+        P.PerceptionModel.load(corrupt)
+    control = tmp_path / "control.pt"
+    ControlPolicy(QNetwork((8,)), TaskConfig(), {}).save(control)
+    with pytest.raises(P.PerceptionCheckpointError, match="control.pt.*not a reach perception"):
+        P.PerceptionModel.load(control)
+    wrong = tmp_path / "wrong.pt"
+    ck = P.PerceptionModel(P.PerceptionNet(P.ArchConfig("paper"))).checkpoint()
+    ck["arch"] = {"arch": "spatial"}
+    torch.save(ck, wrong)
+    with pytest.raises(P.PerceptionCheckpointError, match="wrong.pt.*do not fit a spatial"):
+        P.PerceptionModel.load(wrong)
+    ck["arch"] = {"arch": "paper", "colour": True}
+    torch.save(ck, wrong)
+    with pytest.raises(P.PerceptionCheckpointError, match="malformed"):
+        P.PerceptionModel.load(wrong)
+
+
+def test_errors_in_physical_units():
+    target, q = sample_scenes(3, seed=2)
+    omega = normalise(target, q)
+    pred = omega.copy()
+    pred[:, 0] += 0.01   # 1% of the 2.1 m workspace: 2.1 cm, 0.84 px of the 84x84 image
+    pred[:, 3] -= 0.02   # 2% of e1's range
+    m, e = P.perception_errors(pred, omega)
+    np.testing.assert_allclose(e, np.hypot(0.01, 0.02), rtol=1e-5)
+    assert m["target_x_cm_mae"] == pytest.approx(2.1, rel=1e-4)
+    assert m["target_y_cm_mae"] == pytest.approx(0.0, abs=1e-6)
+    assert m["target_px_mean"] == pytest.approx(0.021 / (420 / 200 / 84), rel=1e-4)
+    assert m["left_e1_deg_mae"] == pytest.approx(np.degrees(0.02 * (OMEGA_HIGH[3] - OMEGA_LOW[3])), rel=1e-4)
+    assert m["e_std"] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_augmentations():
+    cfg = P.TrainConfig()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 84, 84)
+    assert torch.equal(P.augment(x, cfg, gen), x.clamp(0, 1))
+    cfg.noise = 0.05
+    d = P.augment(torch.full((4, 84, 84), 0.5), cfg, gen) - 0.5
+    assert float(d.std()) == pytest.approx(0.05, rel=0.05)
+    # a translation of 10 px moves a bright square by up to 10 px and never more
+    cfg = P.TrainConfig(translation=10.0)
+    img = torch.zeros(64, 84, 84)
+    img[:, 40:44, 40:44] = 1.0
+    out = P.augment(img, cfg, gen)
+    ys, xs = torch.meshgrid(torch.arange(84.0), torch.arange(84.0), indexing="ij")
+    cx = (out * xs).sum((1, 2)) / out.sum((1, 2))
+    assert float((cx - 41.5).abs().max()) <= 10.5 and float((cx - 41.5).abs().max()) > 3.0
+    cfg = P.TrainConfig(rotation=5.0, brightness=0.2)
+    out = P.augment(torch.rand(8, 84, 84), cfg, gen)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_lr_schedule():
+    cfg = P.TrainConfig(steps=1000, lr=1e-3, warmup=100, lr_final_fraction=0.1)
+    assert P.lr_at(0, cfg) == pytest.approx(1e-5)
+    assert P.lr_at(100, cfg) == pytest.approx(1e-3)
+    assert P.lr_at(1000, cfg) == pytest.approx(1e-4)
+    assert P.lr_at(550, cfg) == pytest.approx(0.55e-3)
+
+
+def _tiny(tmp_path, name, **kw):
+    base = dict(out=str(tmp_path / name), sim_images=1500, supersample=1, steps=150, batch=32,
+                lr=2e-3, warmup=10, eval_every=50, checkpoint_every=50, val_sim=100, width=0.5)
+    base.update(kw)
+    return P.TrainConfig(**base)
+
+
+def test_sim_training_learns(tmp_path):
+    metrics = P.train(_tiny(tmp_path, "full"), progress=False)
+    run = tmp_path / "full"
+    for f in ("config.json", "checkpoint.pt", "model.pt", "progress.csv", "metrics.json",
+              "loss_curve.png"):
+        assert (run / f).is_file(), f
+    test = sim_test_set(100, seed=99)
+    constant = np.linalg.norm(test.omega - test.omega.mean(0), axis=1).mean()
+    model = P.PerceptionModel.load(run / "model.pt")
+    e = P.perception_errors(model.predict(test.images), test.omega)[0]["e_mean"]
+    assert e < 0.8 * constant, f"training did not learn: e {e:.3f}, constant predictor {constant:.3f}"
+    assert metrics["steps"] == 150 and metrics["images_per_s"] > 0
+    assert json.loads((run / "metrics.json").read_text())["final"]["e_sim"] == pytest.approx(
+        metrics["final"]["e_sim"])
+    rows = (run / "progress.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["50", "100", "150"]
+    assert model.meta["metrics"]["steps"] == 150
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    kw = dict(steps=60, eval_every=20, checkpoint_every=20, val_sim=20, sim_images=400)
+    P.train(_tiny(tmp_path, "a", **kw), progress=False)
+    P.train(_tiny(tmp_path, "b", **kw), progress=False, stop_at=40)   # as if killed at step 40
+    assert not (tmp_path / "b" / "model.pt").exists()
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 40
+    assert main(["train", "perception", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    rows = (tmp_path / "b" / "progress.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["20", "40", "60"]
+
+
+def test_adaptation_mixes_real_images_and_improves_on_them(tmp_path):
+    hifi = render_hifi_dataset(tmp_path / "hifi", 6, seed=11, progress=False)
+    sim_cfg = _tiny(tmp_path, "sim", steps=150)
+    P.train(sim_cfg, progress=False)
+    ad = _tiny(tmp_path, "ad", steps=120, adapt_from=str(tmp_path / "sim" / "model.pt"),
+               real=str(hifi), real_fraction=0.75, virtual_targets=2, lr=1e-3, val_real=str(hifi),
+               rotation=1.0, translation=1.0, noise=0.01, brightness=0.05)
+    metrics = P.train(ad, progress=False)
+    assert metrics["real_images"] == 12
+    rows = (tmp_path / "ad" / "progress.csv").read_text().splitlines()
+    assert "e_real_val" in rows[0]
+    from reach_core.datasets import load_dataset
+    ds = load_dataset(hifi, verbose=False)
+    before = P.evaluate_model(P.PerceptionModel.load(tmp_path / "sim" / "model.pt"), {"h": ds})[0]["h"]
+    after = P.evaluate_model(P.PerceptionModel.load(tmp_path / "ad" / "model.pt"), {"h": ds})[0]["h"]
+    assert after["e_mean"] < 0.8 * before["e_mean"], (before["e_mean"], after["e_mean"])
+    # the adapted network keeps the SIM network's architecture
+    assert json.loads((tmp_path / "ad" / "config.json").read_text())["width"] == 0.5
+    with pytest.raises(ValueError, match="adapt-from"):
+        P.train(_tiny(tmp_path, "x", real=str(hifi)), progress=False)
+
+
+def test_cli_train_eval_and_errors(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "perception", "--out", str(run), "--sim-images", "300", "--supersample",
+                 "1", "--steps", "20", "--batch", "16", "--eval-every", "10", "--val-sim", "20",
+                 "--width", "0.25", "--no-progress"]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["width"] == 0.25 and cfg["command"].startswith("reach train perception")
+    plot, js = tmp_path / "fig.png", tmp_path / "m.json"
+    assert main(["eval", "perception", "--model", f"SIM={run / 'model.pt'}", "--sim-test", "30",
+                 "--json", str(js), "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "SIM" in out and "e_mean" in out and "px" in out
+    res = json.loads(js.read_text())
+    assert res["SIM"]["sim"]["n"] == 30 and plot.stat().st_size > 1000
+    assert main(["eval", "perception", "--model", str(tmp_path / "nope.pt")]) == 2
+    assert "nope.pt" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["train", "perception", "--out", str(tmp_path / "g"), "--device", "cuda"]) == 2
+        assert "CUDA" in capsys.readouterr().err
