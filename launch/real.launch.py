@@ -1,0 +1,90 @@
+"""Webcam + Baxter: ros2 launch reach_bringup real.launch.py video_device:=/dev/video0
+
+    webcam --/camera/image_raw--> perception --/scene_config--> controller
+                                      ^                             |
+                         /robot/joint_states                /reach/joint_delta
+                                      |                             v
+    Baxter <--/robot/limb/left/joint_command (baxter_core_msgs/JointCommand)-- baxter_bridge
+
+The same perception, controller and baxter_bridge as sim.launch.py; the webcam replaces
+sim_camera and the robot replaces fake_baxter. Baxter itself runs ROS 1: its topics reach this
+graph through ros1_bridge (with baxter_core_msgs on both sides), see README.md.
+
+ARGUMENTS and NODES are plain literals on purpose: tests/test_ros_launch.py reads them (with
+ast, without the launch library) to check every executable, parameter file, parameter name and
+remapping.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+# name: (default, description)
+ARGUMENTS = {
+    'video_device': ('/dev/video0', 'the webcam (V4L2 device)'),
+    'control_model': ('', 'controller checkpoint (.pt); empty: the shipped control_dof3.pt'),
+    'perception_model': ('', 'perception checkpoint (.pt); empty: GROUND TRUTH joint angles from '
+                             'the robot and the set target (no vision)'),
+    'target_x': ('0.5', 'virtual target x (m, arm plane, forward); later: /reach/target'),
+    'target_y': ('0.2', 'virtual target y (m, arm plane, up)'),
+    'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),
+}
+
+# Each node: config files (in share/reach_bringup/config, in order) and parameters set from
+# launch arguments: {parameter: [argument, type]}. use_sim_time is passed to every node.
+NODES = [
+    {
+        'package': 'reach_ros', 'executable': 'webcam', 'name': 'webcam',
+        'namespace': 'camera',
+        'params': ['webcam.yaml'],
+        'arguments': {'video_device': ['video_device', 'str']},
+        'remappings': [],
+    },
+    {
+        'package': 'reach_ros', 'executable': 'perception', 'name': 'perception',
+        'namespace': '',
+        'params': ['camera.yaml', 'perception.yaml'],
+        'arguments': {'model_path': ['perception_model', 'str'],
+                      'target_x': ['target_x', 'float'], 'target_y': ['target_y', 'float']},
+        'remappings': [['image', '/camera/image_raw'], ['joint_states', '/robot/joint_states'],
+                       ['target', '/reach/target'], ['scene_config', '/scene_config']],
+    },
+    {
+        'package': 'reach_ros', 'executable': 'controller', 'name': 'controller',
+        'namespace': '',
+        'params': ['controller.yaml'],
+        'arguments': {'model_path': ['control_model', 'str']},
+        'remappings': [['scene_config', '/scene_config'], ['joint_delta', '/reach/joint_delta'],
+                       ['status', '/reach/status']],
+    },
+    {
+        'package': 'reach_ros', 'executable': 'baxter_bridge', 'name': 'baxter_bridge',
+        'namespace': '',
+        'params': ['baxter_bridge.yaml'],
+        'arguments': {},
+        'remappings': [['joint_delta', '/reach/joint_delta'],
+                       ['joint_states', '/robot/joint_states'],
+                       ['joint_command', '/robot/limb/left/joint_command']],
+    },
+]
+
+_TYPES = {'str': str, 'float': float, 'int': int, 'bool': bool}
+
+
+def generate_launch_description():
+    config = PathJoinSubstitution([FindPackageShare('reach_bringup'), 'config'])
+    actions = [DeclareLaunchArgument(name, default_value=default, description=text)
+               for name, (default, text) in ARGUMENTS.items()]
+    for spec in NODES:
+        overrides = {param: ParameterValue(LaunchConfiguration(arg), value_type=_TYPES[kind])
+                     for param, (arg, kind) in spec['arguments'].items()}
+        overrides['use_sim_time'] = ParameterValue(LaunchConfiguration('use_sim_time'),
+                                                   value_type=bool)
+        actions.append(Node(
+            package=spec['package'], executable=spec['executable'], name=spec['name'],
+            namespace=spec['namespace'], output='screen', emulate_tty=True,
+            parameters=[PathJoinSubstitution([config, f]) for f in spec['params']] + [overrides],
+            remappings=[tuple(r) for r in spec['remappings']]))
+    return LaunchDescription(actions)

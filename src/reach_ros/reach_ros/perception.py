@@ -1,0 +1,248 @@
+"""perception: camera image -> /scene_config (reach_interfaces/SceneConfig), one per image.
+
+Per image on ``image`` (rgb8 or bgr8, the camera's size; sensor-data QoS):
+
+1. checks it (encoding, size, data length, age against ``max_image_age_s``);
+2. draws the virtual target into it when ``draw_virtual_target`` is set (the paper's repeatable
+   trials, Figure 3B), with :func:`reach_core.renderer.add_target`; the target comes from the
+   ``target_x``/``target_y`` parameters or the latched ``target`` topic
+   (geometry_msgs/PointStamped, metres in the arm plane);
+3. estimates the scene configuration:
+
+   * ``model_path`` set: the perception network (``reach_core.perception.PerceptionModel``) on
+     the image cropped, greyed and scaled exactly as in training
+     (:func:`reach_core.renderer.preprocess`);
+   * ``model_path`` empty: ground truth, for the simulation and for tests until a trained
+     perception network exists: the joint angles from ``joint_states`` (/robot/joint_states) and
+     the target set above. This is logged at start-up and in every message's ``source`` field:
+     no vision is involved;
+4. publishes it on ``scene_config`` stamped with the source image's stamp, and, when someone
+   listens, an annotated image on ``~/debug_image`` (estimated arm in green, target in magenta)
+   for rqt_image_view.
+
+Bad input (wrong encoding or size, stale image or joint states, a non-finite or out-of-range
+estimate) is skipped with a logged error; a missing or broken model file, or a missing perception
+module, is one clear error at start-up and the node then publishes nothing (it never falls back to
+ground truth silently).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from geometry_msgs.msg import PointStamped
+from rclpy.node import Node
+from reach_interfaces.msg import SceneConfig
+from sensor_msgs.msg import Image, JointState
+
+from .common import (ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, LATCHED_QOS, PLANE_FRAME,
+                     SENSOR_QOS, FatalNodeError, ImageError, Param, age_s, camera_from,
+                     check_target, declare_params, fill_image, finite, image_to_rgb,
+                     joint_positions, on_set_parameters, positive, spin)
+
+PARAMS = [
+    Param('model_path', '', 'perception network checkpoint (.pt); empty: ground truth from '
+          'joint_states and the set target (simulation and tests only: no vision)',
+          read_only=True),
+    Param('draw_virtual_target', True, 'draw the target disc into each image before perception '
+          '(the paper\'s virtual target)'),
+    Param('target_x', 0.5, 'target x (m, arm plane, forward); also set by the target topic',
+          finite),
+    Param('target_y', 0.2, 'target y (m, arm plane, up); also set by the target topic', finite),
+    Param('max_image_age_s', 0.5, 'skip images older than this (s)', positive),
+    Param('joint_state_timeout_s', 0.5, 'ground truth only: skip images while joint states are '
+          'older than this (s)', positive),
+    Param('omega_tolerance', 0.02, 'estimates this far outside [0, 1] (normalised) are clipped; '
+          'farther ones are refused', positive),
+    Param('threads', 1, 'torch threads for the network', positive),
+] + CAMERA_PARAMS
+
+TOPICS = {
+    'image': ('sub', 'sensor_msgs/msg/Image'),
+    'joint_states': ('sub', 'sensor_msgs/msg/JointState'),
+    'target': ('sub', 'geometry_msgs/msg/PointStamped'),
+    'scene_config': ('pub', 'reach_interfaces/msg/SceneConfig'),
+    '~/debug_image': ('pub', 'sensor_msgs/msg/Image'),
+}
+
+
+class ModelUnavailable(RuntimeError):
+    pass
+
+
+def load_model(path: str):
+    """The perception network at ``path``, or ModelUnavailable saying why not."""
+    try:
+        from reach_core.perception import PerceptionModel
+    except ImportError as err:
+        raise ModelUnavailable(f'the perception network module reach_core.perception is not '
+                               f'available ({err}); leave model_path empty for ground truth '
+                               f'(simulation only)') from None
+    if not os.path.isfile(path):
+        raise ModelUnavailable(f'perception model file not found: {path}')
+    try:
+        return PerceptionModel.load(path)
+    except Exception as err:  # noqa: BLE001 - the loader's own error says what is wrong
+        raise ModelUnavailable(f'cannot load perception model {path}: {err}') from None
+
+
+class Perception(Node):
+    def __init__(self):
+        super().__init__('perception')
+        self.p = declare_params(self, PARAMS)
+        try:
+            self.camera = camera_from(self.p)
+        except ValueError as err:
+            raise FatalNodeError(f'bad camera parameters: {err}') from None
+        from reach_core import renderer, scene
+        from reach_core.kinematics import BAXTER_LEFT
+        self.renderer, self.scene, self.arm = renderer, scene, BAXTER_LEFT
+        err = check_target(self.p['target_x'], self.p['target_y'])
+        if err:
+            self.get_logger().error(f'target parameters refused: {err}; using (0.5, 0.2)')
+            self.p['target_x'], self.p['target_y'] = 0.5, 0.2
+        self.target = np.array([self.p['target_x'], self.p['target_y']])
+        on_set_parameters(self, PARAMS, self._apply)
+        self.model = None
+        self.model_error = None
+        path = self.p['model_path'].strip()
+        if path:
+            try:
+                import torch
+                torch.set_num_threads(int(self.p['threads']))
+                self.model = load_model(os.path.expanduser(path))
+                self.source = f'network:{os.path.basename(path)}'
+                self.get_logger().info(f'perception network: {path}')
+            except ModelUnavailable as err:
+                self.model_error = str(err)
+                self.source = 'none'
+                self.get_logger().error(f'{err}: no scene configurations will be published')
+        else:
+            self.source = 'ground_truth'
+            self.get_logger().warn(
+                'model_path is empty: publishing GROUND TRUTH scene configurations (joint angles '
+                'from joint_states, the set target); no vision is involved')
+        self.q = None
+        self.q_msg = None
+        self.published = 0
+        self.pub = self.create_publisher(SceneConfig, 'scene_config', COMMAND_QOS)
+        self.debug_pub = self.create_publisher(Image, '~/debug_image', SENSOR_QOS)
+        self.create_subscription(Image, 'image', self.on_image, SENSOR_QOS)
+        self.create_subscription(PointStamped, 'target', self.on_target, LATCHED_QOS)
+        if self.model is None and self.model_error is None:
+            self.create_subscription(JointState, 'joint_states', self.on_joints, SENSOR_QOS)
+
+    # ------------------------------------------------------------------------------- inputs
+    def _apply(self, changes: dict):
+        x = changes.get('target_x', self.target[0])
+        y = changes.get('target_y', self.target[1])
+        err = check_target(x, y)
+        if err:
+            raise ValueError(err)
+        self.target = np.array([x, y], dtype=np.float64)
+        self.p.update(changes)
+
+    def on_target(self, msg: PointStamped):
+        x, y = msg.point.x, msg.point.y
+        err = check_target(x, y)
+        if err:
+            self.get_logger().error(f'target refused: {err}')
+            return
+        self.target = np.array([x, y], dtype=np.float64)
+        self.get_logger().info(f'target ({x:.3f}, {y:.3f}) m')
+
+    def on_joints(self, msg: JointState):
+        q = joint_positions(msg, ACTIVE_JOINTS)
+        if q is None or not np.all(np.isfinite(q)):
+            self.get_logger().error('joint state without finite left_s1/e1/w1 positions: ignored',
+                                    throttle_duration_sec=2.0)
+            return
+        self.q, self.q_msg = q, msg
+
+    # ------------------------------------------------------------------------------- per image
+    def on_image(self, msg: Image):
+        log = self.get_logger()
+        if self.model_error is not None:
+            log.error(f'no perception model ({self.model_error}): image dropped',
+                      throttle_duration_sec=10.0)
+            return
+        try:
+            frame = image_to_rgb(msg, self.camera.width, self.camera.height)
+        except ImageError as err:
+            log.error(f'image refused: {err}', throttle_duration_sec=2.0)
+            return
+        age = age_s(self, msg.header.stamp)
+        if age > self.p['max_image_age_s']:
+            log.error(f'image refused: stale ({age:.3f} s old > max_image_age_s '
+                      f"{self.p['max_image_age_s']:g})", throttle_duration_sec=2.0)
+            return
+        target = self.target.copy()
+        if self.p['draw_virtual_target'] and (self.model is not None
+                                              or self.debug_pub.get_subscription_count()):
+            frame = self.renderer.add_target(frame, target, self.camera)
+        if self.model is not None:
+            x = self.renderer.preprocess(frame[None], self.camera)
+            try:
+                omega = np.asarray(self.model.predict(x), dtype=np.float64).reshape(-1)
+            except Exception as err:  # noqa: BLE001 - a broken model must not kill the node
+                log.error(f'perception network failed: {err}', throttle_duration_sec=2.0)
+                return
+            if omega.shape != (5,) or not np.all(np.isfinite(omega)):
+                log.error(f'perception network returned {omega!r}: not 5 finite values',
+                          throttle_duration_sec=2.0)
+                return
+            tol = self.p['omega_tolerance']
+            if np.any((omega < -tol) | (omega > 1 + tol)):
+                log.error(f'perception estimate out of range (normalised {np.round(omega, 3)})',
+                          throttle_duration_sec=2.0)
+                return
+            omega = np.clip(omega, 0.0, 1.0)
+            est_target, q = self.scene.denormalise(omega)
+        else:
+            if self.q is None:
+                log.warn('ground truth: no joint states yet', throttle_duration_sec=5.0)
+                return
+            q_age = age_s(self, self.q_msg.header.stamp)
+            if q_age > self.p['joint_state_timeout_s']:
+                log.error(f'ground truth: joint states are stale ({q_age:.3f} s)',
+                          throttle_duration_sec=2.0)
+                return
+            q, est_target = self.q.copy(), target
+            omega = np.clip(self.scene.normalise(est_target, q).astype(np.float64), 0.0, 1.0)
+        out = SceneConfig()
+        out.header.stamp = msg.header.stamp
+        out.header.frame_id = PLANE_FRAME
+        out.target_x, out.target_y = float(est_target[0]), float(est_target[1])
+        out.left_s1, out.left_e1, out.left_w1 = (float(v) for v in q)
+        out.omega = omega.astype(np.float32).tolist()
+        out.source = self.source
+        self.pub.publish(out)
+        self.published += 1
+        if self.debug_pub.get_subscription_count():
+            self.publish_debug(frame, est_target, q, msg)
+
+    def publish_debug(self, frame: np.ndarray, target, q, src: Image):
+        import cv2
+        img = np.ascontiguousarray(frame.copy())
+        pts = self.camera.to_pixels(self.arm.link_points(q)).round().astype(np.int32)
+        cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, (0, 220, 0), 3, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, (int(p[0]), int(p[1])), 5, (0, 120, 0), -1, cv2.LINE_AA)
+        c = self.camera.to_pixels(target).round().astype(int)
+        r = int(round(self.scene.TARGET_RADIUS_M * self.camera.px_per_m))
+        cv2.circle(img, (int(c[0]), int(c[1])), r, (255, 0, 255), 2, cv2.LINE_AA)
+        x0, y0, w, h = self.camera.roi
+        cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), (90, 90, 90), 1)
+        cv2.putText(img, self.source, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        out = fill_image(Image(), img, 'rgb8')
+        out.header = src.header
+        self.debug_pub.publish(out)
+
+
+def main(args=None):
+    return spin(Perception, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

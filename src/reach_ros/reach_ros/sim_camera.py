@@ -1,0 +1,120 @@
+"""sim_camera: a simulated webcam that renders the scene with reach_core.renderer.
+
+Stands in for the webcam node in sim.launch.py: the same outputs (``image_raw`` as rgb8 and
+``camera_info``, sensor-data QoS, ``frame_id``) at ``fps``, drawn from the arm's joint states
+(``joint_states``, i.e. /robot/joint_states) by :func:`reach_core.renderer.render`. Like the real
+camera it shows no target unless ``render_target`` is set (a physical target in the scene, from
+the ``target`` topic or the target_x/target_y parameters); the paper's virtual target is drawn
+by the perception node, in sim and on the robot alike. Frames are stamped when they are
+published (the moment a real camera's frame would be grabbed); rendering takes about 1 ms.
+"""
+from __future__ import annotations
+
+import numpy as np
+from geometry_msgs.msg import PointStamped
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState
+
+from .common import (ACTIVE_JOINTS, CAMERA_PARAMS, LATCHED_QOS, SENSOR_QOS, FatalNodeError,
+                     Param, age_s, camera_from, check_target, declare_params, fill_image,
+                     finite, joint_positions, positive, spin)
+
+PARAMS = [
+    Param('fps', 30.0, 'frame rate (Hz)', positive),
+    Param('frame_id', 'camera', 'frame_id of the images and camera info'),
+    Param('camera_name', 'sim_camera', 'camera name (camera_info)'),
+    Param('focal_px', 600.0, 'nominal focal length written to camera_info (px)', positive),
+    Param('render_target', False, 'draw a physical target into the frames (the paper used a '
+          'virtual one, drawn by perception)'),
+    Param('target_x', 0.5, 'target x (m, arm plane) when render_target is set', finite),
+    Param('target_y', 0.2, 'target y (m, arm plane) when render_target is set', finite),
+    Param('joint_state_timeout_s', 0.5, 'skip frames while joint states are older than this (s)',
+          positive),
+] + CAMERA_PARAMS
+
+TOPICS = {
+    'joint_states': ('sub', 'sensor_msgs/msg/JointState'),
+    'target': ('sub', 'geometry_msgs/msg/PointStamped'),
+    'image_raw': ('pub', 'sensor_msgs/msg/Image'),
+    'camera_info': ('pub', 'sensor_msgs/msg/CameraInfo'),
+}
+
+OFF_FRAME = np.array([-100.0, -100.0])  # a target far outside the view: renders nothing
+
+
+class SimCamera(Node):
+    def __init__(self):
+        super().__init__('sim_camera')
+        self.p = declare_params(self, PARAMS)
+        try:
+            self.camera = camera_from(self.p)
+        except ValueError as err:
+            raise FatalNodeError(f'bad camera parameters: {err}') from None
+        from reach_core import renderer
+        self.render = renderer.render
+        self.target = np.array([self.p['target_x'], self.p['target_y']])
+        self.q = None
+        self.q_msg = None
+        self.frames = 0
+        self.img_pub = self.create_publisher(Image, 'image_raw', SENSOR_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, 'camera_info', SENSOR_QOS)
+        self.create_subscription(JointState, 'joint_states', self.on_joints, SENSOR_QOS)
+        self.create_subscription(PointStamped, 'target', self.on_target, LATCHED_QOS)
+        self.info = self._camera_info()
+        self.create_timer(1.0 / self.p['fps'], self.tick)
+        self.get_logger().info(
+            f"simulated camera {self.camera.width}x{self.camera.height} at {self.p['fps']:g} fps "
+            f"({'with' if self.p['render_target'] else 'without'} a rendered target)")
+
+    def _camera_info(self) -> CameraInfo:
+        info = CameraInfo()
+        info.header.frame_id = self.p['frame_id']
+        info.width, info.height = self.camera.width, self.camera.height
+        f = self.p['focal_px']
+        cx, cy = self.camera.width / 2.0, self.camera.height / 2.0
+        info.distortion_model = 'plumb_bob'
+        info.d = [0.0] * 5
+        info.k = [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        return info
+
+    def on_joints(self, msg: JointState):
+        q = joint_positions(msg, ACTIVE_JOINTS)
+        if q is None or not np.all(np.isfinite(q)):
+            self.get_logger().error('joint state without finite left_s1/e1/w1 positions: ignored',
+                                    throttle_duration_sec=2.0)
+            return
+        self.q, self.q_msg = q, msg
+
+    def on_target(self, msg: PointStamped):
+        err = check_target(msg.point.x, msg.point.y)
+        if err:
+            self.get_logger().error(f'target refused: {err}')
+            return
+        self.target = np.array([msg.point.x, msg.point.y])
+
+    def tick(self):
+        if self.q is None:
+            self.get_logger().warn('no joint states yet: no frames', throttle_duration_sec=5.0)
+            return
+        if age_s(self, self.q_msg.header.stamp) > self.p['joint_state_timeout_s']:
+            self.get_logger().warn('joint states are stale: no frames', throttle_duration_sec=5.0)
+            return
+        target = self.target if self.p['render_target'] else OFF_FRAME
+        frame = self.render(target, self.q, self.camera)
+        msg = fill_image(Image(), frame, 'rgb8')
+        msg.header.frame_id = self.p['frame_id']
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.info.header.stamp = msg.header.stamp
+        self.img_pub.publish(msg)
+        self.info_pub.publish(self.info)
+        self.frames += 1
+
+
+def main(args=None):
+    return spin(SimCamera, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
