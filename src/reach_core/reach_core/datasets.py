@@ -42,7 +42,7 @@ import numpy as np
 
 from .kinematics import BAXTER_LEFT
 from .renderer import add_target, preprocess, render, render_net_images, sample_scenes
-from .scene import DEFAULT_CAMERA, OMEGA_NAMES, CameraConfig, check_omega, normalise
+from .scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW, OMEGA_NAMES, CameraConfig, normalise
 
 DATASET_FORMAT = "reach.dataset/1"
 PHYS_COLUMNS = ("target_x", "target_y", "left_s1", "left_e1", "left_w1")
@@ -57,7 +57,8 @@ class DatasetError(ValueError):
 
 @dataclass
 class Dataset:
-    """Network images (N, 84, 84) float32 in [0, 1] with their normalised Omega (N, 5)."""
+    """Network images (N, 84, 84) in [0, 1] with their normalised Omega (N, 5); images are float32,
+    or float16 for network-image datasets (``net_images.npy``)."""
 
     images: np.ndarray
     omega: np.ndarray
@@ -243,7 +244,8 @@ def _read_labels(root: Path) -> tuple[list[int], list[str], np.ndarray, list[tup
                            f"(has {', '.join(header)})")
     col = {c: header.index(c) for c in header}
     has_omega = all(c in col for c in OMEGA_COLUMNS)
-    rows, names, labels, bad = [], [], [], []
+    cols = [col[c] for c in PHYS_COLUMNS] + ([col[c] for c in OMEGA_COLUMNS] if has_omega else [])
+    rows, names, values_ok, bad = [], [], [], []
     for line, values in body:
         if not values or all(not v.strip() for v in values):
             continue
@@ -252,33 +254,37 @@ def _read_labels(root: Path) -> tuple[list[int], list[str], np.ndarray, list[tup
             bad.append((line, name, f"{len(values)} fields, the header has {len(header)}"))
             continue
         try:
-            phys = np.array([float(values[col[c]]) for c in PHYS_COLUMNS])
+            values_ok.append([float(values[c]) for c in cols])
         except ValueError as err:
             bad.append((line, name, f"label is not a number ({err})"))
             continue
-        if not np.all(np.isfinite(phys)):
-            which = [c for c, v in zip(PHYS_COLUMNS, phys) if not math.isfinite(v)]
-            bad.append((line, name, f"label {', '.join(which)} is NaN or infinite"))
-            continue
-        omega = normalise(phys[:2], phys[2:])
-        try:
-            check_omega(omega, tol=1e-3)
-        except ValueError as err:
-            bad.append((line, name, f"label out of range: {err}"))
-            continue
-        if has_omega:
-            try:
-                given = np.array([float(values[col[c]]) for c in OMEGA_COLUMNS])
-            except ValueError as err:
-                bad.append((line, name, f"normalised label is not a number ({err})"))
-                continue
-            if not np.allclose(given, omega, atol=1e-4, rtol=0):
-                bad.append((line, name, "normalised columns disagree with the physical ones"))
-                continue
         rows.append(line)
         names.append(name)
-        labels.append(phys)
-    return rows, names, np.array(labels, dtype=np.float64).reshape(-1, 5), bad
+    arr = np.array(values_ok, dtype=np.float64).reshape(len(rows), len(cols))
+    phys = arr[:, :5]
+    with np.errstate(invalid="ignore"):
+        omega = (phys - OMEGA_LOW) / (OMEGA_HIGH - OMEGA_LOW)
+    finite = np.all(np.isfinite(phys), axis=1)
+    in_range = np.all((omega >= -1e-3) & (omega <= 1 + 1e-3), axis=1)
+    agree = np.all(np.abs(arr[:, 5:] - omega) <= 1e-4, axis=1) if has_omega else \
+        np.ones(len(rows), bool)
+    good = finite & in_range & agree
+    for k in np.flatnonzero(~good):
+        if not finite[k]:
+            which = [c for c, v in zip(PHYS_COLUMNS, phys[k]) if not math.isfinite(v)]
+            why = f"label {', '.join(which)} is NaN or infinite"
+        elif not in_range[k]:
+            j = int(np.flatnonzero((omega[k] < -1e-3) | (omega[k] > 1 + 1e-3))[0])
+            why = (f"label out of range: {PHYS_COLUMNS[j]} = {phys[k, j]:.4f} is outside "
+                   f"[{OMEGA_LOW[j]:.4f}, {OMEGA_HIGH[j]:.4f}]")
+        else:
+            why = "normalised columns disagree with the physical ones"
+        bad.append((rows[k], names[k], why))
+    rows = [r for r, g in zip(rows, good) if g]
+    names = [n for n, g in zip(names, good) if g]
+    labels = phys[good]
+    bad.sort()
+    return rows, names, labels, bad
 
 
 def read_frame(path: Path, camera: CameraConfig) -> np.ndarray:
@@ -327,8 +333,11 @@ def _load_net_images(root: Path, rows, names, phys, bad) -> tuple[np.ndarray, li
             continue
         keep.append(k)
         idx.append(i)
-    images = np.asarray(arr[np.array(idx, dtype=np.int64)], dtype=np.float32) if idx else \
-        np.zeros((0, 84, 84), np.float32)
+    idx = np.array(idx, dtype=np.int64)
+    if len(idx) and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+        images = np.array(arr[idx[0]:idx[0] + len(idx)])   # one contiguous read
+    else:
+        images = np.array(arr[idx]) if len(idx) else np.zeros((0, 84, 84), np.float16)
     return images, keep
 
 
@@ -398,8 +407,9 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
         lines = "; ".join(f"row {r} ({f}): {why}" for r, f, why in bad[:5])
         raise DatasetError(f"{root}: {len(bad)} of {n_rows} rows are bad (more than "
                            f"{max_bad_fraction:.0%}): {lines}")
-    ds = Dataset(images.astype(np.float32), normalise(phys[:, :2], phys[:, 2:]), names, bad,
-                 source=str(root))
+    if images.dtype != np.float16:   # large simulator sets stay float16 (half the memory)
+        images = images.astype(np.float32, copy=False)
+    ds = Dataset(images, normalise(phys[:, :2], phys[:, 2:]), names, bad, source=str(root))
     if verbose:
         print(ds.summary(), file=sys.stderr)
     return ds

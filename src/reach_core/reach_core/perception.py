@@ -292,6 +292,8 @@ class TrainConfig:
     fc_hidden: int = 0
     keypoints: int = 32
     steps: int = 20000
+    time_budget: float = 0.0      # seconds of training; if set, the LR schedule follows time and
+                                  # training stops at the budget (or at ``steps``)
     batch: int = 256
     lr: float = 1e-3
     lr_final_fraction: float = 0.01
@@ -302,6 +304,7 @@ class TrainConfig:
     # simulator data: rendered in memory (sim_images, supersample) or a dataset folder (sim)
     sim_images: int = 100_000
     sim: str | None = None
+    sim_limit: int | None = None  # use only the first sim_limit images of the ``sim`` folder
     supersample: int = 5
     workers: int = 1
     # adaptation
@@ -352,10 +355,15 @@ def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Te
     return x.clamp(0.0, 1.0)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
+    """Linear warm-up, then cosine decay to lr * lr_final_fraction over the steps (or over the
+    time budget, given the training seconds elapsed)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    if cfg.time_budget and elapsed is not None:
+        t = min(1.0, elapsed / cfg.time_budget)
+    else:
+        t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     lo = cfg.lr * cfg.lr_final_fraction
     return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * t))
 
@@ -369,8 +377,8 @@ def _sim_data(cfg: TrainConfig):
     from .scene import normalise
 
     if cfg.sim:
-        ds = load_dataset(cfg.sim, seed=cfg.seed, workers=max(4, cfg.workers))
-        return ds.images.astype(np.float16), ds.omega
+        ds = load_dataset(cfg.sim, seed=cfg.seed, workers=max(4, cfg.workers), limit=cfg.sim_limit)
+        return ds.images.astype(np.float16, copy=False), ds.omega
     t0 = time.perf_counter()
     images, target, q = render_sim_net_images(cfg.sim_images, seed=cfg.seed, supersample=cfg.supersample,
                                               workers=cfg.workers)
@@ -470,9 +478,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                disable=not progress, file=sys.stderr, mininterval=2.0)
     loss_acc, loss_n = torch.zeros((), device=device), 0
     t_seg = time.perf_counter()
-    while step < cfg.steps:
+    now = elapsed
+    while step < cfg.steps and not (cfg.time_budget and now >= cfg.time_budget):
+        lr = lr_at(step, cfg, now)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr
         idx = torch.randint(len(sim_xt), (n_sim,), device=device, generator=gen)
         x, y = sim_xt[idx].float(), sim_yt[idx]
         if cfg.augment_sim:
@@ -489,7 +499,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         loss_n += 1
         step += 1
         bar.update(1)
-        last = step == cfg.steps
+        now = elapsed + time.perf_counter() - t_seg
+        last = step == cfg.steps or bool(cfg.time_budget and now >= cfg.time_budget)
         if step % cfg.eval_every == 0 or last:
             mean_loss = float(loss_acc) / loss_n
             if device.type == "cuda":
@@ -497,7 +508,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             elapsed += time.perf_counter() - t_seg
             ev = evaluate_now()
             t_seg = time.perf_counter()
-            row = {"step": step, "loss": mean_loss, "lr": lr_at(step - 1, cfg),
+            now = elapsed
+            row = {"step": step, "loss": mean_loss, "lr": lr,
                    "train_seconds": round(elapsed, 3),
                    "images_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1),
                    **{f"e_{k}": v for k, v in ev.items()}}
@@ -589,6 +601,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = TrainConfig(**json.loads(cfg_path.read_text()))
         if args.steps is not None:
             cfg.steps = args.steps
+        if args.time_budget is not None:
+            cfg.time_budget = args.time_budget
         if args.device is not None:
             cfg.device = args.device
     else:
@@ -682,6 +696,8 @@ def add_train_cli(sub) -> None:
     a("--fc-hidden", type=int, default=None, help="hidden FC units before the bottleneck (default 0)")
     a("--keypoints", type=int, default=None, help=f"spatial: keypoints (default {d.keypoints})")
     a("--steps", type=int, default=None, help=f"update steps (default {d.steps})")
+    a("--time-budget", type=float, default=None,
+      help="training seconds: the cosine LR follows time and training stops there (or at --steps)")
     a("--batch", type=int, default=None, help=f"mini-batch size (default {d.batch})")
     a("--lr", type=float, default=None, help=f"Adam learning rate, cosine-decayed (default {d.lr})")
     a("--lr-final-fraction", type=float, default=None, help="final LR / initial LR (default 0.01)")
@@ -692,6 +708,7 @@ def add_train_cli(sub) -> None:
     a("--sim-images", type=int, default=None,
       help=f"simulator images rendered in memory (default {d.sim_images})")
     a("--sim", default=None, help="use this simulator dataset folder instead of rendering")
+    a("--sim-limit", type=int, default=None, help="use only the first N images of --sim")
     a("--supersample", type=int, default=None,
       help="renderer supersampling of in-memory images (default 5: the camera pipeline's pixels)")
     a("--workers", type=int, default=None, help="rendering processes (default 1)")
