@@ -26,7 +26,7 @@ from baxter_core_msgs.msg import JointCommand
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from .common import (ACTIVE_JOINTS, COMMAND_QOS, HELD_JOINTS, JOINT_LIMITS, LEFT_ARM_JOINTS,
+from .common import (report, ACTIVE_JOINTS, COMMAND_QOS, HELD_JOINTS, JOINT_LIMITS, LEFT_ARM_JOINTS,
                      SENSOR_QOS, Param, age_s, declare_params, joint_positions, length,
                      non_negative, on_set_parameters, positive, spin)
 
@@ -121,12 +121,10 @@ class BaxterBridge(Node):
     def on_joints(self, msg: JointState):
         q = joint_positions(msg, LEFT_ARM_JOINTS)
         if q is None:
-            self.get_logger().error('joint state without all seven left-arm joints: ignored',
-                                    throttle_duration_sec=2.0)
+            report(self, 'baxter_bridge1', 'joint state without all seven left-arm joints: ignored', 'error', 2.0)
             return
         if not np.all(np.isfinite(q)):
-            self.get_logger().error('joint state with NaN or infinite positions: ignored',
-                                    throttle_duration_sec=2.0)
+            report(self, 'baxter_bridge2', 'joint state with NaN or infinite positions: ignored', 'error', 2.0)
             return
         self.measured = q
         self.measured_ns = self._now()
@@ -136,32 +134,29 @@ class BaxterBridge(Node):
             (self._now() - self.measured_ns) * 1e-9 <= self.p['joint_state_timeout_s']
 
     def on_delta(self, msg: JointState):
-        log = self.get_logger()
         names, values = list(msg.name), np.asarray(msg.position, dtype=np.float64)
         if len(names) != len(values) or not names:
-            log.error(f'delta refused: {len(names)} names but {len(values)} positions',
-                      throttle_duration_sec=2.0)
+            report(self, 'baxter_bridge3', f'delta refused: {len(names)} names but {len(values)} positions', 'error', 2.0)
             return
         unknown = [n for n in names if n not in ACTIVE_JOINTS]
         if unknown or len(set(names)) != len(names):
-            log.error(f'delta refused: joints {names} (only distinct left_s1, left_e1, left_w1 '
-                      f'are moved)', throttle_duration_sec=2.0)
+            report(self, 'baxter_bridge4', f'delta refused: joints {names} (only distinct left_s1, left_e1, left_w1 '
+                      f'are moved)', 'error', 2.0)
             return
         if not np.all(np.isfinite(values)):
-            log.error('delta refused: NaN or infinite values', throttle_duration_sec=2.0)
+            report(self, 'baxter_bridge5', 'delta refused: NaN or infinite values', 'error', 2.0)
             return
         if np.any(np.abs(values) > self.p['max_step'] + 1e-9):
-            log.error(f'delta refused: {np.round(values, 4).tolist()} rad exceeds max_step '
-                      f"{self.p['max_step']:g} rad", throttle_duration_sec=2.0)
+            report(self, 'baxter_bridge6', f'delta refused: {np.round(values, 4).tolist()} rad exceeds max_step '
+                      f"{self.p['max_step']:g} rad", 'error', 2.0)
             return
         age = age_s(self, msg.header.stamp)
         if age > self.p['max_delta_age_s']:
-            log.error(f'delta refused: stale ({age:.3f} s old > max_delta_age_s '
-                      f"{self.p['max_delta_age_s']:g})", throttle_duration_sec=2.0)
+            report(self, 'baxter_bridge7', f'delta refused: stale ({age:.3f} s old > max_delta_age_s '
+                      f"{self.p['max_delta_age_s']:g})", 'error', 2.0)
             return
         if not self._fresh_state():
-            log.error('delta refused: no fresh joint states from the robot',
-                      throttle_duration_sec=2.0)
+            report(self, 'baxter_bridge8', 'delta refused: no fresh joint states from the robot', 'error', 2.0)
             return
         self.delta_ns = self._now()
         cmd = self.shaper.apply(dict(zip(names, values)), self.measured)

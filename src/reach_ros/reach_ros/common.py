@@ -17,6 +17,7 @@ an optional check) and declares them with :func:`declare_params`, which
 """
 from __future__ import annotations
 
+import array
 import math
 import sys
 from dataclasses import dataclass, field
@@ -275,7 +276,11 @@ def fill_image(msg, frame: np.ndarray, encoding: str = 'rgb8'):
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = 3 * w
-    msg.data = np.ascontiguousarray(frame, dtype=np.uint8).tobytes()
+    # an array.array('B') is taken as is; bytes or a list would be range-checked element by
+    # element by the generated message class (tens of ms for a 640x480 frame)
+    data = array.array('B')
+    data.frombytes(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+    msg.data = data
     return msg
 
 
@@ -366,3 +371,17 @@ def check_target(x: float, y: float) -> str | None:
         return (f'target ({x:.3f}, {y:.3f}) m is {r:.3f} m from the shoulder, out of the arm\'s '
                 f'reach ({BAXTER_LEFT.reach:.3f} m)')
     return None
+
+
+def report(node: Node, key: str, text: str, level: str = 'error', period: float = 2.0) -> None:
+    """Log ``text`` unless the same kind of problem (``key``) was logged less than ``period`` s ago.
+
+    Unlike rclpy's throttle (one per call site), different problems reported from one place
+    each get their line.
+    """
+    last = node.__dict__.setdefault('_reach_reported', {})
+    now = node.get_clock().now().nanoseconds
+    if key in last and (now - last[key]) * 1e-9 < period:
+        return
+    last[key] = now
+    getattr(node.get_logger(), level)(text)

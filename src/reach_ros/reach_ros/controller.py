@@ -28,7 +28,7 @@ from reach_interfaces.msg import SceneConfig, TrialStatus
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from .common import (ACTIVE_JOINTS, COMMAND_QOS, LATCHED_QOS, FatalNodeError, Param, age_s,
+from .common import (report, ACTIVE_JOINTS, COMMAND_QOS, LATCHED_QOS, FatalNodeError, Param, age_s,
                      declare_params, non_negative, on_set_parameters, positive, spin, stamp_ns)
 
 PARAMS = [
@@ -178,27 +178,23 @@ class Controller(Node):
         target = np.array([msg.target_x, msg.target_y], dtype=np.float64)
         q = np.array([msg.left_s1, msg.left_e1, msg.left_w1], dtype=np.float64)
         if not (np.all(np.isfinite(target)) and np.all(np.isfinite(q))):
-            log.error('scene configuration refused: NaN or infinite values',
-                      throttle_duration_sec=2.0)
+            report(self, 'controller1', 'scene configuration refused: NaN or infinite values', 'error', 2.0)
             return
         omega = self.scene.normalise(target, q).astype(np.float64)
         tol = self.p['omega_tolerance']
         if np.any((omega < -tol) | (omega > 1 + tol)):
             bad = [n for n, o in zip(self.scene.OMEGA_NAMES, omega) if not -tol <= o <= 1 + tol]
-            log.error(f'scene configuration refused: {", ".join(bad)} out of range '
-                      f'(target ({target[0]:.3f}, {target[1]:.3f}) m, q {np.round(q, 3).tolist()})',
-                      throttle_duration_sec=2.0)
+            report(self, 'controller2', f'scene configuration refused: {", ".join(bad)} out of range '
+                      f'(target ({target[0]:.3f}, {target[1]:.3f}) m, q {np.round(q, 3).tolist()})', 'error', 2.0)
             return
         omega = np.clip(omega, 0.0, 1.0)
         stamp = stamp_ns(msg.header.stamp)
         age = age_s(self, msg.header.stamp)
         if age > self.p['max_scene_age_s']:
-            log.error(f'scene configuration refused: stale ({age:.3f} s old)',
-                      throttle_duration_sec=2.0)
+            report(self, 'controller3', f'scene configuration refused: stale ({age:.3f} s old)', 'error', 2.0)
             return
         if stamp <= self.last_stamp:
-            log.warn('scene configuration refused: not newer than the previous one',
-                     throttle_duration_sec=2.0)
+            report(self, 'controller4', 'scene configuration refused: not newer than the previous one', 'warn', 2.0)
             return
         self.last_stamp = stamp
         trial = self.trial

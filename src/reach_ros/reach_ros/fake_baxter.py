@@ -18,7 +18,7 @@ from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 
-from .common import (COMMAND_QOS, JOINT_LIMITS, LEFT_ARM_JOINTS, STATE_QOS, Param,
+from .common import (report, COMMAND_QOS, JOINT_LIMITS, LEFT_ARM_JOINTS, STATE_QOS, Param,
                      declare_params, length, non_negative, on_set_parameters, positive, spin)
 
 PARAMS = [
@@ -51,7 +51,7 @@ class FakeBaxter(Node):
         self.hi = np.array([JOINT_LIMITS[n][1] for n in self.names])
         q0 = np.asarray(self.p['initial_positions'], dtype=np.float64)
         if np.any((q0 < self.lo) | (q0 > self.hi)):
-            self.get_logger().error('initial_positions outside the joint limits: clamped')
+            report(self, 'fake_baxter1', 'initial_positions outside the joint limits: clamped')
         self.q = np.clip(q0, self.lo, self.hi)
         self.target = self.q.copy()
         self.rng = np.random.default_rng(int(self.p['seed']))
@@ -67,28 +67,26 @@ class FakeBaxter(Node):
             f"noise {self.p['noise_std']:g} rad; start q = {np.round(self.q, 3).tolist()}")
 
     def on_command(self, msg: JointCommand):
-        log = self.get_logger()
         if msg.mode != JointCommand.POSITION_MODE:
-            log.error(f'joint command refused: mode {msg.mode} is not POSITION_MODE (1); the '
-                      f'fake Baxter supports position mode only', throttle_duration_sec=2.0)
+            report(self, 'fake_baxter0', f'joint command refused: mode {msg.mode} is not POSITION_MODE (1); the '
+                      f'fake Baxter supports position mode only', 'error', 2.0)
             return
         if len(msg.names) != len(msg.command) or not msg.names:
-            log.error(f'joint command refused: {len(msg.names)} names but {len(msg.command)} '
-                      f'values', throttle_duration_sec=2.0)
+            report(self, 'fake_baxter2', f'joint command refused: {len(msg.names)} names but {len(msg.command)} '
+                      f'values', 'error', 2.0)
             return
         unknown = [n for n in msg.names if n not in self.names]
         if unknown:
-            log.error(f'joint command refused: unknown joints {unknown}', throttle_duration_sec=2.0)
+            report(self, 'fake_baxter3', f'joint command refused: unknown joints {unknown}', 'error', 2.0)
             return
         values = np.asarray(msg.command, dtype=np.float64)
         if not np.all(np.isfinite(values)):
-            log.error('joint command refused: NaN or infinite values', throttle_duration_sec=2.0)
+            report(self, 'fake_baxter4', 'joint command refused: NaN or infinite values', 'error', 2.0)
             return
         idx = [self.names.index(n) for n in msg.names]
         lo, hi = self.lo[idx], self.hi[idx]
         if np.any((values < lo) | (values > hi)):
-            log.warn('joint command outside the joint limits: clamped (as the robot does)',
-                     throttle_duration_sec=2.0)
+            report(self, 'fake_baxter5', 'joint command outside the joint limits: clamped (as the robot does)', 'warn', 2.0)
         self.target[idx] = np.clip(values, lo, hi)
         self.commands += 1
 

@@ -35,7 +35,7 @@ from rclpy.node import Node
 from reach_interfaces.msg import SceneConfig
 from sensor_msgs.msg import Image, JointState
 
-from .common import (ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, LATCHED_QOS, PLANE_FRAME,
+from .common import (report, ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, LATCHED_QOS, PLANE_FRAME,
                      SENSOR_QOS, FatalNodeError, ImageError, Param, age_s, camera_from,
                      check_target, declare_params, fill_image, finite, image_to_rgb,
                      joint_positions, on_set_parameters, positive, spin)
@@ -99,7 +99,7 @@ class Perception(Node):
         self.renderer, self.scene, self.arm = renderer, scene, BAXTER_LEFT
         err = check_target(self.p['target_x'], self.p['target_y'])
         if err:
-            self.get_logger().error(f'target parameters refused: {err}; using (0.5, 0.2)')
+            report(self, 'perception1', f'target parameters refused: {err}; using (0.5, 0.2)')
             self.p['target_x'], self.p['target_y'] = 0.5, 0.2
         self.target = np.array([self.p['target_x'], self.p['target_y']])
         on_set_parameters(self, PARAMS, self._apply)
@@ -154,27 +154,24 @@ class Perception(Node):
     def on_joints(self, msg: JointState):
         q = joint_positions(msg, ACTIVE_JOINTS)
         if q is None or not np.all(np.isfinite(q)):
-            self.get_logger().error('joint state without finite left_s1/e1/w1 positions: ignored',
-                                    throttle_duration_sec=2.0)
+            report(self, 'perception0', 'joint state without finite left_s1/e1/w1 positions: ignored')
             return
         self.q, self.q_msg = q, msg
 
     # ------------------------------------------------------------------------------- per image
     def on_image(self, msg: Image):
-        log = self.get_logger()
         if self.model_error is not None:
-            log.error(f'no perception model ({self.model_error}): image dropped',
-                      throttle_duration_sec=10.0)
+            report(self, 'perception2', f'no perception model ({self.model_error}): image dropped', 'error', 10.0)
             return
         try:
             frame = image_to_rgb(msg, self.camera.width, self.camera.height)
         except ImageError as err:
-            log.error(f'image refused: {err}', throttle_duration_sec=2.0)
+            report(self, f'image:{str(err)[:24]}', f'image refused: {err}', 'error', 2.0)
             return
         age = age_s(self, msg.header.stamp)
         if age > self.p['max_image_age_s']:
-            log.error(f'image refused: stale ({age:.3f} s old > max_image_age_s '
-                      f"{self.p['max_image_age_s']:g})", throttle_duration_sec=2.0)
+            report(self, 'perception4', f'image refused: stale ({age:.3f} s old > max_image_age_s '
+                      f"{self.p['max_image_age_s']:g})", 'error', 2.0)
             return
         target = self.target.copy()
         if self.p['draw_virtual_target'] and (self.model is not None
@@ -185,27 +182,24 @@ class Perception(Node):
             try:
                 omega = np.asarray(self.model.predict(x), dtype=np.float64).reshape(-1)
             except Exception as err:  # noqa: BLE001 - a broken model must not kill the node
-                log.error(f'perception network failed: {err}', throttle_duration_sec=2.0)
+                report(self, 'perception5', f'perception network failed: {err}', 'error', 2.0)
                 return
             if omega.shape != (5,) or not np.all(np.isfinite(omega)):
-                log.error(f'perception network returned {omega!r}: not 5 finite values',
-                          throttle_duration_sec=2.0)
+                report(self, 'perception6', f'perception network returned {omega!r}: not 5 finite values', 'error', 2.0)
                 return
             tol = self.p['omega_tolerance']
             if np.any((omega < -tol) | (omega > 1 + tol)):
-                log.error(f'perception estimate out of range (normalised {np.round(omega, 3)})',
-                          throttle_duration_sec=2.0)
+                report(self, 'perception7', f'perception estimate out of range (normalised {np.round(omega, 3)})', 'error', 2.0)
                 return
             omega = np.clip(omega, 0.0, 1.0)
             est_target, q = self.scene.denormalise(omega)
         else:
             if self.q is None:
-                log.warn('ground truth: no joint states yet', throttle_duration_sec=5.0)
+                report(self, 'perception8', 'ground truth: no joint states yet', 'warn', 5.0)
                 return
             q_age = age_s(self, self.q_msg.header.stamp)
             if q_age > self.p['joint_state_timeout_s']:
-                log.error(f'ground truth: joint states are stale ({q_age:.3f} s)',
-                          throttle_duration_sec=2.0)
+                report(self, 'perception9', f'ground truth: joint states are stale ({q_age:.3f} s)', 'error', 2.0)
                 return
             q, est_target = self.q.copy(), target
             omega = np.clip(self.scene.normalise(est_target, q).astype(np.float64), 0.0, 1.0)

@@ -15,7 +15,7 @@ from geometry_msgs.msg import PointStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
-from .common import (ACTIVE_JOINTS, CAMERA_PARAMS, LATCHED_QOS, SENSOR_QOS, FatalNodeError,
+from .common import (report, ACTIVE_JOINTS, CAMERA_PARAMS, LATCHED_QOS, SENSOR_QOS, FatalNodeError,
                      Param, age_s, camera_from, check_target, declare_params, fill_image,
                      finite, joint_positions, positive, spin)
 
@@ -82,24 +82,23 @@ class SimCamera(Node):
     def on_joints(self, msg: JointState):
         q = joint_positions(msg, ACTIVE_JOINTS)
         if q is None or not np.all(np.isfinite(q)):
-            self.get_logger().error('joint state without finite left_s1/e1/w1 positions: ignored',
-                                    throttle_duration_sec=2.0)
+            report(self, 'sim_camera1', 'joint state without finite left_s1/e1/w1 positions: ignored', 'error', 2.0)
             return
         self.q, self.q_msg = q, msg
 
     def on_target(self, msg: PointStamped):
         err = check_target(msg.point.x, msg.point.y)
         if err:
-            self.get_logger().error(f'target refused: {err}')
+            report(self, 'sim_camera2', f'target refused: {err}')
             return
         self.target = np.array([msg.point.x, msg.point.y])
 
     def tick(self):
         if self.q is None:
-            self.get_logger().warn('no joint states yet: no frames', throttle_duration_sec=5.0)
+            report(self, 'sim_camera0', 'no joint states yet: no frames', 'warn', 5.0)
             return
         if age_s(self, self.q_msg.header.stamp) > self.p['joint_state_timeout_s']:
-            self.get_logger().warn('joint states are stale: no frames', throttle_duration_sec=5.0)
+            report(self, 'sim_camera3', 'joint states are stale: no frames', 'warn', 5.0)
             return
         target = self.target if self.p['render_target'] else OFF_FRAME
         frame = self.render(target, self.q, self.camera)

@@ -21,7 +21,7 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
-from .common import (SENSOR_QOS, Param, declare_params, fill_image, one_of, positive, spin)
+from .common import (report, SENSOR_QOS, Param, declare_params, fill_image, one_of, positive, spin)
 
 PARAMS = [
     Param('video_device', '/dev/video0', 'V4L2 device (/dev/videoN), camera index, or video file',
@@ -79,7 +79,7 @@ class Webcam(Node):
         try:
             self.info = load_camera_info(self.p['camera_info_url'], w, h, self.p['camera_name'])
         except (OSError, KeyError, TypeError, ValueError) as err:
-            self.get_logger().error(f"camera_info_url {self.p['camera_info_url']!r} unusable "
+            report(self, 'webcam1', f"camera_info_url {self.p['camera_info_url']!r} unusable "
                                     f'({type(err).__name__}: {err}); publishing an uncalibrated '
                                     f'camera_info')
             self.info = load_camera_info('', w, h, self.p['camera_name'])
@@ -117,8 +117,8 @@ class Webcam(Node):
         while not self._stop.is_set():
             opened = self._open()
             if opened is None:
-                log.error(f"cannot open camera {self.p['video_device']!r}; retrying in "
-                          f"{self.p['reconnect_period_s']:g} s", throttle_duration_sec=30.0)
+                report(self, 'webcam0', f"cannot open camera {self.p['video_device']!r}; retrying in "
+                          f"{self.p['reconnect_period_s']:g} s", 'error', 30.0)
                 self._stop.wait(self.p['reconnect_period_s'])
                 continue
             cap, is_device = opened
@@ -128,13 +128,13 @@ class Webcam(Node):
                 ok, frame = cap.read()
                 stamp = self.get_clock().now().to_msg()
                 if not ok or frame is None:
-                    log.error(f"camera {self.p['video_device']!r} stopped delivering frames "
-                              f'(unplugged?); reopening')
+                    report(self, 'webcam2', f"camera {self.p['video_device']!r} stopped delivering "
+                                 f'frames (unplugged?); reopening', 'error', 0.0)
                     break
                 want = (int(self.p['image_height']), int(self.p['image_width']))
                 if frame.ndim != 3 or frame.shape[2] != 3:
-                    log.error(f'camera frame of shape {frame.shape} is not 3-channel colour: '
-                              f'dropped', throttle_duration_sec=5.0)
+                    report(self, 'webcam3', f'camera frame of shape {frame.shape} is not 3-channel colour: '
+                              f'dropped', 'error', 5.0)
                     continue
                 if frame.shape[:2] != want:
                     if not warned_size:

@@ -1,0 +1,97 @@
+"""Reaching trials through a running reach graph, as an operator would run them.
+
+For each trial: pick a random target (Algorithm 1: the end-effector of a random configuration;
+with a 1-DoF controller only e1 differs from the arm's present configuration), publish it on
+/reach/target, wait until /scene_config carries it, call /controller/start_trial and wait for
+/reach/status to say SUCCEEDED or FAILED. Used by tests/test_ros_graph.py and
+bench/bench_ros_graph.py.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from baxter_core_msgs.msg import JointCommand
+from geometry_msgs.msg import PointStamped
+from reach_interfaces.msg import SceneConfig, TrialStatus
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+
+from reach_ros.common import ACTIVE_JOINTS, JOINT_LIMITS, LATCHED_QOS, STATE_QOS
+
+TERMINAL = (TrialStatus.SUCCEEDED, TrialStatus.FAILED)
+
+
+@dataclass
+class TrialResult:
+    trial: int
+    q0: np.ndarray
+    target: np.ndarray
+    succeeded: bool
+    steps: int
+    distance_m: float
+    seconds: float
+
+
+def watch(probe) -> None:
+    """Subscribe ``probe`` to what the trials need (idempotent)."""
+    if hasattr(probe, 'scene'):
+        return
+    probe.scene = probe.record(SceneConfig, '/scene_config', 10)
+    probe.states = probe.record(JointState, '/robot/joint_states', STATE_QOS)
+    probe.commands = probe.record(JointCommand, '/robot/limb/left/joint_command', 10)
+    probe.status = probe.record(TrialStatus, '/reach/status', LATCHED_QOS)
+    probe.target_pub = probe.publisher(PointStamped, '/reach/target', LATCHED_QOS)
+
+
+def current_q(probe) -> np.ndarray:
+    m = probe.states[-1][1]
+    return np.array([m.position[m.name.index(n)] for n in ACTIVE_JOINTS])
+
+
+def run_trials(probe, n: int, dof: int = 3, seed: int = 2017, trial_timeout: float = 45.0):
+    """Run ``n`` trials; return a list of TrialResult (raises TimeoutError if the graph stalls)."""
+    watch(probe)
+    if not probe.spin_until(lambda: probe.states and probe.scene, 20.0):
+        raise TimeoutError('no joint states or scene configurations from the graph')
+    rng = np.random.default_rng(seed)
+    lo = np.array([JOINT_LIMITS[j][0] for j in ACTIVE_JOINTS])
+    hi = np.array([JOINT_LIMITS[j][1] for j in ACTIVE_JOINTS])
+    from reach_core.kinematics import BAXTER_LEFT
+    results = []
+    for _ in range(n):
+        q = current_q(probe)
+        q_star = rng.uniform(lo, hi)
+        if dof == 1:
+            q_star = np.array([q[0], q_star[1], q[2]])
+        elif dof == 2:
+            q_star = np.array([q[0], q_star[1], q_star[2]])
+        target = BAXTER_LEFT.forward(q_star)
+        msg = PointStamped()
+        msg.header.frame_id = 'left_arm_plane'
+        msg.header.stamp = probe.node.get_clock().now().to_msg()
+        msg.point.x, msg.point.y = float(target[0]), float(target[1])
+        probe.target_pub.publish(msg)
+        n0 = len(probe.scene)
+        if not probe.spin_until(lambda: any(
+                abs(m.target_x - target[0]) < 1e-9 and abs(m.target_y - target[1]) < 1e-9
+                for _, m in probe.scene[n0:]), 5.0):
+            raise TimeoutError('perception did not take the new target from /reach/target')
+        t0 = time.monotonic()
+        reply = probe.call(Trigger, '/controller/start_trial')
+        if not reply.success:
+            raise RuntimeError(f'start_trial failed: {reply.message}')
+        trial = int(reply.message.split()[1])
+        q0 = current_q(probe)
+
+        def finished():
+            return any(m.trial == trial and m.state in TERMINAL for _, m in probe.status)
+        if not probe.spin_until(finished, trial_timeout):
+            raise TimeoutError(f'trial {trial} did not finish in {trial_timeout} s')
+        final = next(m for _, m in reversed(probe.status)
+                     if m.trial == trial and m.state in TERMINAL)
+        results.append(TrialResult(trial, q0, target, final.state == TrialStatus.SUCCEEDED,
+                                   int(final.steps), float(final.distance_m),
+                                   time.monotonic() - t0))
+    return results
