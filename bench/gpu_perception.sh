@@ -12,7 +12,7 @@
 # package with their commands and metrics.
 set -euo pipefail
 OUT="${1:?OUT dir}"; HIFI_TRAIN="${2:?hifi train dataset}"; HIFI_TEST="${3:?hifi test dataset}"
-SIM_N="${SIM_N:-600000}"; SIM_BUDGET="${SIM_BUDGET:-270}"; ADAPT_BUDGET="${ADAPT_BUDGET:-75}"
+SIM_N="${SIM_N:-500000}"; SIM_BUDGET="${SIM_BUDGET:-240}"; ADAPT_BUDGET="${ADAPT_BUDGET:-70}"
 WORKERS="${WORKERS:-15}"; DEVICE="${DEVICE:-cuda}"; TEST_N="${TEST_N:-1000}"; VIRT="${VIRT:-20}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -75,4 +75,6 @@ for run in "$RUNS"/*/; do
 done
 reach eval perception "${models[@]}" --sim-test "$TEST_N" --dataset "hifi_test=$HIFI_TEST" \
   --json "$OUT/eval.json" --plot "$OUT/perception_errors.png"
+stamp "GPU training throughput, one process alone"
+python3 "$ROOT/bench/bench_perception.py" --skip-eval --gpu-throughput 2>&1 | sed -n '/measured here/,$p'
 stamp "done"

@@ -30,6 +30,7 @@ are bad, or with ``strict=True`` at the first bad row.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -223,7 +224,8 @@ def _read_meta(root: Path) -> dict:
     return meta
 
 
-def _read_labels(root: Path) -> tuple[list[int], list[str], np.ndarray, list[tuple[int, str, str]]]:
+def _read_labels(root: Path, limit: int | None = None
+                 ) -> tuple[list[int], list[str], np.ndarray, list[tuple[int, str, str]]]:
     """Rows of labels.csv: (row numbers, image names, physical labels (N, 5), bad rows)."""
     path = root / "labels.csv"
     if not path.is_file():
@@ -232,7 +234,7 @@ def _read_labels(root: Path) -> tuple[list[int], list[str], np.ndarray, list[tup
         with open(path, newline="") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
-            body = list(enumerate(reader, start=2))
+            body = list(itertools.islice(enumerate(reader, start=2), limit))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DatasetError(f"{path}: cannot read ({err})") from None
     if not header:
@@ -355,9 +357,7 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
         raise DatasetError(f"dataset folder not found: {root}")
     meta = _read_meta(root)
     camera = _camera_from(meta)
-    rows, names, phys, bad = _read_labels(root)
-    if limit is not None:
-        rows, names, phys = rows[:limit], names[:limit], phys[:limit]
+    rows, names, phys, bad = _read_labels(root, limit)
     n_rows = len(rows) + len(bad)
     if n_rows == 0:
         raise DatasetError(f"{root / 'labels.csv'}: no rows")

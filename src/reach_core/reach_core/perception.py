@@ -540,6 +540,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         "parameters": params, "final": progress_rows[-1] if progress_rows else {},
         "reached_target": reached, "target_e": cfg.target_e,
         "sim_images": len(sim_x), "real_images": len(real) if real is not None else 0,
+        "real_frames": len(set(real.files)) if real is not None else 0,
         "real_frames_skipped": len(real.skipped) if real is not None else 0,
         "command": cfg.command,
     }

@@ -1,0 +1,65 @@
+"""Copy the perception networks trained by bench/gpu_perception.sh into the package.
+
+    python bench/ship_perception_models.py RESULTS_DIR [--sim NAME] [--adapted NAME]
+
+RESULTS_DIR holds what gpu_perception.sh wrote (runs/<name>/{model.pt,metrics.json,config.json},
+eval.json).  The SIM network shipped is the sim_* run with the lowest simulator test error unless
+--sim names one; the adapted network is the P75 adaptation of that run (the paper's best balanced
+setting, chosen before looking at the results) unless --adapted names another.  Each model is
+written to src/reach_core/reach_core/models/perception_{sim,adapted}.pt with a .json giving the
+exact training command, seed, training metrics (device, images/s, time to target) and the
+evaluation of gpu_perception.sh (Table 1 style), plus the pipeline that produced it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from reach_core.perception import PerceptionModel
+
+MODELS = Path(__file__).resolve().parent.parent / "src/reach_core/reach_core/models"
+PIPELINE = ("bash bench/gpu_perception.sh /tmp/res .devdata/hifi_train .devdata/hifi_test, with "
+            ".devdata/hifi_train = reach data render --source hifi --n 200 --seed 1 --out "
+            ".devdata/hifi_train and .devdata/hifi_test = reach data render --source hifi --n 400 "
+            "--seed 2 --out .devdata/hifi_test (rendered on the CPU machine, carried to the GPU)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results")
+    ap.add_argument("--sim", default=None)
+    ap.add_argument("--adapted", default=None)
+    args = ap.parse_args()
+    res = Path(args.results)
+    ev = json.loads((res / "eval.json").read_text())
+    sims = {k: v for k, v in ev.items() if k.startswith("sim_")}
+    sim = args.sim or min(sims, key=lambda k: sims[k]["sim"]["e_mean"])
+    adapted = args.adapted or f"p75_{sim[4:]}"
+    for role, name in (("sim", sim), ("adapted", adapted)):
+        run = res / "runs" / name
+        model = PerceptionModel.load(run / "model.pt")   # refuse to ship a broken file
+        metrics = json.loads((run / "metrics.json").read_text())
+        config = json.loads((run / "config.json").read_text())
+        dst = MODELS / f"perception_{role}.pt"
+        shutil.copyfile(run / "model.pt", dst)
+        info = {
+            "file": dst.name, "role": role, "run": name,
+            "architecture": model.meta.get("config", {}).get("arch", model.arch.arch),
+            "arch": vars(model.arch),
+            "command": metrics["command"], "seed": config["seed"],
+            "adapted_from": config.get("adapt_from"),
+            "pipeline": PIPELINE,
+            "metrics": metrics,
+            "evaluation": ev[name],
+            "concurrent_note": "trained side by side with the other runs of gpu_perception.sh on "
+                               "one GPU, so images/s and times are lower than a run alone",
+        }
+        (MODELS / f"perception_{role}.json").write_text(json.dumps(info, indent=2) + "\n")
+        print(f"{role}: {name} -> {dst} (sim e {ev[name]['sim']['e_mean']:.4f}, hifi e "
+              f"{ev[name].get('hifi_test', {}).get('e_mean', float('nan')):.4f})")
+
+
+if __name__ == "__main__":
+    main()
