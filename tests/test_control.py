@@ -13,7 +13,9 @@ import torch
 
 from reach_core.cli import main as cli_main
 from reach_core.control import (CHECKPOINT_FORMAT, CheckpointError, ControlPolicy, QNetwork,
-                                load_checkpoint, masked_argmax)
+                                available_actions, load_checkpoint, masked_argmax)
+from reach_core.kinematics import BAXTER_LEFT, JOINT_LIMITS
+from reach_core.scene import normalise
 from reach_core.control_training import NStep, ReplayMemory, TrainConfig, train
 from reach_core.evaluation import EvalResult, format_table, run_trials
 from reach_core.simulator import ReachEnv, TaskConfig, action_mask
@@ -61,6 +63,45 @@ def test_qnetwork_variants_output_nine(kw):
         assert net.encode(torch.zeros(2, 5)).shape == (2, 5 * (1 + 2 * kw["encoding"]))
 
 
+def test_kinematic_features_match_forward_kinematics():
+    rng = np.random.default_rng(3)
+    q = BAXTER_LEFT.sample_joints(rng, 64)
+    target = BAXTER_LEFT.forward(BAXTER_LEFT.sample_joints(rng, 64))
+    omega = torch.from_numpy(normalise(target, q))
+    net = QNetwork(kinematic=True)
+    feats = net.kinematic_features(omega).double().numpy()
+    assert feats.shape == (64, QNetwork.NUM_KINEMATIC)
+    ee = BAXTER_LEFT.forward(q)
+    np.testing.assert_allclose(feats[:, 0:2], ee, atol=1e-5)
+    np.testing.assert_allclose(feats[:, 2:4], target - ee, atol=1e-5)
+    np.testing.assert_allclose(feats[:, 6], np.tanh(np.linalg.norm(target - ee, axis=1) / 0.1), atol=1e-5)
+    assert net(omega).shape == (64, 9) and net.encode(omega).shape == (64, 5 + QNetwork.NUM_KINEMATIC)
+    # gradients reach Omega through the features (end-to-end fine-tuning needs them)
+    omega.requires_grad_(True)
+    net(omega).sum().backward()
+    assert omega.grad is not None and torch.all(torch.isfinite(omega.grad)) and omega.grad.abs().sum() > 0
+
+
+def test_available_actions_block_moves_into_joint_limits():
+    q = np.array([JOINT_LIMITS[0, 1], JOINT_LIMITS[1, 0], 0.3])  # s1 at its upper, e1 at its lower limit
+    omega = torch.from_numpy(normalise(np.zeros((1, 2)), q[None]))
+    avail = available_actions(omega, torch.as_tensor(action_mask(3)))[0].numpy()
+    np.testing.assert_array_equal(avail, [0, 1, 1, 1, 0, 1, 1, 1, 1])
+    avail1 = available_actions(omega, torch.as_tensor(action_mask(1)))[0].numpy()
+    np.testing.assert_array_equal(avail1, [0, 0, 0, 1, 0, 1, 0, 0, 0])
+    # the simulator applies the same rule to its own joint angles
+    env = ReachEnv(1, TaskConfig(dof=3), seed=0)
+    env.set_scenes(q, np.zeros(2), q)
+    np.testing.assert_array_equal(env.available_actions()[0], avail)
+    # a greedy policy never picks a blocked move, whatever its Q-values say
+    pol = _policy(dof=3)
+    with torch.no_grad():
+        pol.net.head.bias.copy_(torch.tensor([100.0, 0, 0, 0, 100.0, 0, 0, 0, 0]))
+        pol.net.head.weight.zero_()
+    assert pol.act(omega.numpy()[0]) not in (0, 4)
+    assert pol.act(_omegas(1)[0] * 0.5 + 0.25) in (0, 4)
+
+
 def test_dueling_q_is_value_plus_centred_advantage():
     net = QNetwork(hidden=(16,), dueling=True)
     x = torch.from_numpy(_omegas(4))
@@ -86,7 +127,8 @@ def test_policy_act_respects_dof_mask_and_shapes():
 
 # --- checkpoints ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("net", [{}, {"hidden": (32, 16), "dueling": True, "encoding": 3}])
+@pytest.mark.parametrize("net", [{}, {"hidden": (32, 16), "dueling": True, "encoding": 3},
+                                 {"hidden": (32, 16), "dueling": True, "kinematic": True}])
 def test_save_load_round_trip(tmp_path, net):
     pol = _policy(dof=2, **net)
     path = tmp_path / "sub" / "p.pt"
@@ -95,7 +137,7 @@ def test_save_load_round_trip(tmp_path, net):
     back = ControlPolicy.load(path)
     assert back.task == pol.task and back.meta == pol.meta
     assert back.net.hidden == pol.net.hidden and back.net.dueling == pol.net.dueling
-    assert back.net.encoding == pol.net.encoding
+    assert back.net.encoding == pol.net.encoding and back.net.kinematic == pol.net.kinematic
     sd0, sd1 = pol.net.state_dict(), back.net.state_dict()
     assert sd0.keys() == sd1.keys()
     for k in sd0:

@@ -14,7 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .simulator import NUM_ACTIONS, TaskConfig, action_mask
+from .kinematics import LINK_ANGLE_OFFSETS, LINK_LENGTHS
+from .scene import OMEGA_HIGH, OMEGA_LOW
+from .simulator import NUM_ACTIONS, TaskConfig, action_deltas, action_mask
+
+ACTION_STEP = TaskConfig.step  # rad per action, for the kinematic look-ahead features
 
 CHECKPOINT_FORMAT = "reach.control/1"
 PAPER_HIDDEN = (400, 300)
@@ -33,18 +37,34 @@ class QNetwork(nn.Module):
     ``dueling=True`` is a variant (Wang et al. 2016): the last hidden layer feeds a state value V
     and action advantages A, and Q = V + A - mean(A).  It suits this task, where the Q-values of
     the actions differ by a fraction of a percent of their size.
+    ``kinematic=True`` is a variant that appends fixed features computed from Omega by Baxter's
+    planar forward kinematics (:mod:`reach_core.kinematics`, written here in torch so gradients
+    still reach Omega for end-to-end fine-tuning): the end-effector position, the end-effector to
+    target offset at a coarse and a fine scale, its length, sin/cos of the link directions, and
+    for each of the 9 actions how much it would change the end-effector to target distance
+    (a one-step look-ahead through K, with the joint limits).  The input is still the 5-D Omega;
+    the network no longer has to learn K(q) to centimetres, and still has to learn the task's
+    returns (when to stop, which joint to move near the limits, the N-step success rule).
     """
 
+    NUM_KINEMATIC = 13 + NUM_ACTIONS
+
     def __init__(self, hidden: tuple[int, ...] = PAPER_HIDDEN, dueling: bool = False,
-                 encoding: int = 0, in_dim: int = 5, num_actions: int = NUM_ACTIONS):
+                 encoding: int = 0, kinematic: bool = False, in_dim: int = 5,
+                 num_actions: int = NUM_ACTIONS):
         super().__init__()
         self.hidden = tuple(int(h) for h in hidden)
         self.dueling = bool(dueling)
         self.encoding = int(encoding)
+        self.kinematic = bool(kinematic)
         self.register_buffer("freqs", torch.pi * 2.0 ** torch.arange(self.encoding, dtype=torch.float32),
                              persistent=False)
+        for name, value in (("omega_low", OMEGA_LOW), ("omega_span", OMEGA_HIGH - OMEGA_LOW),
+                            ("link_lengths", LINK_LENGTHS), ("link_offsets", LINK_ANGLE_OFFSETS),
+                            ("deltas", action_deltas(ACTION_STEP))):
+            self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32), persistent=False)
         layers: list[nn.Module] = []
-        width = in_dim * (1 + 2 * self.encoding)
+        width = in_dim * (1 + 2 * self.encoding) + (self.NUM_KINEMATIC if self.kinematic else 0)
         for h in self.hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
@@ -52,11 +72,34 @@ class QNetwork(nn.Module):
         self.head = nn.Linear(width, num_actions + (1 if self.dueling else 0))
 
     def encode(self, omega: torch.Tensor) -> torch.Tensor:
-        """Omega, followed by sin and cos of pi * 2^k * Omega for k < encoding (if any)."""
-        if not self.encoding:
-            return omega
-        angles = (omega[..., :, None] * self.freqs).flatten(-2)
-        return torch.cat([omega, torch.sin(angles), torch.cos(angles)], dim=-1)
+        """Omega, then sin and cos of pi * 2^k * Omega for k < encoding, then kinematic features."""
+        parts = [omega]
+        if self.encoding:
+            angles = (omega[..., :, None] * self.freqs).flatten(-2)
+            parts += [torch.sin(angles), torch.cos(angles)]
+        if self.kinematic:
+            parts.append(self.kinematic_features(omega))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+    def _forward_kinematics(self, q: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        beta = torch.cumsum(q, dim=-1) + self.link_offsets
+        cos, sin = torch.cos(beta), torch.sin(beta)
+        ee = torch.stack([(self.link_lengths * cos).sum(-1), -(self.link_lengths * sin).sum(-1)], -1)
+        return ee, cos, sin
+
+    def kinematic_features(self, omega: torch.Tensor) -> torch.Tensor:
+        """Forward-kinematics features of Omega (22 values, each of order one)."""
+        phys = self.omega_low + omega * self.omega_span
+        target, q = phys[..., :2], phys[..., 2:]
+        ee, cos, sin = self._forward_kinematics(q)
+        offset = target - ee                                   # metres
+        dist = offset.norm(dim=-1, keepdim=True)
+        fine = offset / (0.1 + dist)                           # direction, resolved near the target
+        lo, hi = self.omega_low[2:], self.omega_low[2:] + self.omega_span[2:]
+        q_next = torch.minimum(torch.maximum(q[..., None, :] + self.deltas, lo), hi)
+        d_next = (target[..., None, :] - self._forward_kinematics(q_next)[0]).norm(dim=-1)
+        gain = (d_next - dist) / ACTION_STEP                   # metres per radian of step, ~[-1, 1]
+        return torch.cat([ee, offset, fine, torch.tanh(dist / 0.1), cos, sin, gain], dim=-1)
 
     def forward(self, omega: torch.Tensor) -> torch.Tensor:
         out = self.head(self.trunk(self.encode(omega)))
@@ -67,8 +110,26 @@ class QNetwork(nn.Module):
 
 
 def masked_argmax(q_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Greedy action among the available ones (``mask``: bool, shape (9,))."""
+    """Greedy action among the available ones (``mask``: bool, shape (9,) or (B, 9))."""
     return q_values.masked_fill(~mask, float("-inf")).argmax(dim=-1)
+
+
+LIMIT_TOL = 1e-5  # normalised joint angle within which a joint counts as at its limit
+
+
+def available_actions(omega: torch.Tensor, dof_mask: torch.Tensor) -> torch.Tensor:
+    """Actions that can change the arm in scene ``omega``: shape (B, 9) bool.
+
+    The actions of the inactive joints (``dof_mask``) and the moves of a joint that is already at
+    a joint limit towards that limit are unavailable: such a move would leave the arm where it is
+    (the simulator and the bridge clamp to the limits) and a greedy policy could stall on it.
+    Same rule as :meth:`reach_core.simulator.ReachEnv.available_actions`, from Omega.
+    """
+    qn = omega[..., 2:5]
+    avail = dof_mask.expand(*omega.shape[:-1], NUM_ACTIONS).clone()
+    avail[..., 0::3] &= qn < 1 - LIMIT_TOL
+    avail[..., 1::3] &= qn > LIMIT_TOL
+    return avail
 
 
 @dataclass
@@ -90,7 +151,7 @@ class ControlPolicy:
         x = torch.as_tensor(np.asarray(omega, dtype=np.float32), device=device)
         single = x.ndim == 1
         q = self.net(x[None] if single else x)
-        a = masked_argmax(q, self.mask.to(device)).cpu().numpy()
+        a = masked_argmax(q, available_actions(x[None] if single else x, self.mask.to(device))).cpu().numpy()
         return a[0] if single else a
 
     # ---------------------------------------------------------------------------------------
@@ -98,7 +159,7 @@ class ControlPolicy:
         return {
             "format": CHECKPOINT_FORMAT,
             "arch": {"hidden": list(self.net.hidden), "dueling": self.net.dueling,
-                     "encoding": self.net.encoding, "in_dim": 5,
+                     "encoding": self.net.encoding, "kinematic": self.net.kinematic, "in_dim": 5,
                      "num_actions": NUM_ACTIONS},
             "task": self.task.as_dict(),
             "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
@@ -123,13 +184,14 @@ class ControlPolicy:
             hidden = tuple(arch["hidden"])
             dueling = bool(arch.get("dueling", False))
             encoding = int(arch.get("encoding", 0))
+            kinematic = bool(arch.get("kinematic", False))
             if arch.get("in_dim", 5) != 5 or arch.get("num_actions", NUM_ACTIONS) != NUM_ACTIONS:
                 raise CheckpointError(f"{source} has input/output sizes {arch}, expected 5 -> 9")
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{source} has a malformed header: {err}") from None
         if dof is not None and task.dof != dof:
             raise CheckpointError(f"{source} is a {task.dof}-DoF controller, a {dof}-DoF one was asked for")
-        net = QNetwork(hidden, dueling, encoding)
+        net = QNetwork(hidden, dueling, encoding, kinematic)
         try:
             net.load_state_dict(ckpt["model"])
         except (RuntimeError, KeyError, TypeError, AttributeError) as err:

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .control import (PAPER_HIDDEN, CheckpointError, ControlPolicy, QNetwork, load_checkpoint,
-                      masked_argmax, save_atomic)
+from .control import (PAPER_HIDDEN, CheckpointError, ControlPolicy, QNetwork, available_actions,
+                      load_checkpoint, masked_argmax, save_atomic)
 from .evaluation import EVAL_SEED, run_trials
 from .simulator import ReachEnv, TaskConfig
 
@@ -60,6 +60,7 @@ class TrainConfig:
     hidden: tuple = PAPER_HIDDEN
     dueling: bool = False              # dueling head (variant; see control.QNetwork)
     encoding: int = 0                  # positional-encoding octaves of Omega (variant; 0: paper)
+    kinematic: bool = False            # forward-kinematics input features (variant; see QNetwork)
     action_gap: float = 0.0            # advantage learning alpha (Bellemare et al. 2016; 0: plain DQN)
     guide_margin: float = 0.0          # DQfD-style large-margin loss on guided K-GPS actions (0: off)
     guide_margin_weight: float = 1.0   # weight of that loss beside the TD loss
@@ -186,10 +187,11 @@ class NStep:
 
 def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Tensor) -> float:
     obs, action, ret, next_obs, discount, guided = batch
+    next_mask = available_actions(next_obs, mask)
     with torch.no_grad():
-        next_q_target = target_net(next_obs).masked_fill(~mask, float("-inf"))
+        next_q_target = target_net(next_obs).masked_fill(~next_mask, float("-inf"))
         if cfg.double_dqn:
-            best = masked_argmax(net(next_obs), mask)
+            best = masked_argmax(net(next_obs), next_mask)
             next_v = next_q_target.gather(1, best[:, None]).squeeze(1)
         else:
             next_v = next_q_target.max(dim=1).values
@@ -198,7 +200,7 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
             # advantage learning: lower suboptimal actions by alpha times their advantage, which
             # widens the gap between the best action and the others (here only ~1 % of Q)
             q_t = target_net(obs)
-            v_t = q_t.masked_fill(~mask, float("-inf")).max(dim=1).values
+            v_t = q_t.masked_fill(~available_actions(obs, mask), float("-inf")).max(dim=1).values
             y = y - cfg.action_gap * (v_t - q_t.gather(1, action[:, None]).squeeze(1))
     q_all = net(obs)
     q = q_all.gather(1, action[:, None]).squeeze(1)
@@ -206,7 +208,7 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
     if cfg.guide_margin > 0:
         # DQfD (Hester et al. 2018): the guide's action should beat every other by the margin
         margins = torch.full_like(q_all, cfg.guide_margin).scatter_(1, action[:, None], 0.0)
-        best = (q_all + margins).masked_fill(~mask, float("-inf")).max(dim=1).values
+        best = (q_all + margins).masked_fill(~available_actions(obs, mask), float("-inf")).max(dim=1).values
         loss = loss + cfg.guide_margin_weight * ((best - q) * guided).sum() / guided.sum().clamp(min=1)
     optim.zero_grad(set_to_none=True)
     loss.backward()
@@ -228,8 +230,8 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
     task = cfg.task()
     env = ReachEnv(cfg.num_envs, task, seed=cfg.seed + 1)
     dev = torch.device(cfg.device)
-    net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding).to(dev)
-    target_net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding).to(dev)
+    net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic).to(dev)
+    target_net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic).to(dev)
     target_net.load_state_dict(net.state_dict())
     optim = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     memory = ReplayMemory(cfg.buffer_size)
@@ -309,7 +311,8 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
         # --- act: guide with probability epsilon (Algorithm 1, lines 9-10) -------------------
         eps = cfg.epsilon(step)
         with torch.no_grad():
-            actions = masked_argmax(net(torch.from_numpy(obs).to(dev)), mask).cpu().numpy()
+            obs_t = torch.from_numpy(obs).to(dev)
+            actions = masked_argmax(net(obs_t), available_actions(obs_t, mask)).cpu().numpy()
         guided = rng.random(cfg.num_envs) < eps
         if guided.any():
             guide = env.kgps_actions() if cfg.exploration == "kgps" else env.random_actions()
@@ -442,6 +445,8 @@ def add_cli(sub) -> None:
     p.add_argument("--dueling", action="store_true", default=None, help="dueling Q head (variant)")
     p.add_argument("--encoding", type=int,
                    help="positional-encoding octaves of Omega in front of the MLP (variant; default 0)")
+    p.add_argument("--kinematic", action="store_true", default=None,
+                   help="append forward-kinematics features of Omega to the input (variant)")
     p.add_argument("--guide-margin", type=float,
                    help="DQfD large-margin loss on K-GPS actions, margin in Q units (variant; default 0)")
     p.add_argument("--action-gap", type=float, help="advantage-learning alpha (variant; default 0)")

@@ -156,18 +156,31 @@ class ReachEnv:
         return np.linalg.norm(self.arm.forward(self.q) - self.target, axis=-1)
 
     # ----------------------------------------------------------------------------------------
+    def available_actions(self) -> np.ndarray:
+        """(n, 9) bool: the DoF's actions less the moves of a joint at a limit towards it.
+
+        Such a move is clamped to a no-op; "unchanged" is always available.
+        """
+        avail = np.broadcast_to(self.action_mask, (self.n, NUM_ACTIONS)).copy()
+        tol = 1e-5 * (self.q_high - self.q_low)
+        avail[:, 0::3] &= self.q < self.q_high - tol
+        avail[:, 1::3] &= self.q > self.q_low + tol
+        return avail
+
     def kgps_actions(self) -> np.ndarray:
         """K-GPS (Eq. 6): the available action whose result is closest to q* in joint space."""
         if np.any(np.isnan(self.q_star)):
             raise RuntimeError("K-GPS needs q*; these trials were set without one")
         nxt = np.clip(self.q[:, None, :] + self.deltas[None], self.q_low, self.q_high)
         cost = np.linalg.norm(nxt - self.q_star[:, None, :], axis=-1)
-        cost[:, ~self.action_mask] = np.inf
+        cost[~self.available_actions()] = np.inf
         return np.argmin(cost, axis=1)
 
     def random_actions(self) -> np.ndarray:
-        allowed = np.flatnonzero(self.action_mask)
-        return self.rng.choice(allowed, size=self.n)
+        """A uniformly random available action per trial (the epsilon-greedy guide)."""
+        avail = self.available_actions()
+        pick = self.rng.random((self.n, NUM_ACTIONS)) * avail
+        return np.argmax(pick, axis=1)
 
     def step(self, actions: np.ndarray) -> StepResult:
         actions = np.asarray(actions)
