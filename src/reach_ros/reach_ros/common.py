@@ -384,4 +384,11 @@ def report(node: Node, key: str, text: str, level: str = 'error', period: float 
     if key in last and (now - last[key]) * 1e-9 < period:
         return
     last[key] = now
-    getattr(node.get_logger(), level)(text)
+    # one call site per severity: rclpy refuses a call site whose severity changes
+    log = node.get_logger()
+    if level == 'error':
+        log.error(text)
+    elif level == 'warn':
+        log.warn(text)
+    else:
+        log.info(text)

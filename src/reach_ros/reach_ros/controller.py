@@ -184,7 +184,7 @@ class Controller(Node):
         tol = self.p['omega_tolerance']
         if np.any((omega < -tol) | (omega > 1 + tol)):
             bad = [n for n, o in zip(self.scene.OMEGA_NAMES, omega) if not -tol <= o <= 1 + tol]
-            report(self, 'controller2', f'scene configuration refused: {", ".join(bad)} out of range '
+            report(self, 'range:' + ','.join(bad), f'scene configuration refused: {", ".join(bad)} out of range '
                       f'(target ({target[0]:.3f}, {target[1]:.3f}) m, q {np.round(q, 3).tolist()})', 'error', 2.0)
             return
         omega = np.clip(omega, 0.0, 1.0)

@@ -1,0 +1,377 @@
+"""Each node's bad input, over real rclpy and DDS: a logged error, no crash, no unsafe command.
+
+Every node runs as its own process with the executable, parameter files and remappings of the
+launch file (reach_bringup.launch_spec), alone, in a ROS_DOMAIN_ID of this test run; a probe
+node feeds it bad and good messages and watches its outputs and its log.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy')
+
+from baxter_core_msgs.msg import JointCommand  # noqa: E402
+from geometry_msgs.msg import PointStamped  # noqa: E402
+from reach_bringup.graph import Graph  # noqa: E402
+from reach_bringup.probe import Probe, pick_domain_id  # noqa: E402
+from reach_interfaces.msg import SceneConfig  # noqa: E402
+from rclpy.time import Time  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
+
+from reach_ros.common import (COMMAND_QOS, JOINT_LIMITS, LATCHED_QOS, LEFT_ARM_JOINTS,  # noqa: E402
+                              SENSOR_QOS, STATE_QOS, fill_image, stamp_ns)
+
+import reach_core  # noqa: E402
+
+DOF1 = os.path.join(os.path.dirname(reach_core.__file__), 'models', 'control_dof1.pt')
+LO7 = np.array([JOINT_LIMITS[n][0] for n in LEFT_ARM_JOINTS])
+HI7 = np.array([JOINT_LIMITS[n][1] for n in LEFT_ARM_JOINTS])
+
+
+@pytest.fixture(scope='module')
+def probe():
+    p = Probe(pick_domain_id(3), 'test_ros_nodes')
+    yield p
+    p.close()
+
+
+def start(probe, name, launch='sim.launch.py', overrides=None, extra=None, wait=None):
+    domain = int(probe.context.get_domain_id())
+    g = Graph(launch, overrides, domain_id=domain, only=[name],
+              extra_args={name: extra} if extra else None).start()
+    if wait is not None:
+        ok = probe.spin_until(wait, 30.0)
+        if not ok:
+            g.stop()
+            pytest.fail(f'{name} did not come up:\n{g.logs()}')
+    return g
+
+
+def wait_log(probe, graph, name, text, timeout=5.0, again=None) -> bool:
+    """Wait for ``text`` in the node's log; ``again()`` is repeated every 0.5 s meanwhile (for
+    best-effort messages, which may be dropped)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if probe.spin_until(lambda: text in graph.log(name), 0.5):
+            return True
+        if again is not None:
+            again()
+    return text in graph.log(name)
+
+
+def stamp(probe, ago: float = 0.0):
+    return Time(nanoseconds=probe.now_ns() - int(ago * 1e9)).to_msg()
+
+
+def joint_state(probe, q7, names=LEFT_ARM_JOINTS, ago=0.0):
+    m = JointState()
+    m.header.stamp = stamp(probe, ago)
+    m.name = list(names)
+    m.position = [float(v) for v in q7]
+    return m
+
+
+class Feeder:
+    """Publishes joint states from the probe at 50 Hz while ``on`` (a fake robot)."""
+
+    def __init__(self, probe, q7):
+        self.q7, self.on = list(q7), True
+        pub = probe.publisher(JointState, '/robot/joint_states', STATE_QOS)
+        probe.node.create_timer(0.02, lambda: self.on and pub.publish(joint_state(probe, self.q7)))
+
+
+# ------------------------------------------------------------------------------------ bridge
+def test_bridge_refuses_bad_deltas_and_never_jumps(probe):
+    cmds = probe.record(JointCommand, '/robot/limb/left/joint_command', COMMAND_QOS)
+    states = np.array([1.0, 1.03, 0.0, 1.0, 0.0, 0.3, 0.0])   # s1 near its upper limit, s0 off
+    feeder = Feeder(probe, states)
+    g = start(probe, 'baxter_bridge')
+    try:
+        pub = probe.publisher(JointState, '/reach/joint_delta', COMMAND_QOS)
+        assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 10.0)
+        probe.spin_for(0.5)
+        probe.spin_for(1.0)
+
+        def delta(names, values, ago=0.0):
+            m = JointState()
+            m.header.stamp = stamp(probe, ago)
+            m.name, m.position = list(names), [float(v) for v in values]
+            pub.publish(m)
+            probe.spin_for(0.3)
+        assert probe.spin_until(lambda: 'Baxter bridge' in g.log('baxter_bridge'), 10)
+        delta(['left_s1', 'left_e1'], [0.1, 0.0])
+        assert wait_log(probe, g, 'baxter_bridge', 'exceeds max_step')
+        delta(['left_s1'], [float('nan')])
+        assert wait_log(probe, g, 'baxter_bridge', 'NaN or infinite')
+        delta(['left_s0'], [0.04])
+        assert wait_log(probe, g, 'baxter_bridge', 'delta refused: joints')
+        delta(['left_s1', 'left_e1'], [0.04])
+        assert wait_log(probe, g, 'baxter_bridge', 'names but')
+        delta(['left_s1'], [0.04], ago=5.0)
+        assert wait_log(probe, g, 'baxter_bridge', 'stale')
+        assert not cmds, 'no command may follow refused deltas'
+        for _ in range(5):
+            delta(['left_s1', 'left_e1', 'left_w1'], [0.04, 0.04, -0.04])
+        assert probe.spin_until(lambda: len(cmds) >= 5, 5.0), g.log('baxter_bridge')
+        c = np.array([m.command for _, m in cmds])
+        assert all(m.mode == JointCommand.POSITION_MODE and list(m.names) == list(LEFT_ARM_JOINTS)
+                   for _, m in cmds)
+        assert np.all(c >= LO7 - 1e-12) and np.all(c <= HI7 + 1e-12), 'command outside limits'
+        assert np.all(np.abs(c - states) <= 0.04 + 1e-9), 'command more than one step from the arm'
+        assert c[-1][1] == pytest.approx(JOINT_LIMITS['left_s1'][1])   # clamped at the limit
+        assert c[-1][0] == pytest.approx(0.96)                           # s0 goes home step-wise
+        assert c[-1][3] == pytest.approx(1.04) and c[-1][5] == pytest.approx(0.26)
+        # the robot goes quiet: the watchdog stops commanding
+        feeder.on = False
+        assert wait_log(probe, g, 'baxter_bridge', 'watchdog: no fresh', 3.0)
+        n = len(cmds)
+        probe.spin_for(1.0)
+        assert len(cmds) == n, 'commands kept coming without joint states'
+        delta(['left_s1'], [0.04])
+        assert wait_log(probe, g, 'baxter_bridge', 'no fresh joint states from the robot')
+        assert g.alive()['baxter_bridge']
+    finally:
+        feeder.on = False
+        g.stop()
+    assert 'Traceback' not in g.log('baxter_bridge')
+
+
+# ------------------------------------------------------------------------------------ fake robot
+def test_fake_baxter_refuses_bad_commands(probe):
+    states = probe.record(JointState, '/robot/joint_states', STATE_QOS)
+    g = start(probe, 'fake_baxter', wait=lambda: len(states) > 5)
+    try:
+        pub = probe.publisher(JointCommand, '/robot/limb/left/joint_command', COMMAND_QOS)
+        assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 10.0)
+        probe.spin_for(0.5)
+
+        def send(mode, names, values):
+            pub.publish(JointCommand(mode=mode, names=list(names), command=[float(v) for v in values]))
+            probe.spin_for(0.3)
+        send(JointCommand.VELOCITY_MODE, ['left_s1'], [0.1])
+        assert wait_log(probe, g, 'fake_baxter', 'not POSITION_MODE')
+        send(JointCommand.POSITION_MODE, ['left_s1', 'left_e1'], [0.1])
+        assert wait_log(probe, g, 'fake_baxter', 'names but')
+        send(JointCommand.POSITION_MODE, ['left_s1'], [float('nan')])
+        assert wait_log(probe, g, 'fake_baxter', 'NaN or infinite')
+        send(JointCommand.POSITION_MODE, ['right_s1'], [0.1])
+        assert wait_log(probe, g, 'fake_baxter', 'unknown joints')
+        send(JointCommand.POSITION_MODE, ['left_s1'], [5.0])
+        assert wait_log(probe, g, 'fake_baxter', 'clamped')
+        probe.spin_for(1.5)
+        q = np.array([m.position for _, m in states])
+        assert np.all(np.isfinite(q)) and np.all(q >= LO7 - 1e-9) and np.all(q <= HI7 + 1e-9)
+        assert q[-1][1] == pytest.approx(JOINT_LIMITS['left_s1'][1]), (len(q), q[-3:], g.log('fake_baxter'))
+        assert g.alive()['fake_baxter']
+    finally:
+        g.stop()
+
+
+# ------------------------------------------------------------------------------------ perception
+def _image(probe, frame, encoding='rgb8', ago=0.0):
+    m = fill_image(Image(), frame, encoding)
+    m.header.stamp = stamp(probe, ago)
+    m.header.frame_id = 'camera'
+    return m
+
+
+def test_perception_bad_input(probe):
+    from reach_core.renderer import render
+    scenes = probe.record(SceneConfig, '/scene_config', COMMAND_QOS)
+    feeder = Feeder(probe, [0.0, -0.5, 0.0, 1.0, 0.0, 0.5, 0.0])
+    g = start(probe, 'perception', extra=['-p', 'bogus_param:=1'])
+    try:
+        img = probe.publisher(Image, '/camera/image_raw', SENSOR_QOS)
+        tgt = probe.publisher(PointStamped, '/reach/target', LATCHED_QOS)
+        assert wait_log(probe, g, 'perception', 'GROUND TRUTH', 15.0), g.log('perception')
+        assert probe.spin_until(lambda: img.get_subscription_count() > 0, 10.0)
+        probe.spin_for(0.5)
+        probe.spin_for(1.0)
+        assert "unknown parameter 'bogus_param'" in g.log('perception')
+        frame = render(np.array([0.5, 0.2]), np.array([-0.5, 1.0, 0.5]))
+        mono = _image(probe, frame[..., :1].repeat(3, -1), 'mono8')
+        img.publish(mono)
+        assert wait_log(probe, g, 'perception', "unsupported image encoding 'mono8'",
+                        again=lambda: img.publish(mono))
+        small = _image(probe, frame[:240, :320])
+        img.publish(small)
+        assert wait_log(probe, g, 'perception', 'expected 640x480', again=lambda: img.publish(small))
+        bad = _image(probe, frame)
+        bad.data = bad.data[:1000]
+        img.publish(bad)
+        assert wait_log(probe, g, 'perception', 'image data has', again=lambda: img.publish(bad))
+        old = _image(probe, frame, ago=5.0)
+        img.publish(old)
+        assert wait_log(probe, g, 'perception', 'stale', again=lambda: img.publish(old))
+        assert not scenes, 'no scene configuration from refused images'
+        far = PointStamped()
+        far.point.x, far.point.y = 3.0, 0.0
+        tgt.publish(far)
+        assert wait_log(probe, g, 'perception', 'target refused')
+        assert probe.spin_until(lambda: img.publish(_image(probe, frame)) or scenes, 5.0), \
+            g.log('perception')
+        s = scenes[-1][1]
+        assert (s.target_x, s.target_y) == pytest.approx((0.5, 0.2))   # the far target refused
+        assert (s.left_s1, s.left_e1, s.left_w1) == pytest.approx((-0.5, 1.0, 0.5))
+        # NaN joint states: ignored, and once stale no more ground truth
+        feeder.q7 = [0.0, float('nan'), 0.0, 1.0, 0.0, 0.5, 0.0]
+        assert wait_log(probe, g, 'perception', 'without finite')
+        probe.spin_for(0.7)
+        n = len(scenes)
+        img.publish(_image(probe, frame))
+        assert wait_log(probe, g, 'perception', 'joint states are stale',
+                        again=lambda: img.publish(_image(probe, frame)))
+        assert len(scenes) == n
+        assert g.alive()['perception']
+    finally:
+        feeder.on = False
+        g.stop()
+    assert 'Traceback' not in g.log('perception')
+
+
+def test_perception_missing_model_is_one_clear_error(probe):
+    g = start(probe, 'perception', overrides={'perception_model': '/nonexistent/perception.pt'})
+    try:
+        assert wait_log(probe, g, 'perception', 'no scene configurations will be published', 20.0)
+        probe.spin_for(1.0)
+        assert g.alive()['perception']
+    finally:
+        g.stop()
+    log = g.log('perception')
+    assert 'Traceback' not in log
+    assert 'perception model file not found' in log or 'reach_core.perception is not' in log
+
+
+def test_perception_runs_a_network(probe, tmp_path):
+    perception = pytest.importorskip('reach_core.perception')
+    from reach_core.renderer import render
+    net = perception.PerceptionNet(perception.ArchConfig(width=0.25))
+    path = str(tmp_path / 'perception_tiny.pt')
+    perception.PerceptionModel(net).save(path)
+    scenes = probe.record(SceneConfig, '/scene_config', COMMAND_QOS)
+    g = start(probe, 'perception', overrides={'perception_model': path})
+    try:
+        img = probe.publisher(Image, '/camera/image_raw', SENSOR_QOS)
+        assert wait_log(probe, g, 'perception', 'perception network', 20.0), g.log('perception')
+        assert probe.spin_until(lambda: img.get_subscription_count() > 0, 10.0)
+        probe.spin_for(0.5)
+        n = len(scenes)
+        frame = render(np.array([0.5, 0.2]), np.array([-0.5, 1.0, 0.5]))
+        assert probe.spin_until(lambda: (img.publish(_image(probe, frame)) or len(scenes) > n),
+                                10.0), g.log('perception')
+        s = scenes[-1][1]
+        assert s.source == 'network:perception_tiny.pt'
+        assert np.all(np.isfinite(s.omega)) and np.all((s.omega >= 0) & (s.omega <= 1))
+    finally:
+        g.stop()
+
+
+# ------------------------------------------------------------------------------------ controller
+def test_controller_bad_input_and_exact_steps(probe):
+    deltas = probe.record(JointState, '/reach/joint_delta', COMMAND_QOS)
+    g = start(probe, 'controller', overrides={'control_model': DOF1})
+    try:
+        pub = probe.publisher(SceneConfig, '/scene_config', COMMAND_QOS)
+        assert wait_log(probe, g, 'controller', '1-DoF, step 0.04 rad', 30.0), g.log('controller')
+        assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 10.0)
+        probe.spin_for(0.5)
+        probe.spin_for(0.5)
+
+        def scene(tx=0.5, ty=0.2, q=(-0.5, 1.0, 0.5), ago=0.0):
+            m = SceneConfig()
+            m.header.stamp = stamp(probe, ago)
+            m.target_x, m.target_y = tx, ty
+            m.left_s1, m.left_e1, m.left_w1 = q
+            pub.publish(m)
+            probe.spin_for(0.2)
+            return m
+        scene(tx=float('nan'))
+        assert wait_log(probe, g, 'controller', 'NaN or infinite')
+        scene(tx=5.0)
+        assert wait_log(probe, g, 'controller', 'target_x out of range')
+        scene(q=(-0.5, 3.5, 0.5))
+        assert wait_log(probe, g, 'controller', 'left_e1 out of range')
+        scene(ago=5.0)
+        assert wait_log(probe, g, 'controller', 'stale')
+        assert not deltas, 'no step from refused scene configurations'
+        sent = [scene() for _ in range(5)]
+        assert probe.spin_until(lambda: len(deltas) >= 5, 5.0), g.log('controller')
+        for (_, d), s in zip(deltas, sent):
+            assert list(d.name) == ['left_s1', 'left_e1', 'left_w1']
+            assert stamp_ns(d.header.stamp) == stamp_ns(s.header.stamp)
+            v = np.array(d.position)
+            assert set(np.round(v, 9)) <= {-0.04, 0.0, 0.04}
+            assert np.count_nonzero(v) <= 1 and v[0] == 0 and v[2] == 0   # 1-DoF: e1 only
+        assert g.alive()['controller']
+    finally:
+        g.stop()
+    assert 'Traceback' not in g.log('controller')
+
+
+def test_controller_missing_model_is_one_clear_error(probe):
+    g = start(probe, 'controller', overrides={'control_model': '/nonexistent/control.pt'})
+    try:
+        proc = g.procs['controller']
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        codes = g.stop()
+    log = g.log('controller')
+    assert codes['controller'] == 1, log
+    assert 'cannot load the controller: checkpoint file not found: /nonexistent/control.pt' in log
+    assert 'Traceback' not in log
+
+
+# ------------------------------------------------------------------------------------ cameras
+def test_webcam_survives_a_missing_camera(probe):
+    g = start(probe, 'webcam', 'real.launch.py', overrides={'video_device': '/dev/video_none'})
+    try:
+        assert wait_log(probe, g, 'webcam', "cannot open camera '/dev/video_none'", 15.0), \
+            g.log('webcam')
+        probe.spin_for(2.5)
+        assert g.alive()['webcam']
+    finally:
+        g.stop()
+    assert 'Traceback' not in g.log('webcam')
+
+
+def test_webcam_publishes_frames_from_a_video(probe, tmp_path):
+    import cv2
+    path = str(tmp_path / 'clip.avi')
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), 30.0, (640, 480))
+    for i in range(10):
+        frame = np.full((480, 640, 3), 40 + 10 * i, np.uint8)
+        w.write(frame)
+    w.release()
+    images = probe.record(Image, '/camera/image_raw', SENSOR_QOS)
+    g = start(probe, 'webcam', 'real.launch.py', overrides={'video_device': path})
+    try:
+        assert probe.spin_until(lambda: len(images) >= 5, 20.0), g.log('webcam')
+        m = images[-1][1]
+        assert (m.width, m.height, m.encoding, m.step) == (640, 480, 'bgr8', 1920)
+        assert m.header.frame_id == 'camera'
+        assert g.alive()['webcam']
+    finally:
+        g.stop()
+
+
+def test_sim_camera_ignores_bad_joint_states(probe):
+    images = probe.record(Image, '/camera/image_raw', SENSOR_QOS)
+    feeder = Feeder(probe, [0.0, float('nan'), 0.0, 1.0, 0.0, 0.5, 0.0])
+    g = start(probe, 'sim_camera')
+    try:
+        assert wait_log(probe, g, 'sim_camera', 'without finite', 15.0), g.log('sim_camera')
+        n = len(images)
+        probe.spin_for(1.0)
+        assert len(images) == n, 'frames drawn from NaN joint states'
+        feeder.q7 = [0.0, -0.5, 0.0, 1.0, 0.0, 0.5, 0.0]
+        assert probe.spin_until(lambda: len(images) > n + 3, 5.0)
+        assert g.alive()['sim_camera']
+    finally:
+        feeder.on = False
+        g.stop()
