@@ -2,8 +2,8 @@
 # Control-training runs side by side on a lent GPU machine (one process each), with a deadline.
 #   bash bench/gpu_runs.sh OUTDIR STEPS DEADLINE_S 'name:{"field": value, ...}' ...
 # Each spec overrides TrainConfig fields (device defaults to cuda).  Every run logs to
-# OUTDIR/NAME.log; when all end (or at the deadline) the logs are printed and the runs' best.pt,
-# model.pt and metrics.json are packed into OUTDIR/runs.tar.gz.
+# OUTDIR/NAME.log; when all end (or at the deadline) the logs are printed and gathered into
+# OUTDIR/all.log, and the runs' best.pt, model.pt and metrics.json are packed into OUTDIR/runs.tar.gz.
 set -u
 out=$1; steps=$2; deadline=$3; shift 3
 export PYTHONPATH=$PWD/src/reach_core PYTHONUNBUFFERED=1
@@ -25,4 +25,5 @@ ct.train(cfg, '$out/runs/$name', progress=False, log=lambda m: print('$name', m,
 done
 wait
 for spec in "$@"; do name=${spec%%:*}; grep -v -i warn "$out/$name.log" | tail -12; done
+for spec in "$@"; do name=${spec%%:*}; cat "$out/$name.log"; rm "$out/$name.log"; done > "$out/all.log"
 (cd "$out" && tar czf runs.tar.gz --exclude='replay*' --exclude='checkpoint.pt' runs && rm -rf runs)

@@ -63,6 +63,8 @@ class TrainConfig:
     kinematic: bool = False            # forward-kinematics input features (variant; see QNetwork)
     action_gap: float = 0.0            # advantage learning alpha (Bellemare et al. 2016; 0: plain DQN)
     guide_margin: float = 0.0          # DQfD-style large-margin loss on guided K-GPS actions (0: off)
+    random_fraction: float = 0.0       # share of exploratory actions that are uniformly random
+                                       # instead of the guide's (variant; 0: the paper's K-GPS)
     guide_margin_weight: float = 1.0   # weight of that loss beside the TD loss
     device: str = "cpu"                # torch device for the networks ("cuda" on a GPU machine)
     eval_every: int = 25_000           # environment steps between evaluations
@@ -80,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"loss must be 'huber' or 'mse', got {self.loss!r}")
         if not 0 <= self.eps_end <= self.eps_start <= 1:
             raise ValueError("need 0 <= eps_end <= eps_start <= 1")
+        if not 0 <= self.random_fraction <= 1:
+            raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction!r}")
         if self.n_step < 1:
             raise ValueError("n_step must be at least 1")
         if self.total_steps < self.num_envs or self.batch_size < 1 or self.num_envs < 1:
@@ -313,10 +317,17 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
         with torch.no_grad():
             obs_t = torch.from_numpy(obs).to(dev)
             actions = masked_argmax(net(obs_t), available_actions(obs_t, mask)).cpu().numpy()
-        guided = rng.random(cfg.num_envs) < eps
-        if guided.any():
+        explore = rng.random(cfg.num_envs) < eps
+        guided = explore.copy()  # actions taken from the guide (K-GPS or random)
+        if explore.any():
             guide = env.kgps_actions() if cfg.exploration == "kgps" else env.random_actions()
-            actions = np.where(guided, guide, actions)
+            if cfg.random_fraction > 0:
+                # K-GPS never takes an action it does not need (e.g. "unchanged" away from the
+                # target), so without these the replay memory holds no evidence against them
+                rand = explore & (rng.random(cfg.num_envs) < cfg.random_fraction)
+                guide = np.where(rand, env.random_actions(), guide)
+                guided &= ~rand
+            actions = np.where(explore, guide, actions)
         # --- execute, observe, store (lines 11-12) --------------------------------------------
         res = env.step(actions)
         transitions = nstep.push(obs, actions, res.reward, res.final_obs, res.terminated, res.truncated,
@@ -447,6 +458,8 @@ def add_cli(sub) -> None:
                    help="positional-encoding octaves of Omega in front of the MLP (variant; default 0)")
     p.add_argument("--kinematic", action="store_true", default=None,
                    help="append forward-kinematics features of Omega to the input (variant)")
+    p.add_argument("--random-fraction", type=float,
+                   help="share of exploratory actions that are uniformly random instead of K-GPS (variant; default 0)")
     p.add_argument("--guide-margin", type=float,
                    help="DQfD large-margin loss on K-GPS actions, margin in Q units (variant; default 0)")
     p.add_argument("--action-gap", type=float, help="advantage-learning alpha (variant; default 0)")
