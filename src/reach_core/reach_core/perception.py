@@ -318,6 +318,10 @@ class TrainConfig:
     noise: float = 0.0            # std of additive Gaussian noise (image in [0, 1])
     brightness: float = 0.0       # additive brightness and relative contrast, uniform in +-
     augment_sim: bool = False
+    # domain randomisation of simulator images: this fraction of them gets a random background
+    # (grey level, smooth shading, clutter rectangles, floor band), random body greys, contrast,
+    # gamma and noise, so that SIM features do not rely on the simulator's plain look
+    randomize: float = 0.0
     # monitoring
     val_sim: int = 1000
     val_real: str | None = None
@@ -353,6 +357,55 @@ def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Te
     if cfg.noise:
         x = x + cfg.noise * torch.randn(x.shape, device=dev, generator=gen)
     return x.clamp(0.0, 1.0)
+
+
+def _luma(rgb) -> float:
+    from .renderer import LUMA
+    return float(np.dot(rgb, LUMA) / 255.0)
+
+
+def randomize_background(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
+    """Domain randomisation of simple-simulator images (B, 84, 84): for a fraction ``prob`` of
+    them, the plain background and the torso/pedestal greys are replaced by random ones (a smooth
+    random field, up to 8 clutter rectangles in greys the target never has, a floor band), then
+    contrast, gamma and Gaussian noise vary.  The arm and the target are left as drawn.  Pixels
+    are recognised by their exact simulator grey, so anti-aliased edges keep their old mix."""
+    from .renderer import BACKGROUND_RGB, PEDESTAL_RGB, TORSO_RGB
+
+    b, h, w = x.shape
+    dev = x.device
+
+    def u(*shape, lo=0.0, hi=1.0):
+        return lo + (hi - lo) * torch.rand(*shape, device=dev, generator=gen)
+
+    pick = u(b) < prob
+    if not bool(pick.any()):
+        return x
+    bg = (x - _luma(BACKGROUND_RGB)).abs() < 0.004
+    body = ((x - _luma(TORSO_RGB)).abs() < 0.004) | ((x - _luma(PEDESTAL_RGB)).abs() < 0.004)
+    # background: base grey + smooth field + floor band + rectangles
+    field = F.interpolate(u(b, 1, 4, 4, lo=-1, hi=1), size=(h, w), mode="bicubic",
+                          align_corners=False)[:, 0]
+    tex = u(b, 1, 1, lo=0.35, hi=0.95) + u(b, 1, 1, hi=0.2) * field
+    rows = torch.arange(h, device=dev).view(1, h, 1).float()
+    cols = torch.arange(w, device=dev).view(1, 1, w).float()
+    floor = rows > u(b, 1, 1, lo=0.75 * h, hi=1.1 * h)
+    tex = torch.where(floor, u(b, 1, 1, lo=0.2, hi=0.6).expand(b, h, w), tex)
+    n_rect = (u(b) * 9).long()
+    for k in range(8):
+        x0, y0 = u(b, 1, 1, lo=-5, hi=w), u(b, 1, 1, lo=-5, hi=h)
+        rw, rh = u(b, 1, 1, lo=2, hi=18), u(b, 1, 1, lo=2, hi=18)
+        inside = (cols >= x0) & (cols < x0 + rw) & (rows >= y0) & (rows < y0 + rh)
+        inside &= (k < n_rect).view(b, 1, 1)
+        grey = u(b, 1, 1, lo=0.25, hi=1.0) + u(b, 1, 1, lo=-0.03, hi=0.03) * (rows - y0) / 10
+        tex = torch.where(inside, grey, tex)
+    out = torch.where(bg, tex, x)
+    out = torch.where(body, (x + u(b, 1, 1, lo=-0.25, hi=0.25)), out)
+    # camera: contrast, brightness, gamma, noise
+    out = ((out - 0.5) * u(b, 1, 1, lo=0.8, hi=1.2) + 0.5 + u(b, 1, 1, lo=-0.08, hi=0.08)).clamp(0, 1)
+    out = out ** u(b, 1, 1, lo=0.8, hi=1.25)
+    out = out + u(b, 1, 1, hi=0.03) * torch.randn(out.shape, device=dev, generator=gen)
+    return torch.where(pick.view(b, 1, 1), out.clamp(0, 1), x)
 
 
 def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
@@ -485,6 +538,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             g["lr"] = lr
         idx = torch.randint(len(sim_xt), (n_sim,), device=device, generator=gen)
         x, y = sim_xt[idx].float(), sim_yt[idx]
+        if cfg.randomize:
+            x = randomize_background(x, cfg.randomize, gen)
         if cfg.augment_sim:
             x = augment(x, cfg, gen)
         if n_real:
@@ -723,6 +778,9 @@ def add_train_cli(sub) -> None:
     a("--noise", type=float, default=None, help="augmentation: Gaussian noise std (image in [0, 1])")
     a("--brightness", type=float, default=None, help="augmentation: brightness/contrast, +-")
     a("--augment-sim", action="store_true", default=None, help="augment simulator images too")
+    a("--randomize", type=float, default=None,
+      help="domain randomisation: fraction of simulator images given a random background, "
+           "body greys, contrast, gamma and noise (default 0)")
     a("--val-sim", type=int, default=None, help=f"simulator validation images (default {d.val_sim})")
     a("--val-real", default=None, help="dataset folder monitored during training (not used to select)")
     a("--eval-every", type=int, default=None, help=f"steps between validations ({d.eval_every})")
