@@ -53,6 +53,9 @@ class TrainConfig:
     lr: float = 5e-4
     gamma: float = 0.99
     target_tau: float = 0.005          # Polyak averaging of the target network each update
+    policy_ema: float = 0.0            # >0: the saved/evaluated policy is an exponential moving
+                                       # average of the online weights with this rate per update
+                                       # (variant; 0: the online network itself)
     double_dqn: bool = True
     n_step: int = 1                    # n-step returns (1: the one-step target of Eq. 3)
     lr_final_fraction: float = 1.0     # learning rate falls linearly to lr * this by the end
@@ -82,6 +85,8 @@ class TrainConfig:
             raise ValueError(f"loss must be 'huber' or 'mse', got {self.loss!r}")
         if not 0 <= self.eps_end <= self.eps_start <= 1:
             raise ValueError("need 0 <= eps_end <= eps_start <= 1")
+        if not 0 <= self.policy_ema < 1:
+            raise ValueError(f"policy_ema must be in [0, 1), got {self.policy_ema!r}")
         if not 0 <= self.random_fraction <= 1:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction!r}")
         if self.n_step < 1:
@@ -237,6 +242,10 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
     net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic).to(dev)
     target_net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic).to(dev)
     target_net.load_state_dict(net.state_dict())
+    policy_net = net
+    if cfg.policy_ema > 0:
+        policy_net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic).to(dev)
+        policy_net.load_state_dict(net.state_dict())
     optim = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     memory = ReplayMemory(cfg.buffer_size)
     nstep = NStep(cfg.n_step, cfg.num_envs, cfg.gamma)
@@ -255,6 +264,8 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
                                   "resume with the same options or start a new run directory")
         net.load_state_dict(state["model"])
         target_net.load_state_dict(state["target_model"])
+        if cfg.policy_ema > 0:
+            policy_net.load_state_dict(state["policy_model"])
         optim.load_state_dict(state["optimizer"])
         step, updates = int(state["step"]), int(state["updates"])
         history, best_success = list(state["history"]), float(state["best_success"])
@@ -283,6 +294,7 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
         os.replace(os.path.join(run_dir, "replay.tmp.npz"), os.path.join(run_dir, "replay.npz"))
         save_atomic({
             "config": asdict(cfg), "model": net.state_dict(), "target_model": target_net.state_dict(),
+            "policy_model": policy_net.state_dict(),
             "optimizer": optim.state_dict(), "step": step, "updates": updates, "history": history,
             "best_success": best_success, "elapsed": elapsed0 + time.perf_counter() - t0,
             "rng": rng.bit_generator.state, "env_rng": env.rng.bit_generator.state,
@@ -294,16 +306,16 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
 
     def evaluate() -> None:
         nonlocal best_success
-        net.eval()
-        res = run_trials(policy_of(net).act, task, cfg.eval_trials, seed=EVAL_SEED + 1 + len(history))
-        net.train()
+        policy_net.eval()
+        res = run_trials(policy_of(policy_net).act, task, cfg.eval_trials, seed=EVAL_SEED + 1 + len(history))
+        policy_net.train()
         history.append({"step": step, "updates": updates, "epsilon": cfg.epsilon(step),
                         "success_rate": res.success_rate, "d_med_cm": res.d_med_cm,
                         "mean_return": res.mean_return,
                         "elapsed_s": elapsed0 + time.perf_counter() - t0})
         if res.success_rate >= best_success:
             best_success = res.success_rate
-            policy_of(net).save(os.path.join(run_dir, "best.pt"))
+            policy_of(policy_net).save(os.path.join(run_dir, "best.pt"))
 
     t0 = time.perf_counter()
     obs = env.observe()
@@ -343,6 +355,10 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
                 group["lr"] = cfg.lr * (1 + (cfg.lr_final_fraction - 1) * step / cfg.total_steps)
             while update_debt >= 1:
                 loss = _dqn_update(net, target_net, optim, memory.sample(rng, cfg.batch_size, dev), cfg, mask)
+                if cfg.policy_ema > 0:
+                    with torch.no_grad():
+                        for p, pp in zip(net.parameters(), policy_net.parameters()):
+                            pp.lerp_(p, cfg.policy_ema)
                 updates += 1
                 update_debt -= 1
         bar.update(cfg.num_envs)
@@ -360,7 +376,7 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
     bar.close()
     elapsed = elapsed0 + time.perf_counter() - t0
 
-    policy_of(net).save(os.path.join(run_dir, "model.pt"))
+    policy_of(policy_net).save(os.path.join(run_dir, "model.pt"))
     save_checkpoint()
     metrics = {
         "config": asdict(cfg), "steps": step, "updates": updates, "elapsed_s": elapsed,
@@ -458,6 +474,8 @@ def add_cli(sub) -> None:
                    help="positional-encoding octaves of Omega in front of the MLP (variant; default 0)")
     p.add_argument("--kinematic", action="store_true", default=None,
                    help="append forward-kinematics features of Omega to the input (variant)")
+    p.add_argument("--policy-ema", type=float,
+                   help="save and evaluate a moving average of the weights with this rate per update (variant; default 0)")
     p.add_argument("--random-fraction", type=float,
                    help="share of exploratory actions that are uniformly random instead of K-GPS (variant; default 0)")
     p.add_argument("--guide-margin", type=float,
