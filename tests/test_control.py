@@ -354,6 +354,10 @@ def test_train_config_validation():
         TrainConfig(n_step=0)
     with pytest.raises(ValueError):
         TrainConfig(total_steps=8, num_envs=16)
+    with pytest.raises(ValueError, match="random_fraction"):
+        TrainConfig(random_fraction=1.5)
+    with pytest.raises(ValueError, match="policy_ema"):
+        TrainConfig(policy_ema=1.0)
     cfg = TrainConfig(total_steps=1000, eps_decay_fraction=0.5)
     assert cfg.epsilon(0) == 1.0 and cfg.epsilon(250) == pytest.approx(0.55)
     assert cfg.epsilon(500) == pytest.approx(0.1) and cfg.epsilon(1000) == pytest.approx(0.1)
@@ -435,6 +439,42 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     b = ControlPolicy.load(tmp_path / "b" / "model.pt").net.state_dict()
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=0)
+
+
+def test_policy_ema_saves_the_averaged_weights_and_resumes_exactly(tmp_path):
+    cfg = TrainConfig(**(RESUME | {"policy_ema": 0.05, "kinematic": True, "dueling": True,
+                                   "random_fraction": 0.3}))
+    full = train(cfg, str(tmp_path / "a"), progress=False, log=lambda m: None)
+    ck = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    saved = ControlPolicy.load(tmp_path / "a" / "model.pt").net.state_dict()
+    assert saved.keys() == ck["policy_model"].keys()
+    for k in saved:  # model.pt is the moving average, not the online network
+        assert torch.equal(saved[k], ck["policy_model"][k]), k
+    assert any(not torch.equal(saved[k], ck["model"][k]) for k in saved)
+    # resuming restores the average too: same final weights as an uninterrupted run
+    with pytest.raises(_Interrupt):
+        train(cfg, str(tmp_path / "b"), progress=False, log=_interrupting_log)
+    resumed = train(cfg, str(tmp_path / "b"), resume=True, progress=False, log=lambda m: None)
+    assert resumed["updates"] == full["updates"]
+    b = ControlPolicy.load(tmp_path / "b" / "model.pt").net.state_dict()
+    for k in saved:
+        torch.testing.assert_close(b[k], saved[k], rtol=0, atol=0)
+
+
+def test_random_fraction_puts_non_guide_actions_in_replay(tmp_path):
+    # K-GPS alone never takes "unchanged" far from the target; random exploration does
+    def far_noops(fraction):
+        cfg = TrainConfig(**(RESUME | {"dof": 3, "total_steps": 1600, "random_fraction": fraction,
+                                       "learning_starts": 10_000, "eps_end": 1.0}))  # always explore
+        train(cfg, str(tmp_path / str(fraction)), progress=False, log=lambda m: None)
+        with np.load(tmp_path / str(fraction) / "replay.npz") as r:
+            n = int(r["pos"])
+            noop = np.isin(r["action"][:n], (2, 5, 8))
+            not_guided = r["guided"][:n] == 0
+            return int(np.sum(not_guided)), int(np.sum(noop & not_guided))
+    assert far_noops(0.0) == (0, 0)
+    n_random, n_noop = far_noops(0.5)
+    assert 600 < n_random < 1000 and n_noop > 100
 
 
 def test_resume_with_other_settings_raises(tmp_path):
