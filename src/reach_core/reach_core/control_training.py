@@ -73,6 +73,7 @@ class TrainConfig:
     eval_every: int = 25_000           # environment steps between evaluations
     eval_trials: int = 200             # trials per evaluation (Figure 5: 200)
     checkpoint_every: int = 100_000
+    stop_success: float = 0.0          # stop once an evaluation reaches this success rate (0: never)
     max_steps: int = 300               # step limit per trial
     seed: int = 0
     threads: int = 0                   # torch CPU threads (0: leave torch's default)
@@ -370,6 +371,9 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
             if not progress:
                 log(f"step {step:>9,}  eps {eps:.2f}  success {h['success_rate']:.3f}  "
                     f"d_med {h['d_med_cm']:.1f} cm  loss {loss:.2e}  {h['elapsed_s']:.0f} s")
+            if cfg.stop_success and h["success_rate"] >= cfg.stop_success:
+                log(f"stopping at step {step:,}: success {h['success_rate']:.3f} >= {cfg.stop_success}")
+                break
         if step >= next_ckpt:
             next_ckpt += cfg.checkpoint_every
             save_checkpoint()
@@ -489,6 +493,8 @@ def add_cli(sub) -> None:
     p.add_argument("--learning-starts", type=int, help=f"transitions before learning (default {d.learning_starts:,})")
     p.add_argument("--eval-every", type=int, help=f"steps between evaluations (default {d.eval_every:,})")
     p.add_argument("--eval-trials", type=int, help=f"trials per evaluation (default {d.eval_trials})")
+    p.add_argument("--stop-success", type=float,
+                   help="stop as soon as a periodic evaluation reaches this success rate (default: never)")
     p.add_argument("--max-steps", type=int, help=f"step limit per trial (default {d.max_steps})")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
