@@ -10,6 +10,7 @@ NODES = {
     'controller': 'reach_ros.controller:main',
     'baxter_bridge': 'reach_ros.baxter_bridge:main',
     'fake_baxter': 'reach_ros.fake_baxter:main',
+    'collect_images': 'reach_ros.collect_images:main',
 }
 
 setup(

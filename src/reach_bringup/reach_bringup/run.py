@@ -1,0 +1,251 @@
+"""Run a reach launch file: ``ros2 launch`` where ROS 2 is installed, else the same nodes as
+processes (:class:`reach_bringup.graph.Graph`: the executables, parameter files, overrides and
+remappings that the launch file names).
+
+    python -m reach_bringup.run sim.launch.py                    # until Ctrl-C
+    python -m reach_bringup.run sim.launch.py --trials 20        # the main job: reaching trials
+    python -m reach_bringup.run collect_sim.launch.py out_dir:=data/sim_frames --until collect_images
+
+Launch arguments are given as ``name:=value``, as to ``ros2 launch``.
+
+``--trials N`` runs N reaching trials through the running graph (``reach_bringup.trials``: a
+random target on /reach/target, /controller/start_trial, /reach/status), prints each and a
+summary, then stops the graph. The controller is the launch file's (``control_model``; empty: the
+shipped ``control_dof3.pt``); while that file is not shipped the 1-DoF controller
+``control_dof1.pt`` drives 1-DoF targets instead, and this is printed.
+
+``--until NODE`` (without ros2 launch) ends the run when that node exits, with its exit code
+(``collect_images`` exits when the collection is over; with ros2 launch, collect*.launch.py
+shut themselves down then).
+
+``--launcher auto|ros2|graph``: ``auto`` (default) uses ``ros2 launch`` when the ``ros2``
+command and the launch library are installed, else the process graph. Node output goes to
+the terminal (ros2 launch) or, prefixed with the node's name, from the graph's log files.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+
+def _ros2_launch_available() -> bool:
+    return shutil.which('ros2') is not None and importlib.util.find_spec('launch_ros') is not None
+
+
+class _Tail:
+    """Print new lines of the graph's log files, prefixed with the node name."""
+
+    def __init__(self, graph, quiet: bool = False):
+        self.graph, self.quiet, self.pos = graph, quiet, {}
+
+    def poll(self) -> None:
+        if self.quiet:
+            return
+        for name in self.graph.procs:
+            path = os.path.join(self.graph.log_dir, f'{name}.log')
+            try:
+                with open(path, 'rb') as f:
+                    f.seek(self.pos.get(name, 0))
+                    data = f.read()
+            except OSError:
+                continue
+            end = data.rfind(b'\n') + 1
+            if end:
+                self.pos[name] = self.pos.get(name, 0) + end
+                for line in data[:end].decode('utf-8', 'replace').splitlines():
+                    print(f'[{name}] {line}', flush=True)
+
+
+def _shipped(name: str) -> str:
+    import reach_core
+    return os.path.join(os.path.dirname(reach_core.__file__), 'models', name)
+
+
+def _pick_controller(overrides: dict, spec) -> tuple[str, int, str | None]:
+    """(control model path, its DoF, a note) for --trials."""
+    from reach_core.control import ControlPolicy
+    model = overrides.get('control_model', spec.arguments.get('control_model', ('', ''))[0])
+    note = None
+    if not model:
+        model = _shipped('control_dof3.pt')
+        if not os.path.isfile(model):
+            fallback = _shipped('control_dof1.pt')
+            note = (f'{model} is not shipped yet: using the 1-DoF controller {fallback} on 1-DoF '
+                    f'targets instead')
+            model = fallback
+            overrides['control_model'] = model
+    return model, ControlPolicy.load(model).task.dof, note
+
+
+def _print_trials(results, model: str, dof: int, seconds: float) -> None:
+    import numpy as np
+    print(f'{"trial":>5} {"result":>9} {"steps":>5} {"distance":>9} {"time":>6}  target (m)')
+    for r in results:
+        print(f'{r.trial:5d} {"reached" if r.succeeded else "FAILED":>9} {r.steps:5d} '
+              f'{r.distance_m * 100:7.1f}cm {r.seconds:5.1f}s  '
+              f'({r.target[0]:+.3f}, {r.target[1]:+.3f})')
+    ok = [r for r in results if r.succeeded]
+    steps = [r.steps for r in ok]
+    print(f'reaching results: {len(ok)}/{len(results)} targets reached '
+          f'({100.0 * len(ok) / max(1, len(results)):.0f} %), median '
+          f'{np.median(steps) if steps else float("nan"):.0f} steps, {dof}-DoF targets, '
+          f'controller {os.path.basename(model)}, {seconds:.0f} s', flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog='python -m reach_bringup.run',
+                                 description=__doc__.split('\n\n')[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('launch', help='launch file of reach_bringup (e.g. sim.launch.py) or a path')
+    ap.add_argument('args', nargs='*', metavar='name:=value', help='launch arguments')
+    ap.add_argument('--trials', type=int, default=0, help='run N reaching trials, print the '
+                    'results, stop')
+    ap.add_argument('--seed', type=int, default=2017, help='seed of the trial targets')
+    ap.add_argument('--trial-timeout', type=float, default=45.0, help='seconds per trial')
+    ap.add_argument('--until', metavar='NODE', help='stop when this node exits (its exit code)')
+    ap.add_argument('--launcher', choices=('auto', 'ros2', 'graph'), default='auto')
+    ap.add_argument('--domain-id', type=int, default=None,
+                    help='ROS_DOMAIN_ID (default: the environment\'s, else 0)')
+    ap.add_argument('--quiet', action='store_true', help='do not print node output')
+    ap.add_argument('--timeout', type=float, default=0.0, help='stop after this many seconds '
+                    '(0: no limit)')
+    args = ap.parse_args(argv)
+
+    from . import launch_spec
+    overrides = {}
+    for a in args.args:
+        if ':=' not in a:
+            ap.error(f'launch arguments are name:=value, got {a!r}')
+        k, v = a.split(':=', 1)
+        overrides[k] = v
+    path = args.launch if os.sep in args.launch else launch_spec.launch_file(args.launch)
+    if not os.path.isfile(path):
+        print(f'error: no launch file {path}', file=sys.stderr)
+        return 2
+    spec = launch_spec.read(path)
+    unknown = sorted(set(overrides) - set(spec.arguments))
+    if unknown:
+        print(f'error: {os.path.basename(path)} has no launch argument(s) {unknown}; it has '
+              f'{sorted(spec.arguments)}', file=sys.stderr)
+        return 2
+    domain = args.domain_id if args.domain_id is not None else \
+        int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
+
+    model = dof = None
+    if args.trials > 0:
+        if not any(n.executable == 'controller' for n in spec.nodes):
+            print(f'error: --trials needs a controller; {os.path.basename(path)} has none',
+                  file=sys.stderr)
+            return 2
+        model, dof, note = _pick_controller(overrides, spec)
+        if note:
+            print(f'[run] note: {note}', flush=True)
+
+    use_ros2 = args.launcher == 'ros2' or (args.launcher == 'auto' and _ros2_launch_available())
+    if args.launcher == 'ros2' and not _ros2_launch_available():
+        print('error: ros2 launch is not installed here (use --launcher graph)', file=sys.stderr)
+        return 2
+    launch_proc = graph = tail = None
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    if use_ros2:
+        cmd = ['ros2', 'launch', path] + [f'{k}:={v}' for k, v in overrides.items()]
+        print('[run] ' + ' '.join(cmd), flush=True)
+        launch_proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                                       stdout=subprocess.DEVNULL if args.quiet else None,
+                                       stderr=subprocess.STDOUT if args.quiet else None)
+    else:
+        from .graph import Graph
+        graph = Graph(path, overrides, domain_id=domain)
+        if args.until and args.until not in {n.name for n in spec.nodes}:
+            print(f'error: {os.path.basename(path)} has no node {args.until!r}', file=sys.stderr)
+            return 2
+        graph.start()
+        print(f'[run] ros2 launch is not installed: starting the nodes of {path} as processes '
+              f'(ROS_DOMAIN_ID={domain}; logs in {graph.log_dir}):', flush=True)
+        for name, cmd in graph.commands.items():
+            print(f'[run]   {" ".join(cmd)}', flush=True)
+        tail = _Tail(graph, args.quiet)
+
+    code = 0
+    t0 = time.monotonic()
+    interrupted = False
+    try:
+        if args.trials > 0:
+            from .probe import Probe
+            from .trials import run_trials
+            probe = Probe(domain, 'reach_run')
+            try:
+                print(f'[run] {args.trials} reaching trials with {os.path.basename(model)} '
+                      f'({dof}-DoF targets)', flush=True)
+                results = []
+                # trial by trial, so the node output and the results interleave readably
+                import numpy as np
+                rng_seeds = np.random.SeedSequence(args.seed).generate_state(args.trials)
+                for k in range(args.trials):
+                    results += run_trials(probe, 1, dof=dof, seed=int(rng_seeds[k]),
+                                          trial_timeout=args.trial_timeout)
+                    if tail:
+                        tail.poll()
+                    r = results[-1]
+                    print(f'[run] trial {r.trial}: {"reached" if r.succeeded else "FAILED"} in '
+                          f'{r.steps} steps ({r.distance_m * 100:.1f} cm, {r.seconds:.1f} s)',
+                          flush=True)
+            except (TimeoutError, RuntimeError) as err:
+                print(f'error: {err}', file=sys.stderr)
+                if graph is not None:
+                    print(graph.logs()[-6000:], file=sys.stderr)
+                code = 1
+            finally:
+                probe.close()
+            if code == 0:
+                _print_trials(results, model, dof, time.monotonic() - t0)
+        else:
+            while True:
+                if args.timeout and time.monotonic() - t0 > args.timeout:
+                    print(f'[run] --timeout {args.timeout:g} s reached', flush=True)
+                    break
+                if launch_proc is not None:
+                    if launch_proc.poll() is not None:
+                        code = launch_proc.returncode
+                        break
+                else:
+                    tail.poll()
+                    if args.until:
+                        rc = graph.procs[args.until].poll()
+                        if rc is not None:
+                            code = rc
+                            break
+                    dead = [n for n, alive in graph.alive().items() if not alive]
+                    if dead and not args.until:
+                        print(f'error: node(s) {dead} exited', file=sys.stderr)
+                        code = 1
+                        break
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+        code = 130
+    finally:
+        if launch_proc is not None and launch_proc.poll() is None:
+            launch_proc.send_signal(signal.SIGINT)
+            try:
+                launch_proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(launch_proc.pid, signal.SIGKILL)
+                launch_proc.wait()
+        if graph is not None:
+            graph.stop()
+            if tail:
+                tail.poll()
+    if interrupted:
+        print('[run] interrupted', file=sys.stderr)
+    return code
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
