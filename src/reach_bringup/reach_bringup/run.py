@@ -12,7 +12,8 @@ Launch arguments are given as ``name:=value``, as to ``ros2 launch``.
 random target on /reach/target, /controller/start_trial, /reach/status), prints each and a
 summary, then stops the graph. The controller is the launch file's (``control_model``; empty: the
 shipped ``control_dof3.pt``); while that file is not shipped the 1-DoF controller
-``control_dof1.pt`` drives 1-DoF targets instead, and this is printed.
+``control_dof1.pt`` is passed as ``control_model`` instead (and drives 1-DoF targets), and this is
+printed.
 
 ``--until NODE`` (without ros2 launch) ends the run when that node exits, with its exit code
 (``collect_images`` exits when the collection is over; with ros2 launch, collect*.launch.py
@@ -109,6 +110,10 @@ def main(argv=None) -> int:
     ap.add_argument('--seed', type=int, default=2017, help='seed of the trial targets')
     ap.add_argument('--trial-timeout', type=float, default=45.0, help='seconds per trial')
     ap.add_argument('--until', metavar='NODE', help='stop when this node exits (its exit code)')
+    ap.add_argument('--param', action='append', default=[], metavar='NODE.name:=value',
+                    help='process graph only: one more -p for a node (e.g. '
+                         'collect_images.grid_counts:=[2,2,2]); with ros2 launch, edit the '
+                         'node\'s config/*.yaml instead')
     ap.add_argument('--launcher', choices=('auto', 'ros2', 'graph'), default='auto')
     ap.add_argument('--domain-id', type=int, default=None,
                     help='ROS_DOMAIN_ID (default: the environment\'s, else 0)')
@@ -138,16 +143,28 @@ def main(argv=None) -> int:
         int(os.environ.get('ROS_DOMAIN_ID', '0') or 0)
 
     model = dof = None
-    if args.trials > 0:
-        if not any(n.executable == 'controller' for n in spec.nodes):
-            print(f'error: --trials needs a controller; {os.path.basename(path)} has none',
-                  file=sys.stderr)
-            return 2
+    has_controller = any(n.executable == 'controller' for n in spec.nodes)
+    if args.trials > 0 and not has_controller:
+        print(f'error: --trials needs a controller; {os.path.basename(path)} has none',
+              file=sys.stderr)
+        return 2
+    if has_controller:
         model, dof, note = _pick_controller(overrides, spec)
         if note:
             print(f'[run] note: {note}', flush=True)
 
+    extra: dict[str, list[str]] = {}
+    for p in args.param:
+        node_name, _, rest = p.partition('.')
+        if ':=' not in rest or node_name not in {n.name for n in spec.nodes}:
+            ap.error(f'--param is NODE.name:=value with a node of {os.path.basename(path)}, '
+                     f'got {p!r}')
+        extra.setdefault(node_name, []).extend(['-p', rest])
     use_ros2 = args.launcher == 'ros2' or (args.launcher == 'auto' and _ros2_launch_available())
+    if use_ros2 and extra:
+        print('error: --param needs the process graph (--launcher graph); with ros2 launch, '
+              'edit the config/*.yaml files', file=sys.stderr)
+        return 2
     if args.launcher == 'ros2' and not _ros2_launch_available():
         print('error: ros2 launch is not installed here (use --launcher graph)', file=sys.stderr)
         return 2
@@ -161,7 +178,7 @@ def main(argv=None) -> int:
                                        stderr=subprocess.STDOUT if args.quiet else None)
     else:
         from .graph import Graph
-        graph = Graph(path, overrides, domain_id=domain)
+        graph = Graph(path, overrides, domain_id=domain, extra_args=extra)
         if args.until and args.until not in {n.name for n in spec.nodes}:
             print(f'error: {os.path.basename(path)} has no node {args.until!r}', file=sys.stderr)
             return 2
