@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--sim-test", type=int, default=1000, help="simulator test images (1000)")
     ap.add_argument("--gpu-throughput", action="store_true", help="measure GPU images/s here")
     ap.add_argument("--skip-eval", action="store_true", help="only the timings")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for the latency (1)")
     args = ap.parse_args()
 
     print(f"CPU: {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)")
@@ -136,7 +137,9 @@ def main() -> None:
         print(f"  adapted on simulator images    e = {a['sim']['e_mean']:.4f}   (target <= 0.010: "
               f"{'met' if a['sim']['e_mean'] <= 0.010 else 'NOT met'})")
 
-    print("\nCPU inference, batch 1, preprocessing (640x480 frame -> 84x84) included:")
+    torch.set_num_threads(args.threads)
+    print(f"\nCPU inference, batch 1, preprocessing (640x480 frame -> 84x84) included, "
+          f"{args.threads} torch thread(s):")
     nets = {f"{k} architecture (untrained weights)": PerceptionModel(PerceptionNet(c))
             for k, c in ARCHS.items()}
     nets.update({f"shipped perception_{k}.pt": m for k, m in models.items()})

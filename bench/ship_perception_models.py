@@ -31,13 +31,22 @@ def main() -> None:
     ap.add_argument("results")
     ap.add_argument("--sim", default=None)
     ap.add_argument("--adapted", default=None)
+    ap.add_argument("--adapted-results", default=None,
+                    help="take the adapted network from this results folder (another GPU run)")
+    ap.add_argument("--pipeline", default=PIPELINE, help="how the results were made (recorded)")
+    ap.add_argument("--adapted-pipeline", default=None)
+    ap.add_argument("--note", default="", help="recorded as 'selection' in the adapted .json")
     args = ap.parse_args()
     res = Path(args.results)
     ev = json.loads((res / "eval.json").read_text())
     sims = {k: v for k, v in ev.items() if k.startswith("sim_")}
     sim = args.sim or min(sims, key=lambda k: sims[k]["sim"]["e_mean"])
     adapted = args.adapted or f"p75_{sim[4:]}"
-    for role, name in (("sim", sim), ("adapted", adapted)):
+    ares = Path(args.adapted_results) if args.adapted_results else res
+    jobs = (("sim", sim, res, ev, args.pipeline),
+            ("adapted", adapted, ares, json.loads((ares / "eval.json").read_text()),
+             args.adapted_pipeline or args.pipeline))
+    for role, name, res, ev, pipeline in jobs:
         run = res / "runs" / name
         model = PerceptionModel.load(run / "model.pt")   # refuse to ship a broken file
         metrics = json.loads((run / "metrics.json").read_text())
@@ -50,7 +59,8 @@ def main() -> None:
             "arch": vars(model.arch),
             "command": metrics["command"], "seed": config["seed"],
             "adapted_from": config.get("adapt_from"),
-            "pipeline": PIPELINE,
+            "pipeline": pipeline,
+            **({"selection": args.note} if role == "adapted" and args.note else {}),
             "metrics": metrics,
             "evaluation": ev[name],
             "concurrent_note": "trained side by side with the other runs of gpu_perception.sh on "
