@@ -28,6 +28,24 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit what it is loaded for."""
 
 
+def forward_kinematics(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Baxter's planar forward kinematics in torch (differentiable): end-effector (..., 2) in
+    metres, and cos/sin of the three link directions; same model as :mod:`reach_core.kinematics`."""
+    lengths = torch.as_tensor(LINK_LENGTHS, dtype=q.dtype, device=q.device)
+    beta = torch.cumsum(q, dim=-1) + torch.as_tensor(LINK_ANGLE_OFFSETS, dtype=q.dtype, device=q.device)
+    cos, sin = torch.cos(beta), torch.sin(beta)
+    ee = torch.stack([(lengths * cos).sum(-1), -(lengths * sin).sum(-1)], -1)
+    return ee, cos, sin
+
+
+def target_distance(omega: torch.Tensor) -> torch.Tensor:
+    """End-effector to target distance (metres) of normalised scene configurations."""
+    low = torch.as_tensor(OMEGA_LOW, dtype=omega.dtype, device=omega.device)
+    span = torch.as_tensor(OMEGA_HIGH - OMEGA_LOW, dtype=omega.dtype, device=omega.device)
+    phys = low + omega * span
+    return (phys[..., :2] - forward_kinematics(phys[..., 2:])[0]).norm(dim=-1)
+
+
 class QNetwork(nn.Module):
     """Fully connected Q-network: Omega (5) -> hidden ReLU layers -> one Q-value per action (9).
 
@@ -60,7 +78,6 @@ class QNetwork(nn.Module):
         self.register_buffer("freqs", torch.pi * 2.0 ** torch.arange(self.encoding, dtype=torch.float32),
                              persistent=False)
         for name, value in (("omega_low", OMEGA_LOW), ("omega_span", OMEGA_HIGH - OMEGA_LOW),
-                            ("link_lengths", LINK_LENGTHS), ("link_offsets", LINK_ANGLE_OFFSETS),
                             ("deltas", action_deltas(ACTION_STEP))):
             self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32), persistent=False)
         layers: list[nn.Module] = []
@@ -81,23 +98,17 @@ class QNetwork(nn.Module):
             parts.append(self.kinematic_features(omega))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
-    def _forward_kinematics(self, q: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        beta = torch.cumsum(q, dim=-1) + self.link_offsets
-        cos, sin = torch.cos(beta), torch.sin(beta)
-        ee = torch.stack([(self.link_lengths * cos).sum(-1), -(self.link_lengths * sin).sum(-1)], -1)
-        return ee, cos, sin
-
     def kinematic_features(self, omega: torch.Tensor) -> torch.Tensor:
         """Forward-kinematics features of Omega (22 values, each of order one)."""
         phys = self.omega_low + omega * self.omega_span
         target, q = phys[..., :2], phys[..., 2:]
-        ee, cos, sin = self._forward_kinematics(q)
+        ee, cos, sin = forward_kinematics(q)
         offset = target - ee                                   # metres
         dist = offset.norm(dim=-1, keepdim=True)
         fine = offset / (0.1 + dist)                           # direction, resolved near the target
         lo, hi = self.omega_low[2:], self.omega_low[2:] + self.omega_span[2:]
         q_next = torch.minimum(torch.maximum(q[..., None, :] + self.deltas, lo), hi)
-        d_next = (target[..., None, :] - self._forward_kinematics(q_next)[0]).norm(dim=-1)
+        d_next = (target[..., None, :] - forward_kinematics(q_next)[0]).norm(dim=-1)
         gain = (d_next - dist) / ACTION_STEP                   # metres per radian of step, ~[-1, 1]
         return torch.cat([ee, offset, fine, torch.tanh(dist / 0.1), cos, sin, gain], dim=-1)
 
@@ -117,18 +128,22 @@ def masked_argmax(q_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 LIMIT_TOL = 1e-5  # normalised joint angle within which a joint counts as at its limit
 
 
-def available_actions(omega: torch.Tensor, dof_mask: torch.Tensor) -> torch.Tensor:
-    """Actions that can change the arm in scene ``omega``: shape (B, 9) bool.
+def available_actions(omega: torch.Tensor, dof_mask: torch.Tensor, hold_radius: float = 0.0) -> torch.Tensor:
+    """Actions available in scene ``omega``: shape (B, 9) bool.
 
     The actions of the inactive joints (``dof_mask``) and the moves of a joint that is already at
     a joint limit towards that limit are unavailable: such a move would leave the arm where it is
     (the simulator and the bridge clamp to the limits) and a greedy policy could stall on it.
-    Same rule as :meth:`reach_core.simulator.ReachEnv.available_actions`, from Omega.
+    With ``hold_radius > 0`` (:attr:`TaskConfig.hold_only_at_target`) "unchanged" is available
+    only within that distance of the target.  Same rules as
+    :meth:`reach_core.simulator.ReachEnv.available_actions`, from Omega.
     """
     qn = omega[..., 2:5]
     avail = dof_mask.expand(*omega.shape[:-1], NUM_ACTIONS).clone()
     avail[..., 0::3] &= qn < 1 - LIMIT_TOL
     avail[..., 1::3] &= qn > LIMIT_TOL
+    if hold_radius > 0:
+        avail[..., 2::3] &= (target_distance(omega) <= hold_radius)[..., None]
     return avail
 
 
@@ -151,7 +166,8 @@ class ControlPolicy:
         x = torch.as_tensor(np.asarray(omega, dtype=np.float32), device=device)
         single = x.ndim == 1
         q = self.net(x[None] if single else x)
-        a = masked_argmax(q, available_actions(x[None] if single else x, self.mask.to(device))).cpu().numpy()
+        avail = available_actions(x[None] if single else x, self.mask.to(device), self.task.hold_radius)
+        a = masked_argmax(q, avail).cpu().numpy()
         return a[0] if single else a
 
     # ---------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from .control import (PAPER_HIDDEN, CheckpointError, ControlPolicy, QNetwork, available_actions,
                       load_checkpoint, masked_argmax, save_atomic)
 from .evaluation import EVAL_SEED, run_trials
-from .simulator import ReachEnv, TaskConfig
+from .simulator import ReachEnv, TaskConfig, reward
 
 
 @dataclass
@@ -66,6 +66,9 @@ class TrainConfig:
     kinematic: bool = False            # forward-kinematics input features (variant; see QNetwork)
     action_gap: float = 0.0            # advantage learning alpha (Bellemare et al. 2016; 0: plain DQN)
     guide_margin: float = 0.0          # DQfD-style large-margin loss on guided K-GPS actions (0: off)
+    hold_only_at_target: bool = False  # "unchanged" only within delta of the target (variant)
+    noop_augment: float = 0.0          # share of steps away from the target that also store the
+                                       # known outcome of "unchanged" there (variant; 0: off)
     random_fraction: float = 0.0       # share of exploratory actions that are uniformly random
                                        # instead of the guide's (variant; 0: the paper's K-GPS)
     guide_margin_weight: float = 1.0   # weight of that loss beside the TD loss
@@ -88,6 +91,8 @@ class TrainConfig:
             raise ValueError("need 0 <= eps_end <= eps_start <= 1")
         if not 0 <= self.policy_ema < 1:
             raise ValueError(f"policy_ema must be in [0, 1), got {self.policy_ema!r}")
+        if not 0 <= self.noop_augment <= 1:
+            raise ValueError(f"noop_augment must be in [0, 1], got {self.noop_augment!r}")
         if not 0 <= self.random_fraction <= 1:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction!r}")
         if self.n_step < 1:
@@ -96,7 +101,7 @@ class TrainConfig:
             raise ValueError("total_steps must be >= num_envs >= 1 and batch_size >= 1")
 
     def task(self) -> TaskConfig:
-        return TaskConfig(dof=self.dof, max_steps=self.max_steps)
+        return TaskConfig(dof=self.dof, max_steps=self.max_steps, hold_only_at_target=self.hold_only_at_target)
 
     def epsilon(self, step: int) -> float:
         frac = min(1.0, step / max(1.0, self.eps_decay_fraction * self.total_steps))
@@ -197,7 +202,8 @@ class NStep:
 
 def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Tensor) -> float:
     obs, action, ret, next_obs, discount, guided = batch
-    next_mask = available_actions(next_obs, mask)
+    hold = cfg.task().hold_radius
+    next_mask = available_actions(next_obs, mask, hold)
     with torch.no_grad():
         next_q_target = target_net(next_obs).masked_fill(~next_mask, float("-inf"))
         if cfg.double_dqn:
@@ -210,7 +216,7 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
             # advantage learning: lower suboptimal actions by alpha times their advantage, which
             # widens the gap between the best action and the others (here only ~1 % of Q)
             q_t = target_net(obs)
-            v_t = q_t.masked_fill(~available_actions(obs, mask), float("-inf")).max(dim=1).values
+            v_t = q_t.masked_fill(~available_actions(obs, mask, hold), float("-inf")).max(dim=1).values
             y = y - cfg.action_gap * (v_t - q_t.gather(1, action[:, None]).squeeze(1))
     q_all = net(obs)
     q = q_all.gather(1, action[:, None]).squeeze(1)
@@ -218,7 +224,7 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
     if cfg.guide_margin > 0:
         # DQfD (Hester et al. 2018): the guide's action should beat every other by the margin
         margins = torch.full_like(q_all, cfg.guide_margin).scatter_(1, action[:, None], 0.0)
-        best = (q_all + margins).masked_fill(~available_actions(obs, mask), float("-inf")).max(dim=1).values
+        best = (q_all + margins).masked_fill(~available_actions(obs, mask, hold), float("-inf")).max(dim=1).values
         loss = loss + cfg.guide_margin_weight * ((best - q) * guided).sum() / guided.sum().clamp(min=1)
     optim.zero_grad(set_to_none=True)
     loss.backward()
@@ -329,7 +335,7 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
         eps = cfg.epsilon(step)
         with torch.no_grad():
             obs_t = torch.from_numpy(obs).to(dev)
-            actions = masked_argmax(net(obs_t), available_actions(obs_t, mask)).cpu().numpy()
+            actions = masked_argmax(net(obs_t), available_actions(obs_t, mask, task.hold_radius)).cpu().numpy()
         explore = rng.random(cfg.num_envs) < eps
         guided = explore.copy()  # actions taken from the guide (K-GPS or random)
         if explore.any():
@@ -342,6 +348,17 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
                 guided &= ~rand
             actions = np.where(explore, guide, actions)
         # --- execute, observe, store (lines 11-12) --------------------------------------------
+        if cfg.noop_augment > 0:
+            # "unchanged" away from the target has a known outcome: the same Omega and the reward
+            # of Eq. 5 for the current distance.  K-GPS only takes it at the goal, so without
+            # these the network never sees it fail and a greedy policy can stall on it.
+            d_now = env.distance()
+            far = (d_now > task.delta) & (rng.random(cfg.num_envs) < cfg.noop_augment)
+            if far.any():
+                k = int(far.sum())
+                noop = 3 * rng.choice(np.flatnonzero(env.action_mask[2::3]), size=k) + 2
+                memory.add(obs[far], noop, reward(d_now[far], np.zeros(k, np.int64), task),
+                           obs[far], np.full(k, cfg.gamma), np.zeros(k, np.float32))
         res = env.step(actions)
         transitions = nstep.push(obs, actions, res.reward, res.final_obs, res.terminated, res.truncated,
                                  guided & (cfg.exploration == "kgps"))
@@ -480,6 +497,12 @@ def add_cli(sub) -> None:
                    help="append forward-kinematics features of Omega to the input (variant)")
     p.add_argument("--policy-ema", type=float,
                    help="save and evaluate a moving average of the weights with this rate per update (variant; default 0)")
+    p.add_argument("--hold-only-at-target", action="store_true", default=None,
+                   help="'unchanged' is available only within delta of the target, where the "
+                        "policy is to hold (variant; the paper allows it everywhere)")
+    p.add_argument("--noop-augment", type=float,
+                   help="share of steps away from the target that also store the known outcome of "
+                        "'unchanged' there (variant; default 0)")
     p.add_argument("--random-fraction", type=float,
                    help="share of exploratory actions that are uniformly random instead of K-GPS (variant; default 0)")
     p.add_argument("--guide-margin", type=float,

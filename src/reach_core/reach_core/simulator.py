@@ -58,6 +58,8 @@ class TaskConfig:
     success_steps: int = 4        # N of Eq. 5: consecutive actions within delta
     max_steps: int = 300          # actions per trial before it is truncated
     joint_margin: float = 0.0     # rad kept clear of the joint limits when sampling configurations
+    hold_only_at_target: bool = False  # "unchanged" only within delta of the target (variant; the
+                                       # paper allows it everywhere, where a greedy policy can stall)
 
     def __post_init__(self):
         if self.dof not in ACTIVE_JOINTS:
@@ -67,6 +69,11 @@ class TaskConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.success_steps < 1 or self.max_steps < 1:
             raise ValueError("success_steps and max_steps must be at least 1")
+
+    @property
+    def hold_radius(self) -> float:
+        """Distance within which "unchanged" is available (0: everywhere)."""
+        return self.delta if self.hold_only_at_target else 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -159,12 +166,15 @@ class ReachEnv:
     def available_actions(self) -> np.ndarray:
         """(n, 9) bool: the DoF's actions less the moves of a joint at a limit towards it.
 
-        Such a move is clamped to a no-op; "unchanged" is always available.
+        Such a move is clamped to a no-op.  "Unchanged" is available everywhere, or with
+        ``hold_only_at_target`` only within ``delta`` of the target.
         """
         avail = np.broadcast_to(self.action_mask, (self.n, NUM_ACTIONS)).copy()
         tol = 1e-5 * (self.q_high - self.q_low)
         avail[:, 0::3] &= self.q < self.q_high - tol
         avail[:, 1::3] &= self.q > self.q_low + tol
+        if self.cfg.hold_radius > 0:
+            avail[:, 2::3] &= (self.distance() <= self.cfg.hold_radius)[:, None]
         return avail
 
     def kgps_actions(self) -> np.ndarray:
