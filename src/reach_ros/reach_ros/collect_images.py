@@ -416,6 +416,11 @@ class Collector(Node):
                 if self.exit_code is not None:
                     return
                 continue
+            try:
+                self.store.check_space()      # do not move the arm to a point it cannot record
+            except CollectError as err:
+                self._finish(EXIT_ERROR, str(err))
+                return
             self.index = i
             self.within_since = None
             self.frame_waits = 0
