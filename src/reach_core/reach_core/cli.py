@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = group("eval", "evaluate a trained module")
     render = group("render", "render simulator images")
     data = group("data", "render and check labelled image datasets (perception)")
+    export = group("export", "export a trained network for deployment (TorchScript)")
 
     # Each module that owns a command adds its own subparser (with set_defaults(func=...)).
     from . import control_training, evaluation, renderer
@@ -33,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_cli(data)
     perception.add_train_cli(train)
     perception.add_eval_cli(evaluate)
+    from . import end_to_end
+    end_to_end.add_train_cli(train)
+    end_to_end.add_eval_cli(evaluate)
+    end_to_end.add_export_cli(export)
     return parser
 
 
