@@ -221,11 +221,14 @@ class EndToEndModel:
     def export(self, path, example_batch: int = 4) -> Path:
         """Write one TorchScript file (``torch.jit.trace``); see the module docstring."""
         net = copy.deepcopy(self.net).cpu().eval()
+        for p in net.parameters():     # an inference file: outputs need no autograd graph
+            p.requires_grad_(False)
         example = torch.rand(example_batch, NET_SIZE, NET_SIZE)
         import warnings
         with torch.no_grad(), warnings.catch_warnings():
             # the constants it warns about (link lengths, Omega ranges) are constants indeed
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)   # torch >= 2.9 on torch.jit
             traced = torch.jit.trace(net, example, check_trace=False)
             # a trace is one path through the code: check that it generalises to another batch
             other = torch.rand(example_batch + 3, NET_SIZE, NET_SIZE)
@@ -242,7 +245,9 @@ class EndToEndModel:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.jit.save(traced, str(tmp), _extra_files={"meta.json": json.dumps(meta, default=str)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(traced, str(tmp), _extra_files={"meta.json": json.dumps(meta, default=str)})
         os.replace(tmp, path)
         return path
 
