@@ -5,7 +5,7 @@
 SB3 sees the task through a gymnasium adapter of :class:`reach_core.simulator.ReachEnv` (one
 trial at a time, the same reward, success rule and step limit) and gets the paper's network
 (400, 300) and its own default DQN settings otherwise; ours runs with the configuration given by
---preset (the shipped models' settings by default).  Both are evaluated with the same 400-trial
+--ours (the shipped models' recipe by default).  Both are evaluated with the same 400-trial
 protocol (reach_core.evaluation.run_trials, seed 2017).  Prints environment steps/s, success, and
 the ratios ours/SB3.  Needs the test extras (gymnasium, stable-baselines3).
 """
@@ -25,6 +25,11 @@ from reach_core.control_training import TrainConfig, train
 from reach_core.control import ControlPolicy
 from reach_core.evaluation import format_table, run_trials
 from reach_core.simulator import NUM_ACTIONS, ReachEnv, TaskConfig
+
+
+# the shipped models' variants (bench/ship_control_models.py RECIPE) as TrainConfig fields
+SHIPPED = {"kinematic": True, "dueling": True, "n_step": 5, "lr_final_fraction": 0.1,
+           "policy_ema": 0.001, "hold_only_at_target": True, "threads": 1}
 
 
 class ReachGym(gym.Env):
@@ -54,18 +59,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300_000, help="environment steps for each trainer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trials", type=int, default=400)
-    p.add_argument("--ours", default="{}", help="JSON TrainConfig overrides for our trainer")
+    p.add_argument("--ours", default=json.dumps(SHIPPED),
+                   help="JSON TrainConfig overrides for our trainer (default: the shipped recipe)")
     p.add_argument("--json", help="write the figures to this file")
     a = p.parse_args()
     from stable_baselines3 import DQN
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     task = TaskConfig(dof=a.dof)
     rows, speed = {}, {}
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(**({"dof": a.dof, "total_steps": a.steps, "seed": a.seed}
-                             | json.loads(a.ours)))
+        # one evaluation, at the end: SB3 spends no time on evaluations during learning either
+        cfg = TrainConfig(**({"dof": a.dof, "total_steps": a.steps, "seed": a.seed,
+                              "eval_every": a.steps} | json.loads(a.ours)))
         t = time.perf_counter()
         train(cfg, os.path.join(tmp, "ours"), progress=False, log=lambda *_: None)
         speed["ours"] = a.steps / (time.perf_counter() - t)

@@ -27,8 +27,10 @@ MODELS = ROOT / "src" / "reach_core" / "reach_core" / "models"
 # The shipped recipe: the paper's DQN + K-GPS (5-400-300-9 MLP, replay, target network, epsilon
 # 1 -> 0.1) with the variants that made it reach Table 2 on a CPU budget (README, "Control module").
 RECIPE = ["--kinematic", "--dueling", "--n-step", "5", "--lr-final-fraction", "0.1",
-          "--policy-ema", "0.001", "--seed", "0", "--threads", "1", "--no-progress"]
+          "--policy-ema", "0.001", "--hold-only-at-target", "--seed", "0", "--threads", "1",
+          "--no-progress"]
 STEPS = {1: 200_000, 2: 600_000, 3: 800_000}
+EVAL_EVERY = {1: 25_000, 2: 100_000, 3: 100_000}
 
 
 def name(dof: int, exploration: str) -> str:
@@ -37,7 +39,8 @@ def name(dof: int, exploration: str) -> str:
 
 def command(dof: int, exploration: str) -> list[str]:
     return ["reach", "train", "control", "--dof", str(dof), "--exploration", exploration,
-            "--total-steps", str(STEPS[dof]), *RECIPE, "--out", f"runs/ship/{name(dof, exploration)}"]
+            "--total-steps", str(STEPS[dof]), "--eval-every", str(EVAL_EVERY[dof]), *RECIPE,
+            "--out", f"runs/ship/{name(dof, exploration)}"]
 
 
 def main() -> None:

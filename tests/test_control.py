@@ -102,6 +102,35 @@ def test_available_actions_block_moves_into_joint_limits():
     assert pol.act(_omegas(1)[0] * 0.5 + 0.25) in (0, 4)
 
 
+def test_hold_only_at_target_allows_unchanged_only_near_the_target():
+    rng = np.random.default_rng(5)
+    q = BAXTER_LEFT.sample_joints(rng, 400, margin=0.1)
+    ee = BAXTER_LEFT.forward(q)
+    offsets = rng.normal(size=(400, 2))
+    offsets *= (rng.uniform(0.0, 0.10, 400) / np.linalg.norm(offsets, axis=1))[:, None]
+    target = ee + offsets
+    near = np.linalg.norm(offsets, axis=1) <= 0.05
+    omega = torch.from_numpy(normalise(target, q))
+    plain = available_actions(omega, torch.as_tensor(action_mask(3)))
+    held = available_actions(omega, torch.as_tensor(action_mask(3)), hold_radius=0.05)
+    assert plain[:, 2::3].all()
+    np.testing.assert_array_equal(held[:, 2::3].numpy(), np.repeat(near[:, None], 3, axis=1))
+    np.testing.assert_array_equal(held[:, [0, 1, 3, 4, 6, 7]].numpy(), plain[:, [0, 1, 3, 4, 6, 7]].numpy())
+    # the simulator applies the same rule to K-GPS and random actions
+    env = ReachEnv(400, TaskConfig(dof=3, hold_only_at_target=True), seed=0)
+    env.set_scenes(q, target, q)
+    np.testing.assert_array_equal(env.available_actions(), held.numpy())
+    assert not np.isin(env.random_actions()[~near], (2, 5, 8)).any()
+    # a policy whose Q-values prefer "unchanged" everywhere still moves away from the target
+    pol = ControlPolicy(QNetwork(hidden=(8,)), TaskConfig(dof=3, hold_only_at_target=True), {})
+    with torch.no_grad():
+        pol.net.head.weight.zero_()
+        pol.net.head.bias.copy_(torch.tensor([0.0, 0, 10, 0, 0, 10, 0, 0, 10]))
+    a = pol.act(omega.numpy())
+    assert np.isin(a[near], (2, 5, 8)).all() and not np.isin(a[~near], (2, 5, 8)).any()
+    assert TaskConfig(hold_only_at_target=True).hold_radius == 0.05 and TaskConfig().hold_radius == 0
+
+
 def test_dueling_q_is_value_plus_centred_advantage():
     net = QNetwork(hidden=(16,), dueling=True)
     x = torch.from_numpy(_omegas(4))
