@@ -109,7 +109,10 @@ def test_hold_only_at_target_allows_unchanged_only_near_the_target():
     offsets = rng.normal(size=(400, 2))
     offsets *= (rng.uniform(0.0, 0.10, 400) / np.linalg.norm(offsets, axis=1))[:, None]
     target = ee + offsets
+    keep = np.linalg.norm(target, axis=1) < 1.0  # inside the arm's reach (1.025 m)
+    q, target, offsets = q[keep], target[keep], offsets[keep]
     near = np.linalg.norm(offsets, axis=1) <= 0.05
+    assert 50 < near.sum() < len(near) - 50
     omega = torch.from_numpy(normalise(target, q))
     plain = available_actions(omega, torch.as_tensor(action_mask(3)))
     held = available_actions(omega, torch.as_tensor(action_mask(3)), hold_radius=0.05)
@@ -117,7 +120,7 @@ def test_hold_only_at_target_allows_unchanged_only_near_the_target():
     np.testing.assert_array_equal(held[:, 2::3].numpy(), np.repeat(near[:, None], 3, axis=1))
     np.testing.assert_array_equal(held[:, [0, 1, 3, 4, 6, 7]].numpy(), plain[:, [0, 1, 3, 4, 6, 7]].numpy())
     # the simulator applies the same rule to K-GPS and random actions
-    env = ReachEnv(400, TaskConfig(dof=3, hold_only_at_target=True), seed=0)
+    env = ReachEnv(len(q), TaskConfig(dof=3, hold_only_at_target=True), seed=0)
     env.set_scenes(q, target, q)
     np.testing.assert_array_equal(env.available_actions(), held.numpy())
     assert not np.isin(env.random_actions()[~near], (2, 5, 8)).any()
