@@ -1,0 +1,157 @@
+"""Issue 4 figures: end-to-end reaching (Table 3) and the full pipeline's wall-clock time.
+
+Table 3 (default): EE1 (SIM + CR), EE2 (P75 + CR), EE2-FT (the committed fine-tuned network) and CR
+(ground-truth Omega) in the simulator and the higher-fidelity domain, then the issue's targets:
+
+    python bench/bench_end2end.py                       # 400 sim trials, 20 hifi trials
+    python bench/bench_end2end.py --trials 100 --hifi-trials 10
+
+Full pipeline (SIM perception -> adaptation -> control -> fine-tuning -> Table 3), one command,
+each stage timed (meant for one GPU: ``--device cuda``; ``--tiny`` runs it in about a minute on a
+CPU to check that it works, with figures that mean nothing):
+
+    python bench/bench_end2end.py --pipeline --device cuda --out /tmp/pipeline
+    python bench/bench_end2end.py --pipeline --tiny --out /tmp/pipeline_tiny
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parents[1] / "src/reach_core/reach_core/models"
+TARGETS = {"sim_ee2ft_dmed_px": 0.8, "sim_ee2ft_success": 0.995, "hifi_ee2ft_dmed_px": 1.0}
+
+
+def table3(args) -> dict:
+    import torch
+    from reach_core.end_to_end import EndToEndModel, evaluate_rows, format_table3, plot_table3
+    from reach_core.control import ControlPolicy
+
+    torch.set_num_threads(args.threads)
+    control = ControlPolicy.load(args.control)
+    rows = {"EE1 (SIM+CR)": EndToEndModel.from_modules(args.sim_perception, args.control),
+            "EE2 (P75+CR)": EndToEndModel.from_modules(args.adapted_perception, args.control)}
+    if args.finetuned and Path(args.finetuned).is_file():
+        rows["EE2-FT"] = EndToEndModel.load(args.finetuned)
+    rows["CR (ground truth)"] = control
+    results, secs = {}, {}
+    for domain, n in (("sim", args.trials), ("hifi", args.hifi_trials)):
+        if n > 0:
+            for name, (r, s, _) in evaluate_rows(rows, control.task, n, args.seed, domain,
+                                                 log=lambda m: print(m, file=sys.stderr)).items():
+                results[(domain, name)] = r
+                secs[f"{domain} {name}"] = round(s, 1)
+    print(format_table3(results))
+    ft = {k[0]: r for k, r in results.items() if k[1] == "EE2-FT"}
+    print("\nissue 4 figures (device: cpu, threads %d)" % args.threads)
+    if "sim" in ft:
+        print(f"  sim EE2-FT d_med {ft['sim'].d_med_px:.2f} px (target <= {TARGETS['sim_ee2ft_dmed_px']}), "
+              f"success {100 * ft['sim'].success_rate:.2f} % (target >= {100 * TARGETS['sim_ee2ft_success']})")
+    if "hifi" in ft:
+        print(f"  hifi EE2-FT d_med {ft['hifi'].d_med_px:.2f} px (target <= {TARGETS['hifi_ee2ft_dmed_px']})")
+    for (dom, name), r in results.items():
+        print(f"  R-bar {dom:<5} {name:<20} {r.mean_return:.3f}")
+    out = {"rows": {f"{d} | {n}": r.summary() for (d, n), r in results.items()}, "seconds": secs,
+           "trials": args.trials, "hifi_trials": args.hifi_trials, "seed": args.seed}
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    if args.plot:
+        plot_table3(results, args.plot)
+    return out
+
+
+def pipeline(args) -> dict:
+    """SIM perception, adaptation, control, fine-tuning and Table 3, each a ``reach`` command."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev, tiny = args.device, args.tiny
+    py = [sys.executable, "-m", "reach_core.cli"]
+    stages = [
+        ("hifi data", ["data", "render", "--source", "hifi", "--n", "4" if tiny else "200",
+                       "--seed", "11", "--out", str(out / "hifi_train")]),
+        ("SIM perception", ["train", "perception", "--out", str(out / "sim"), "--arch", "spatial",
+                            "--device", dev, "--sim-images", "512" if tiny else "200000",
+                            "--workers", "1" if tiny else "15", "--randomize", "0.7",
+                            "--steps", "4" if tiny else "100000000",
+                            "--time-budget", "0" if tiny else "280", "--val-sim", "16" if tiny else "1000",
+                            "--eval-every", "2" if tiny else "2000", "--no-progress"]
+         + (["--batch", "16", "--warmup", "1"] if tiny else []) + (["--keypoints", "4"] if tiny else [])),
+        ("adaptation (P75)", ["train", "perception", "--out", str(out / "p75"),
+                              "--adapt-from", str(out / "sim/model.pt"), "--real", str(out / "hifi_train"),
+                              "--real-fraction", "0.75", "--virtual-targets", "2" if tiny else "20",
+                              "--device", dev, "--sim-images", "512" if tiny else "100000",
+                              "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else "60",
+                              "--lr", "3e-4", "--noise", "0.01", "--brightness", "0.1", "--randomize", "0.5",
+                              "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "1000",
+                              "--no-progress"] + (["--batch", "16", "--warmup", "1"] if tiny else [])),
+        ("control (CR)", ["train", "control", "--dof", "3", "--kinematic", "--dueling", "--n-step", "5",
+                          "--policy-ema", "0.001", "--hold-only-at-target", "--device", dev,
+                          "--total-steps", "2048" if tiny else "600000", "--stop-success", "0.985",
+                          "--out", str(out / "control"), "--force", "--no-progress"]
+         + (["--learning-starts", "512", "--eval-every", "1024", "--eval-trials", "4", "--hidden", "16"]
+            if tiny else [])),
+        ("fine-tuning (EE2-FT)", ["train", "end2end", "--perception", str(out / "p75/model.pt"),
+                                  "--control", str(out / "control/model.pt"), "--real", str(out / "hifi_train"),
+                                  "--out", str(out / "ee2ft"), "--device", dev, "--no-progress",
+                                  "--steps", "3" if tiny else "3000"]
+         + (["--task-batch", "8", "--perception-batch", "8", "--learning-starts", "32", "--num-envs", "4",
+             "--eval-every", "3", "--eval-trials", "2", "--sim-pool", "16", "--virtual-targets", "2"]
+            if tiny else ["--eval-every", "500", "--eval-trials", "100"])),
+        ("Table 3", ["eval", "end2end", "--control", str(out / "control/model.pt"),
+                     "--sim-perception", str(out / "sim/model.pt"),
+                     "--adapted-perception", str(out / "p75/model.pt"),
+                     "--finetuned", f"EE2-FT={out / 'ee2ft/model.pt'}",
+                     "--trials", "4" if tiny else "400", "--hifi-trials", "2" if tiny else "20",
+                     "--json", str(out / "table3.json"), "--plot", str(out / "table3.png")]),
+    ]
+    times = {}
+    t_all = time.perf_counter()
+    for name, cmd in stages:
+        print(f"== {name}: reach {' '.join(map(shlex.quote, cmd))}", flush=True)
+        t0 = time.perf_counter()
+        res = subprocess.run(py + cmd)
+        times[name] = round(time.perf_counter() - t0, 1)
+        if res.returncode != 0:
+            print(f"stage {name!r} failed (exit {res.returncode})", file=sys.stderr)
+            times["failed"] = name
+            break
+    times["total"] = round(time.perf_counter() - t_all, 1)
+    print(f"\npipeline stage times (device {dev}{', tiny' if tiny else ''}):")
+    for k, v in times.items():
+        print(f"  {k:<22} {v}")
+    print(f"  target: total <= 1200 s on one GPU (training stages)")
+    (out / "pipeline_times.json").write_text(json.dumps(times, indent=2) + "\n")
+    return times
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--control", default=str(MODELS / "control_dof3.pt"))
+    p.add_argument("--sim-perception", default=str(MODELS / "perception_sim.pt"))
+    p.add_argument("--adapted-perception", default=str(MODELS / "perception_adapted.pt"))
+    p.add_argument("--finetuned", default=str(MODELS / "end2end_ee2ft.pt"))
+    p.add_argument("--trials", type=int, default=400)
+    p.add_argument("--hifi-trials", type=int, default=20)
+    p.add_argument("--seed", type=int, default=2017)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None)
+    p.add_argument("--plot", default=None)
+    p.add_argument("--pipeline", action="store_true", help="run and time the full pipeline instead")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tiny", action="store_true", help="pipeline: tiny sizes (a functional check)")
+    p.add_argument("--out", default="runs/pipeline")
+    args = p.parse_args()
+    if args.pipeline:
+        times = pipeline(args)
+        return 1 if "failed" in times else 0
+    table3(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
