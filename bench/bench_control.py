@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from reach_core.control import ControlPolicy
+from reach_core.control import ControlPolicy, NoReversal
 from reach_core.evaluation import EVAL_SEED, PAPER_TABLE2, format_table, run_trials
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "reach_core" / "reach_core" / "models"
@@ -28,15 +28,19 @@ def main() -> None:
     for path in sorted(MODELS.glob("control_dof*.pt")):
         policy = ControlPolicy.load(path)
         dof = policy.task.dof
-        rows[f"{policy.meta.get('exploration')} {dof}-DoF (ours)"] = run_trials(
+        rows[f"{policy.meta.get('exploration')} {dof}-DoF"] = run_trials(
             policy.act, policy.task, a.trials, seed=EVAL_SEED)
+        # the ROS controller's anti-dither rule (never undo the previous move) on the same trials
+        rows[f"{policy.meta.get('exploration')} {dof}-DoF no-rev"] = run_trials(
+            NoReversal(policy), policy.task, a.trials, seed=EVAL_SEED)
         info = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
         t = info.get("training", {})
         notes.append(f"{dof}-DoF: target {TARGETS[dof]}; trained {t.get('steps', 0):,} steps in "
                      f"{t.get('elapsed_s', float('nan')):.0f} s ({t.get('env_steps_per_s', float('nan')):,.0f} "
                      f"env steps/s, {t.get('updates_per_s', float('nan')):,.0f} updates/s); "
                      f"command: {info.get('command', '?')}")
-    print(format_table(rows, f"Control networks, {a.trials} trials, seed {EVAL_SEED}"))
+    print(format_table(rows, f"Control networks (ours), {a.trials} trials, seed {EVAL_SEED}; "
+                             "no-rev: with the controller's never-undo-the-last-move rule"))
     print("\npaper, Table 2 (d_med cm, d_Q3 cm, success %):")
     for method, by_dof in PAPER_TABLE2.items():
         for dof, (med, q3, succ) in by_dof.items():

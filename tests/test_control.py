@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from reach_core.cli import main as cli_main
-from reach_core.control import (CHECKPOINT_FORMAT, CheckpointError, ControlPolicy, QNetwork,
-                                available_actions, load_checkpoint, masked_argmax)
+from reach_core.control import (CHECKPOINT_FORMAT, CheckpointError, ControlPolicy, NoReversal,
+                                QNetwork, available_actions, load_checkpoint, masked_argmax,
+                                reversal_of)
 from reach_core.kinematics import BAXTER_LEFT, JOINT_LIMITS
 from reach_core.scene import normalise
 from reach_core.control_training import NStep, ReplayMemory, TrainConfig, train
@@ -132,6 +133,30 @@ def test_hold_only_at_target_allows_unchanged_only_near_the_target():
     a = pol.act(omega.numpy())
     assert np.isin(a[near], (2, 5, 8)).all() and not np.isin(a[~near], (2, 5, 8)).any()
     assert TaskConfig(hold_only_at_target=True).hold_radius == 0.05 and TaskConfig().hold_radius == 0
+
+
+def test_no_reversal_never_undoes_the_previous_move():
+    np.testing.assert_array_equal(reversal_of([0, 1, 2, 3, 4, 5, 6, 7, 8, -1]),
+                                  [1, 0, -1, 4, 3, -1, 7, 6, -1, -1])
+    deltas = ReachEnv(1).deltas
+    for a in range(9):
+        if reversal_of([a])[0] >= 0:
+            np.testing.assert_allclose(deltas[a] + deltas[reversal_of([a])[0]], 0)
+    # Q-values that prefer +s1 in one scene and -s1 in the other make a greedy 2-cycle
+    pol = ControlPolicy(QNetwork(hidden=(8,)), TaskConfig(dof=3), {})
+    with torch.no_grad():
+        pol.net.head.weight.zero_()
+        pol.net.head.bias.copy_(torch.tensor([5.0, 4, 0, 0, 0, 0, 0, 0, 0]))
+    om = _omegas(4) * 0.5 + 0.25
+    assert list(pol.act(om)) == [0] * 4
+    assert list(pol.act(om, previous=np.array([1, 0, -1, 2]))) == [1, 0, 0, 0]
+    assert pol.act(om[0], previous=1) == 1
+    ctrl = NoReversal(pol)
+    assert list(ctrl(om)) == [0] * 4 and list(ctrl(om)) == [0] * 4  # repeating a move is fine
+    ctrl.previous = np.array([1, 1, 1, 1])
+    assert list(ctrl(om)) == [1] * 4
+    ctrl.reset()
+    assert ctrl.previous is None and list(ctrl(om)) == [0] * 4
 
 
 def test_dueling_q_is_value_plus_centred_advantage():

@@ -160,14 +160,23 @@ class ControlPolicy:
         return torch.as_tensor(action_mask(self.task.dof))
 
     @torch.no_grad()
-    def act(self, omega: np.ndarray) -> np.ndarray:
-        """Greedy actions for normalised scene configurations (shape (5,) or (B, 5))."""
+    def act(self, omega: np.ndarray, previous: np.ndarray | int | None = None) -> np.ndarray:
+        """Greedy actions for normalised scene configurations (shape (5,) or (B, 5)).
+
+        With ``previous`` (the action each trial took last; -1 for none) the move that would undo
+        it is unavailable: the anti-dither rule of :class:`NoReversal`.
+        """
         device = next(self.net.parameters()).device
         x = torch.as_tensor(np.asarray(omega, dtype=np.float32), device=device)
         single = x.ndim == 1
-        q = self.net(x[None] if single else x)
-        avail = available_actions(x[None] if single else x, self.mask.to(device), self.task.hold_radius)
-        a = masked_argmax(q, avail).cpu().numpy()
+        xb = x[None] if single else x
+        avail = available_actions(xb, self.mask.to(device), self.task.hold_radius)
+        if previous is not None:
+            prev = np.broadcast_to(np.asarray(previous, dtype=np.int64), (xb.shape[0],))
+            undo = reversal_of(prev)
+            rows = np.flatnonzero(undo >= 0)
+            avail[rows, undo[rows]] = False
+        a = masked_argmax(self.net(xb), avail).cpu().numpy()
         return a[0] if single else a
 
     # ---------------------------------------------------------------------------------------
@@ -222,6 +231,37 @@ class ControlPolicy:
     @classmethod
     def load(cls, path: str | os.PathLike, dof: int | None = None) -> "ControlPolicy":
         return cls.from_checkpoint(load_checkpoint(path), str(path), dof=dof)
+
+
+def reversal_of(actions: np.ndarray) -> np.ndarray:
+    """The move that undoes each action (+step <-> -step of the same joint); -1 for "unchanged"
+    and for no action (-1)."""
+    actions = np.asarray(actions, dtype=np.int64)
+    k = actions % 3  # 0: +step, 1: -step, 2: unchanged (simulator.action_deltas)
+    return np.where((actions >= 0) & (k != 2), actions + 1 - 2 * k, -1)
+
+
+class NoReversal:
+    """A controller for a batch of trials that never undoes its previous move (anti-dither).
+
+    A greedy Q-policy can settle into a 2-cycle (a move, its reverse, the move again...) where its
+    Q-values are slightly wrong; the robot then dithers until the step limit.  This wrapper keeps
+    each trial's last action and makes its reverse unavailable for the next step.  It is a rule
+    of the controller, not of training: ``reset()`` (or a new instance) starts new trials.
+    Call it like a policy: ``NoReversal(policy)(omega_batch) -> actions``.
+    """
+
+    def __init__(self, policy: ControlPolicy):
+        self.policy = policy
+        self.previous: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.previous = None
+
+    def __call__(self, omega: np.ndarray) -> np.ndarray:
+        actions = self.policy.act(omega, previous=self.previous)
+        self.previous = np.atleast_1d(actions).copy()
+        return actions
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -91,7 +91,7 @@ def format_table(rows: dict[str, EvalResult], title: str = "") -> str:
 
 # ------------------------------------------------------------------------------------------------
 def _cmd_eval_control(args) -> int:
-    from .control import CheckpointError, ControlPolicy
+    from .control import CheckpointError, ControlPolicy, NoReversal
 
     try:
         policy = ControlPolicy.load(args.model, dof=args.dof)
@@ -101,8 +101,9 @@ def _cmd_eval_control(args) -> int:
     task = policy.task
     if args.max_steps:
         task.max_steps = args.max_steps
-    result = run_trials(policy.act, task, trials=args.trials, seed=args.seed)
-    name = f"{policy.meta.get('exploration', '?')} {task.dof}-DoF"
+    act = NoReversal(policy) if args.no_reversal else policy.act
+    result = run_trials(act, task, trials=args.trials, seed=args.seed)
+    name = f"{policy.meta.get('exploration', '?')} {task.dof}-DoF" + (" no-reversal" if args.no_reversal else "")
     print(format_table({name: result},
                        f"{args.model}: {args.trials} trials, seed {args.seed}, "
                        f"threshold {100 * task.delta:.0f} cm x {task.success_steps} steps"))
@@ -127,5 +128,8 @@ def add_cli(sub) -> None:
     p.add_argument("--dof", type=int, choices=(1, 2, 3), default=None,
                    help="fail unless the checkpoint is for this many DoF")
     p.add_argument("--max-steps", type=int, default=None, help="override the step limit per trial")
+    p.add_argument("--no-reversal", action="store_true",
+                   help="the controller never undoes its previous move (anti-dither rule of the "
+                        "ROS controller, reach_core.control.NoReversal); default: plain greedy")
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     p.set_defaults(func=_cmd_eval_control)

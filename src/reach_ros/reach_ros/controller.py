@@ -44,6 +44,8 @@ PARAMS = [
     Param('omega_tolerance', 0.02, 'normalised values this far outside [0, 1] are clipped; '
           'farther ones are refused', non_negative),
     Param('autostart', True, 'start the first trial with the first scene configuration'),
+    Param('no_reversal', True, 'never undo the previous step (anti-dither: a greedy Q-policy can '
+          'otherwise oscillate between two configurations)'),
     Param('threads', 1, 'torch threads', positive),
 ]
 
@@ -87,6 +89,7 @@ class Trial:
         self.state = TrialStatus.IDLE
         self.steps = 0
         self.within = 0
+        self.last_action = -1  # for the anti-dither rule (no_reversal)
         self.start_ns = 0
         self.distance = float('nan')
         self.message = ''
@@ -95,6 +98,7 @@ class Trial:
         self.number += 1
         self.state = TrialStatus.RUNNING
         self.steps = self.within = 0
+        self.last_action = -1
         self.start_ns = now_ns
         self.distance = float('nan')
         self.message = f'trial {self.number} started'
@@ -215,7 +219,9 @@ class Controller(Node):
             self.publish_delta(msg, np.zeros(3))
             self.publish_status(msg)
             return
-        action = int(self.policy.act(omega.astype(np.float32)))
+        previous = trial.last_action if self.p['no_reversal'] else None
+        action = int(self.policy.act(omega.astype(np.float32), previous=previous))
+        trial.last_action = action
         trial.steps += 1
         self.publish_delta(msg, self.deltas[action])
         self.publish_status(msg)
