@@ -29,7 +29,7 @@ from reach_core.simulator import NUM_ACTIONS, ReachEnv, TaskConfig
 
 # the shipped models' variants (bench/ship_control_models.py RECIPE) as TrainConfig fields
 SHIPPED = {"kinematic": True, "dueling": True, "n_step": 5, "lr_final_fraction": 0.1,
-           "policy_ema": 0.001, "hold_only_at_target": True, "threads": 1}
+           "policy_ema": 0.001, "hold_only_at_target": True, "threads": 2}
 
 
 class ReachGym(gym.Env):
@@ -65,7 +65,7 @@ def main() -> None:
     a = p.parse_args()
     from stable_baselines3 import DQN
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)  # both learners get the 2 cores of this machine
     task = TaskConfig(dof=a.dof)
     rows, speed = {}, {}
 
