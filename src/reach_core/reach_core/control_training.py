@@ -9,6 +9,10 @@ Read top to bottom, this is Algorithm 1 with a batch of trials per iteration:
 * every transition (Omega_t, a_t, r_t, Omega_t+1, success) goes to the replay memory;
 * the Q-network is updated from random mini-batches against a target network.
 
+The defaults are that algorithm; every departure is a :class:`TrainConfig` option recorded in the
+run's files (the shipped networks use ``kinematic``, ``dueling``, ``n_step``, ``policy_ema`` and
+``hold_only_at_target``: README, "Control module").
+
 A run directory holds ``config.json``, ``checkpoint.pt`` + ``replay.npz`` (to resume),
 ``model.pt`` (the final policy), ``best.pt`` (best periodic evaluation), ``progress.csv``,
 ``metrics.json`` and ``learning_curve.png`` (success rate vs steps, like the paper's Figure 5).
