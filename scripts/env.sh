@@ -61,6 +61,12 @@ export ROS_PYTHON_VERSION=3
 export ROS_DISTRO=jazzy
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+# Fast DDS profile (config/fastdds.xml): shared memory with 4 MB segments, then UDP. Fast DDS's
+# default 512 kB segments are too small for a 640x480 rgb8 frame (922 kB), which then goes over
+# UDP in fragments that are lost: /scene_config ran at ~18 Hz for a 30 Hz camera and the frame ->
+# JointCommand p99 was ~19 ms; with this profile 30 Hz and ~8 ms (bench/bench_ros_graph.py).
+export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$REACH_ROOT/config/fastdds.xml}"
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$FASTRTPS_DEFAULT_PROFILES_FILE}"
 _reach_prepend AMENT_PREFIX_PATH "$VIRTUAL_ENV"
 
 # 3. the colcon overlay

@@ -312,6 +312,11 @@ def spin(node_factory: Callable[[], Node], args=None) -> int:
         else:
             print(f'error: {err}', file=sys.stderr)
         code = 1
+    except RuntimeError:
+        # A SIGINT/SIGTERM shuts the context down while the executor may be taking a message;
+        # rclpy then raises a bare RuntimeError from inside take_message. Only that is quiet.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             try:
