@@ -204,10 +204,12 @@ class NStep:
         return tuple(np.concatenate(parts) for parts in zip(*out))
 
 
-def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Tensor) -> float:
+def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Tensor,
+                hold: float = 0.0) -> float:
+    """One gradient step; ``hold`` is the task's hold radius (:attr:`TaskConfig.hold_radius`)."""
     obs, action, ret, next_obs, discount, guided = batch
-    hold = cfg.task().hold_radius
     next_mask = available_actions(next_obs, mask, hold)
+    obs_mask = available_actions(obs, mask, hold) if cfg.action_gap > 0 or cfg.guide_margin > 0 else None
     with torch.no_grad():
         next_q_target = target_net(next_obs).masked_fill(~next_mask, float("-inf"))
         if cfg.double_dqn:
@@ -220,7 +222,7 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
             # advantage learning: lower suboptimal actions by alpha times their advantage, which
             # widens the gap between the best action and the others (here only ~1 % of Q)
             q_t = target_net(obs)
-            v_t = q_t.masked_fill(~available_actions(obs, mask, hold), float("-inf")).max(dim=1).values
+            v_t = q_t.masked_fill(~obs_mask, float("-inf")).max(dim=1).values
             y = y - cfg.action_gap * (v_t - q_t.gather(1, action[:, None]).squeeze(1))
     q_all = net(obs)
     q = q_all.gather(1, action[:, None]).squeeze(1)
@@ -228,7 +230,7 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
     if cfg.guide_margin > 0:
         # DQfD (Hester et al. 2018): the guide's action should beat every other by the margin
         margins = torch.full_like(q_all, cfg.guide_margin).scatter_(1, action[:, None], 0.0)
-        best = (q_all + margins).masked_fill(~available_actions(obs, mask, hold), float("-inf")).max(dim=1).values
+        best = (q_all + margins).masked_fill(~obs_mask, float("-inf")).max(dim=1).values
         loss = loss + cfg.guide_margin_weight * ((best - q) * guided).sum() / guided.sum().clamp(min=1)
     optim.zero_grad(set_to_none=True)
     loss.backward()
@@ -376,7 +378,8 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
             for group in optim.param_groups:
                 group["lr"] = cfg.lr * (1 + (cfg.lr_final_fraction - 1) * step / cfg.total_steps)
             while update_debt >= 1:
-                loss = _dqn_update(net, target_net, optim, memory.sample(rng, cfg.batch_size, dev), cfg, mask)
+                loss = _dqn_update(net, target_net, optim, memory.sample(rng, cfg.batch_size, dev), cfg,
+                                   mask, task.hold_radius)
                 if cfg.policy_ema > 0:
                     with torch.no_grad():
                         for p, pp in zip(net.parameters(), policy_net.parameters()):
