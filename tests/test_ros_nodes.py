@@ -289,8 +289,11 @@ def test_controller_bad_input_and_exact_steps(probe):
             pub.publish(m)
             probe.spin_for(0.2)
             return m
+        # the first message after discovery can still be missed (the controller's reader may
+        # not have matched the probe's writer yet): repeat it until it is seen
         scene(tx=float('nan'))
-        assert wait_log(probe, g, 'controller', 'NaN or infinite')
+        assert wait_log(probe, g, 'controller', 'NaN or infinite',
+                        again=lambda: scene(tx=float('nan')))
         scene(tx=5.0)
         assert wait_log(probe, g, 'controller', 'target_x out of range')
         scene(q=(-0.5, 3.5, 0.5))
