@@ -45,6 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .control import CheckpointError, load_checkpoint, save_atomic
+from .randomized_renderer import render_batch
 from .scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW, OMEGA_NAMES
 
 CHECKPOINT_FORMAT = "reach.perception/1"
@@ -322,6 +323,10 @@ class TrainConfig:
     # (grey level, smooth shading, clutter rectangles, floor band), random body greys, contrast,
     # gamma and noise, so that SIM features do not rely on the simulator's plain look
     randomize: float = 0.0
+    # online: no fixed simulator set; every batch's simulator images are fresh scenes rendered on
+    # the training device (reach_core.randomized_renderer, ``supersample`` samples per pixel), and
+    # ``randomize`` is the share of them given a random look by that renderer
+    online: bool = False
     # monitoring
     val_sim: int = 1000
     val_real: str | None = None
@@ -460,7 +465,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         torch.backends.cudnn.benchmark = True
 
     t_data = time.perf_counter()
-    sim_x, sim_y = _sim_data(cfg)
+    sim_x, sim_y = _sim_data(cfg) if not cfg.online else (None, None)
     real = None
     if cfg.adapt_from and cfg.real:
         real = load_dataset(cfg.real, virtual_targets=cfg.virtual_targets, seed=cfg.seed,
@@ -497,8 +502,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         _log(f"resuming {out} at step {step}")
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
 
-    sim_xt = torch.from_numpy(np.ascontiguousarray(sim_x)).to(device)
-    sim_yt = torch.from_numpy(np.ascontiguousarray(sim_y, dtype=np.float32)).to(device)
+    if not cfg.online:
+        sim_xt = torch.from_numpy(np.ascontiguousarray(sim_x)).to(device)
+        sim_yt = torch.from_numpy(np.ascontiguousarray(sim_y, dtype=np.float32)).to(device)
     n_real = 0
     if real is not None:
         real_xt = torch.from_numpy(real.images.astype(np.float16)).to(device)
@@ -507,7 +513,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     n_sim = cfg.batch - n_real
     params = sum(p.numel() for p in net.parameters())
     _log(f"perception {cfg.arch_config()} ({params} parameters), {arch_note}; "
-         f"{len(sim_x)} simulator images"
+         + (f"{len(sim_x)} simulator images" if not cfg.online else
+            f"fresh simulator scenes rendered on {device} ({cfg.randomize:.0%} randomised)")
          + (f", {len(real)} real images ({cfg.real_fraction:.0%} of each batch)" if real else "")
          + f"; {cfg.steps} steps of {cfg.batch} on {device}")
 
@@ -536,10 +543,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         lr = lr_at(step, cfg, now)
         for g in opt.param_groups:
             g["lr"] = lr
-        idx = torch.randint(len(sim_xt), (n_sim,), device=device, generator=gen)
-        x, y = sim_xt[idx].float(), sim_yt[idx]
-        if cfg.randomize:
-            x = randomize_background(x, cfg.randomize, gen)
+        if cfg.online:
+            x, y = render_batch(n_sim, gen, device, randomize=cfg.randomize,
+                                supersample=cfg.supersample)
+        else:
+            idx = torch.randint(len(sim_xt), (n_sim,), device=device, generator=gen)
+            x, y = sim_xt[idx].float(), sim_yt[idx]
+            if cfg.randomize:
+                x = randomize_background(x, cfg.randomize, gen)
         if cfg.augment_sim:
             x = augment(x, cfg, gen)
         if n_real:
@@ -594,7 +605,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         "images_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1),
         "parameters": params, "final": progress_rows[-1] if progress_rows else {},
         "reached_target": reached, "target_e": cfg.target_e,
-        "sim_images": len(sim_x), "real_images": len(real) if real is not None else 0,
+        "sim_images": len(sim_x) if not cfg.online else step * n_sim, "real_images": len(real) if real is not None else 0,
         "real_frames": len(set(real.files)) if real is not None else 0,
         "real_frames_skipped": len(real.skipped) if real is not None else 0,
         "command": cfg.command,
@@ -781,6 +792,10 @@ def add_train_cli(sub) -> None:
     a("--randomize", type=float, default=None,
       help="domain randomisation: fraction of simulator images given a random background, "
            "body greys, contrast, gamma and noise (default 0)")
+    a("--online", action="store_true", default=None,
+      help="render fresh simulator scenes on --device for every batch (no fixed set; "
+           "reach_core.randomized_renderer); --randomize is then the share given a random look "
+           "(camera pose, background, clutter, robot greys and widths, shading, blur, noise)")
     a("--val-sim", type=int, default=None, help=f"simulator validation images (default {d.val_sim})")
     a("--val-real", default=None, help="dataset folder monitored during training (not used to select)")
     a("--eval-every", type=int, default=None, help=f"steps between validations ({d.eval_every})")

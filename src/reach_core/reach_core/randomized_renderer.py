@@ -1,0 +1,264 @@
+"""Domain-randomised simulator images, rendered in torch on the training device (sim-to-real).
+
+The simple simulator of :mod:`reach_core.renderer` drawn again -- the same shapes, colours and
+compositing order -- in torch, straight at the network resolution, so that a GPU renders fresh
+scenes for every training batch (no fixed image set to overfit, no CPU rendering in the loop).
+With ``randomize`` > 0 each image's *look* is drawn at random (domain randomisation, Tobin et al.
+2017), so that a network trained on these images relies on the arm's geometry rather than on the
+simulator's plain appearance:
+
+* camera pose: a small shift, scale and roll of everything but the virtual target (a webcam on a
+  tripod is never exactly where the simulator's camera is; the target is painted into frames at
+  its nominal place, as :func:`reach_core.renderer.add_target` does for webcam frames);
+* background: base grey, a smooth field, a checker wall with or without grout lines, a floor band
+  and shaded clutter boxes behind the robot;
+* the robot: body greys and sizes, link and joint widths and greys, cylindrical shading of links;
+* camera effects: blur, contrast, brightness, gamma and noise (the target disc is painted after
+  them, as a virtual target is painted into a finished frame).
+
+The labels never change: the scene configuration is the one drawn.  With ``randomize=0`` the
+images match :func:`reach_core.renderer.render_net_images` (tests/test_randomized_renderer.py).
+
+Coordinates are pixels of the ``net_size`` x ``net_size`` network image (pixel (i, j) covers
+[j, j+1) x [i, i+1)); shapes are signed-distance fields anti-aliased over ``supersample`` x
+``supersample`` samples per pixel, exactly as in :mod:`reach_core.renderer`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .kinematics import BAXTER_LEFT, JOINT_LIMITS
+from .renderer import (_BODY, BACKGROUND_RGB, FINGER_OFFSET, FINGER_RADIUS, FOREARM_RGB,
+                       GRIPPER_RGB, HAND_FLANGE_M, HAND_RGB, JOINT_RADII, JOINT_RGB,
+                       LINK_HALF_WIDTHS, LUMA, PLATE_HALF_LENGTH, PLATE_RADIUS, TARGET_RGB,
+                       UPPER_ARM_RGB)
+from .scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW, TARGET_RADIUS_M, CameraConfig
+
+
+def _grey(rgb) -> float:
+    return float(sum(c * w for c, w in zip(rgb, LUMA))) / 255.0
+
+
+def sample_scenes(n: int, gen: torch.Generator, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random scenes as :func:`reach_core.renderer.sample_scenes` (3 DoF), drawn with a torch
+    generator on ``device``: (target (n, 2) m, q (n, 3) rad), float32."""
+    lim = torch.as_tensor(JOINT_LIMITS, dtype=torch.float32, device=device)
+    u = torch.rand(2, n, 3, device=device, generator=gen)
+    q, q_star = lim[:, 0] + u * (lim[:, 1] - lim[:, 0])
+    return link_points(q_star)[:, 3], q
+
+
+def normalise(target: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """(target m, q rad) -> Omega in [0, 1], as :func:`reach_core.scene.normalise`, in torch."""
+    low = torch.as_tensor(OMEGA_LOW, dtype=torch.float32, device=q.device)
+    span = torch.as_tensor(OMEGA_HIGH - OMEGA_LOW, dtype=torch.float32, device=q.device)
+    return (torch.cat([target, q], dim=-1) - low) / span
+
+
+def link_points(q: torch.Tensor) -> torch.Tensor:
+    """s1, e1, w1 and end-effector positions (..., 4, 2) in metres: ``PlanarArm.link_points``."""
+    lengths = torch.as_tensor(BAXTER_LEFT.link_lengths, dtype=q.dtype, device=q.device)
+    offsets = torch.as_tensor(BAXTER_LEFT.angle_offsets, dtype=q.dtype, device=q.device)
+    beta = torch.cumsum(q, dim=-1) + offsets
+    steps = lengths[:, None] * torch.stack([torch.cos(beta), -torch.sin(beta)], dim=-1)
+    pts = torch.cumsum(steps, dim=-2)
+    return torch.cat([torch.zeros_like(pts[..., :1, :]), pts], dim=-2)
+
+
+class _Canvas:
+    """Sample grid of a batch: pixel centres (H, W) in network pixels, and the compositing."""
+
+    def __init__(self, b: int, camera: CameraConfig, supersample: int, device):
+        self.camera, self.s = camera, int(supersample)
+        n = camera.net_size * self.s
+        c = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / self.s
+        self.v, self.u = c.view(1, n, 1), c.view(1, 1, n)
+        self.pitch = 1.0 / self.s
+        x0, y0, w, _ = camera.roi
+        self.k = camera.px_per_m * camera.net_size / w             # net px per metre
+        self.origin = torch.tensor([(camera.origin_px[0] - x0) * camera.net_size / w,
+                                    (camera.origin_px[1] - y0) * camera.net_size / w], device=device)
+        self.b, self.n, self.device = b, n, device
+
+    def to_px(self, xy: torch.Tensor) -> torch.Tensor:
+        """Plane metres (..., 2) -> network pixels (u right, v down)."""
+        return self.origin + self.k * torch.stack([xy[..., 0], -xy[..., 1]], dim=-1)
+
+    def coverage(self, sdf: torch.Tensor) -> torch.Tensor:
+        return (0.5 - sdf / self.pitch).clamp(0.0, 1.0)
+
+    def capsule(self, a: torch.Tensor, b: torch.Tensor, radius) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coverage (B, H, W) of capsules a-b (B, 2 px) of radius (B,) or float px, and the
+        distance of each sample from the capsule's axis over the radius (for shading)."""
+        radius = torch.as_tensor(radius, dtype=torch.float32, device=self.device).reshape(-1, 1, 1)
+        ax, ay = a[:, 0].view(-1, 1, 1), a[:, 1].view(-1, 1, 1)
+        dx, dy = (b[:, 0] - a[:, 0]).view(-1, 1, 1), (b[:, 1] - a[:, 1]).view(-1, 1, 1)
+        px, py = self.u - ax, self.v - ay
+        t = ((px * dx + py * dy) / (dx * dx + dy * dy).clamp_min(1e-12)).clamp(0.0, 1.0)
+        dist = torch.hypot(px - t * dx, py - t * dy)
+        return self.coverage(dist - radius), dist / radius
+
+    def box(self, centre: torch.Tensor, half: torch.Tensor, corner) -> torch.Tensor:
+        """Coverage of rounded boxes (centre, half-size (B, 2) px, corner radius px)."""
+        corner = torch.as_tensor(corner, dtype=torch.float32, device=self.device).reshape(-1, 1, 1)
+        qx = (self.u - centre[:, 0].view(-1, 1, 1)).abs() - (half[:, 0].view(-1, 1, 1) - corner)
+        qy = (self.v - centre[:, 1].view(-1, 1, 1)).abs() - (half[:, 1].view(-1, 1, 1) - corner)
+        outside = torch.hypot(qx.clamp_min(0), qy.clamp_min(0))
+        return self.coverage(outside + torch.maximum(qx, qy).clamp_max(0) - corner)
+
+    @staticmethod
+    def over(canvas: torch.Tensor, coverage: torch.Tensor, grey) -> torch.Tensor:
+        grey = grey.view(-1, 1, 1) if torch.is_tensor(grey) and grey.ndim == 1 else grey
+        return canvas + coverage * (grey - canvas)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x[:, None], self.s)[:, 0] if self.s > 1 else x
+
+
+def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = None, *,
+           randomize: float = 0.0, camera: CameraConfig = DEFAULT_CAMERA,
+           supersample: int = 3) -> torch.Tensor:
+    """Network images (B, net_size, net_size) float32 in [0, 1] of scenes ``target`` (B, 2) m and
+    ``q`` (B, 3) rad, on their device; a fraction ``randomize`` of them (drawn per image with
+    ``gen``) gets a random look (module docstring), the others the simulator's own."""
+    target = torch.as_tensor(target, dtype=torch.float32)
+    q = torch.as_tensor(q, dtype=torch.float32, device=target.device)
+    b, dev = q.shape[0], q.device
+    cv = _Canvas(b, camera, supersample, dev)
+    if randomize > 0 and gen is None:
+        raise ValueError("randomize > 0 needs a torch.Generator")
+
+    def u(*shape, lo=0.0, hi=1.0):
+        return lo + (hi - lo) * torch.rand(*shape, device=dev, generator=gen)
+
+    pick = (u(b) < randomize) if randomize > 0 else torch.zeros(b, dtype=torch.bool, device=dev)
+    on = pick.float()
+
+    def vary(nominal, lo, hi, *shape):
+        """Per-image value: nominal for plain images, nominal * U(lo, hi) for randomised ones."""
+        if randomize <= 0:
+            return torch.full((b, *shape), float(nominal), device=dev)
+        f = u(b, *shape, lo=lo, hi=hi)
+        return nominal * (1 + on.view(-1, *[1] * len(shape)) * (f - 1))
+
+    def grey(nominal, lo, hi):
+        """Per-image grey: the simulator's for plain images, U(lo, hi) for randomised ones."""
+        if randomize <= 0:
+            return torch.full((b,), nominal, device=dev)
+        return torch.where(pick, u(b, lo=lo, hi=hi), torch.full((b,), nominal, device=dev))
+
+    # camera pose: shift (px), scale and roll about the image centre, for all but the target
+    centre = torch.full((2,), camera.net_size / 2, device=dev)
+    shift = on[:, None] * u(b, 2, lo=-3.0, hi=3.0) if randomize > 0 else torch.zeros(b, 2, device=dev)
+    scale = vary(1.0, 0.96, 1.04)
+    roll = on * u(b, lo=-0.012, hi=0.012) if randomize > 0 else torch.zeros(b, device=dev)
+    cos, sin = torch.cos(roll), torch.sin(roll)
+
+    def cam(xy_m: torch.Tensor) -> torch.Tensor:
+        """Plane metres (B, 2) or (2,) -> this image's camera pixels (B, 2)."""
+        p = cv.to_px(xy_m.expand(b, 2)) - centre
+        rot = torch.stack([cos * p[:, 0] - sin * p[:, 1], sin * p[:, 0] + cos * p[:, 1]], dim=-1)
+        return centre + scale[:, None] * rot + shift
+
+    r_px = cv.k * scale  # metres -> px of this image, (B,)
+
+    # ---------------------------------------------------------------- background
+    canvas = torch.full((b, cv.n, cv.n), _grey(BACKGROUND_RGB), device=dev)
+    if randomize > 0:
+        n, size_px = cv.n, camera.net_size
+        field = F.interpolate(u(b, 1, 4, 4, lo=-1, hi=1), size=(n, n), mode="bicubic",
+                              align_corners=False)[:, 0]
+        bg = u(b, 1, 1, lo=0.4, hi=0.95) + u(b, 1, 1, hi=0.12) * field
+        period = u(b, 1, 1, lo=5.0, hi=22.0)
+        phase_u, phase_v = u(b, 1, 1, hi=40.0), u(b, 1, 1, hi=40.0)
+        cu, cvv = (cv.u + phase_u) / period, (cv.v + phase_v) / period
+        checker = ((torch.floor(cu) + torch.floor(cvv)) % 2) * 2 - 1
+        bg = bg + (u(b, 1, 1) < 0.6) * u(b, 1, 1, hi=0.08) * checker
+        grout = torch.minimum((cu - torch.round(cu)).abs(), (cvv - torch.round(cvv)).abs()) * period
+        bg = torch.where((u(b, 1, 1) < 0.4) & (grout < 0.25), bg - u(b, 1, 1, hi=0.12), bg)
+        floor = cv.v > u(b, 1, 1, lo=0.72, hi=1.1) * size_px
+        bg = torch.where(floor, u(b, 1, 1, lo=0.15, hi=0.6) + 0.05 * field, bg)
+        for _ in range(10):  # clutter boxes: two shaded faces each, behind the robot
+            x0, y0 = u(b, 1, 1, lo=-6, hi=size_px), u(b, 1, 1, lo=-6, hi=size_px)
+            w, h = u(b, 1, 1, lo=1.5, hi=14), u(b, 1, 1, lo=1.5, hi=14)
+            inside = (cv.u >= x0) & (cv.u < x0 + w) & (cv.v >= y0) & (cv.v < y0 + h)
+            inside &= u(b, 1, 1) < 0.55
+            g = u(b, 1, 1, lo=0.15, hi=1.0)
+            side = cv.u > x0 + w * u(b, 1, 1, lo=0.5, hi=1.0)
+            g = torch.where(side, g * u(b, 1, 1, lo=0.6, hi=1.0), g)
+            bg = torch.where(inside, g, bg)
+        canvas = torch.where(pick.view(-1, 1, 1), bg.clamp(0, 1), canvas)
+
+    # ---------------------------------------------------------------- the robot's fixed body
+    body_grey = {}
+    for kind, p, s, r, rgb in _BODY:
+        if rgb not in body_grey:
+            body_grey[rgb] = grey(_grey(rgb), 0.1 if _grey(rgb) < 0.4 else 0.3,
+                                  0.5 if _grey(rgb) < 0.4 else 0.85)
+        size = vary(1.0, 0.85, 1.15, 2)
+        pos = torch.as_tensor(p, dtype=torch.float32, device=dev)
+        if kind == "box":
+            half = torch.as_tensor(s, dtype=torch.float32, device=dev) * size * r_px[:, None]
+            cov = cv.box(cam(pos), half, r * r_px)
+        else:
+            end = torch.as_tensor(s, dtype=torch.float32, device=dev)
+            cov = cv.capsule(cam(pos), cam(end), r * r_px * size[:, 0])[0]
+        canvas = cv.over(canvas, cov, body_grey[rgb])
+
+    # ---------------------------------------------------------------- the arm
+    pts = link_points(q)
+    wrist, ee = pts[:, 2], pts[:, 3]
+    along = (ee - wrist) / (ee - wrist).norm(dim=-1, keepdim=True)
+    across = torch.stack([-along[:, 1], along[:, 0]], dim=-1)
+    flange = wrist + HAND_FLANGE_M * along
+    links = ((pts[:, 0], pts[:, 1], UPPER_ARM_RGB), (pts[:, 1], pts[:, 2], FOREARM_RGB),
+             (wrist, flange, HAND_RGB))
+    arm_grey = grey(_grey(UPPER_ARM_RGB), 0.1, 0.45)
+    for (a, e, rgb), half_width in zip(links, LINK_HALF_WIDTHS):
+        if rgb == HAND_RGB:
+            g = grey(_grey(rgb), 0.15, 0.6)
+        else:  # upper arm and forearm: one random grey, each a little lighter or darker
+            g = torch.where(pick, arm_grey * vary(1.0, 0.85, 1.15), torch.full_like(arm_grey, _grey(rgb)))
+        cov, rel = cv.capsule(cam(a), cam(e), half_width * r_px * vary(1.0, 0.8, 1.3))
+        if randomize > 0:  # cylindrical shading across the link: lighter or darker on its axis
+            shade = on * u(b, lo=-0.3, hi=0.5)
+            g = g.view(-1, 1, 1) * (1 + shade.view(-1, 1, 1)
+                                    * (torch.sqrt((1 - rel.clamp(max=1) ** 2)) - 0.5))
+        canvas = cv.over(canvas, cov, g)
+    joint_grey = grey(_grey(JOINT_RGB), 0.05, 0.4)
+    for j, radius in enumerate(JOINT_RADII):
+        c = cam(pts[:, j])
+        canvas = cv.over(canvas, cv.capsule(c, c, radius * r_px * vary(1.0, 0.8, 1.4))[0], joint_grey)
+    gripper = grey(_grey(GRIPPER_RGB), 0.05, 0.45)
+    canvas = cv.over(canvas, cv.capsule(cam(flange - PLATE_HALF_LENGTH * across),
+                                        cam(flange + PLATE_HALF_LENGTH * across),
+                                        PLATE_RADIUS * r_px)[0], gripper)
+    for side in (-1.0, 1.0):
+        off = side * FINGER_OFFSET * across
+        canvas = cv.over(canvas, cv.capsule(cam(flange + off), cam(ee + off),
+                                            FINGER_RADIUS * r_px)[0], gripper)
+    img = cv.pool(canvas)
+
+    # ---------------------------------------------------------------- camera effects
+    if randomize > 0:
+        blurred = F.avg_pool2d(F.pad(img[:, None], (1, 1, 1, 1), mode="replicate"), 3, 1)[:, 0]
+        img = img + u(b, 1, 1, hi=0.5) * (blurred - img)
+        img = (img - 0.5) * u(b, 1, 1, lo=0.75, hi=1.25) + 0.5 + u(b, 1, 1, lo=-0.08, hi=0.08)
+        img = img.clamp(0, 1) ** u(b, 1, 1, lo=0.75, hi=1.3)
+        img = img + u(b, 1, 1, hi=0.015) * torch.randn(img.shape, device=dev, generator=gen)
+        img = torch.where(pick.view(-1, 1, 1), img.clamp(0, 1), cv.pool(canvas))
+
+    # ---------------------------------------------------------------- the (virtual) target
+    t_px = cv.to_px(target)
+    alpha = cv.pool(cv.capsule(t_px, t_px, TARGET_RADIUS_M * cv.k)[0])
+    return cv.over(img, alpha, _grey(TARGET_RGB)).clamp(0, 1)
+
+
+def render_batch(n: int, gen: torch.Generator, device="cpu", *, randomize: float = 0.0,
+                 supersample: int = 3, camera: CameraConfig = DEFAULT_CAMERA
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` fresh random scenes rendered on ``device``: (images (n, 84, 84), Omega (n, 5))."""
+    target, q = sample_scenes(n, gen, device)
+    images = render(target, q, gen, randomize=randomize, camera=camera, supersample=supersample)
+    return images, normalise(target, q)
