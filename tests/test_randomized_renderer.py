@@ -78,9 +78,27 @@ def test_render_batch_labels_and_errors():
 def test_online_training_renders_fresh_batches(tmp_path):
     torch.set_num_threads(1)
     cfg = TrainConfig(out=str(tmp_path / "run"), online=True, randomize=0.5, supersample=2,
-                      steps=4, batch=8, eval_every=2, checkpoint_every=2, val_sim=8, warmup=1)
+                      online_pool=16, online_refresh=4, steps=4, batch=8, eval_every=2,
+                      checkpoint_every=2, val_sim=8, warmup=1)
     metrics = train(cfg, progress=False)
-    assert metrics["sim_images"] == 4 * 8
+    assert metrics["sim_images"] == 16 + 4 * 4   # the pool, then 4 fresh images a step
     assert (tmp_path / "run" / "model.pt").is_file()
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["online"] is True and saved["randomize"] == 0.5
+
+
+def test_scene_pool_renews_its_oldest_images_a_chunk_at_a_time():
+    gen = torch.Generator().manual_seed(0)
+    pool = rr.ScenePool(8, gen, randomize=0.5, supersample=1, chunk=4)
+    assert pool.rendered == 8 and pool.images.dtype == torch.float16
+    before = pool.omega.clone()
+    pool.refresh(3)
+    assert pool.rendered == 8 and torch.equal(pool.omega, before)   # not a chunk yet
+    pool.refresh(1)
+    assert pool.rendered == 12
+    changed = (pool.omega != before).any(dim=1)
+    assert changed[:4].all() and not changed[4:].any()              # the oldest four
+    x, y = pool.sample(5)
+    assert x.shape == (5, 84, 84) and x.dtype == torch.float32 and y.shape == (5, 5)
+    with pytest.raises(ValueError):
+        rr.ScenePool(0, gen)

@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .control import CheckpointError, load_checkpoint, save_atomic
-from .randomized_renderer import render_batch
+from .randomized_renderer import ScenePool
 from .scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW, OMEGA_NAMES
 
 CHECKPOINT_FORMAT = "reach.perception/1"
@@ -327,6 +327,8 @@ class TrainConfig:
     # the training device (reach_core.randomized_renderer, ``supersample`` samples per pixel), and
     # ``randomize`` is the share of them given a random look by that renderer
     online: bool = False
+    online_pool: int = 65536      # images kept on the device (randomized_renderer.ScenePool)
+    online_refresh: float = 32.0  # fresh images per step replacing the pool's oldest
     # monitoring
     val_sim: int = 1000
     val_real: str | None = None
@@ -505,6 +507,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     if not cfg.online:
         sim_xt = torch.from_numpy(np.ascontiguousarray(sim_x)).to(device)
         sim_yt = torch.from_numpy(np.ascontiguousarray(sim_y, dtype=np.float32)).to(device)
+    else:
+        pool = ScenePool(cfg.online_pool, gen, device, randomize=cfg.randomize,
+                         supersample=cfg.supersample)
     n_real = 0
     if real is not None:
         real_xt = torch.from_numpy(real.images.astype(np.float16)).to(device)
@@ -514,7 +519,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     params = sum(p.numel() for p in net.parameters())
     _log(f"perception {cfg.arch_config()} ({params} parameters), {arch_note}; "
          + (f"{len(sim_x)} simulator images" if not cfg.online else
-            f"fresh simulator scenes rendered on {device} ({cfg.randomize:.0%} randomised)")
+            f"simulator scenes rendered on {device} ({cfg.randomize:.0%} randomised; a pool of "
+            f"{cfg.online_pool} renewed by {cfg.online_refresh:g} a step)")
          + (f", {len(real)} real images ({cfg.real_fraction:.0%} of each batch)" if real else "")
          + f"; {cfg.steps} steps of {cfg.batch} on {device}")
 
@@ -544,8 +550,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         for g in opt.param_groups:
             g["lr"] = lr
         if cfg.online:
-            x, y = render_batch(n_sim, gen, device, randomize=cfg.randomize,
-                                supersample=cfg.supersample)
+            pool.refresh(cfg.online_refresh)
+            x, y = pool.sample(n_sim)
         else:
             idx = torch.randint(len(sim_xt), (n_sim,), device=device, generator=gen)
             x, y = sim_xt[idx].float(), sim_yt[idx]
@@ -605,7 +611,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         "images_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1),
         "parameters": params, "final": progress_rows[-1] if progress_rows else {},
         "reached_target": reached, "target_e": cfg.target_e,
-        "sim_images": len(sim_x) if not cfg.online else step * n_sim, "real_images": len(real) if real is not None else 0,
+        "sim_images": len(sim_x) if not cfg.online else pool.rendered, "real_images": len(real) if real is not None else 0,
         "real_frames": len(set(real.files)) if real is not None else 0,
         "real_frames_skipped": len(real.skipped) if real is not None else 0,
         "command": cfg.command,
@@ -796,6 +802,10 @@ def add_train_cli(sub) -> None:
       help="render fresh simulator scenes on --device for every batch (no fixed set; "
            "reach_core.randomized_renderer); --randomize is then the share given a random look "
            "(camera pose, background, clutter, robot greys and widths, shading, blur, noise)")
+    a("--online-pool", type=int, default=None,
+      help=f"--online: images kept on the device (default {d.online_pool})")
+    a("--online-refresh", type=float, default=None,
+      help=f"--online: fresh images per step replacing the oldest (default {d.online_refresh:g})")
     a("--val-sim", type=int, default=None, help=f"simulator validation images (default {d.val_sim})")
     a("--val-real", default=None, help="dataset folder monitored during training (not used to select)")
     a("--eval-every", type=int, default=None, help=f"steps between validations ({d.eval_every})")

@@ -231,13 +231,14 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
         c = cam(pts[:, j])
         canvas = cv.over(canvas, cv.capsule(c, c, radius * r_px * vary(1.0, 0.8, 1.4))[0], joint_grey)
     gripper = grey(_grey(GRIPPER_RGB), 0.05, 0.45)
-    canvas = cv.over(canvas, cv.capsule(cam(flange - PLATE_HALF_LENGTH * across),
-                                        cam(flange + PLATE_HALF_LENGTH * across),
-                                        PLATE_RADIUS * r_px)[0], gripper)
+    plate = PLATE_HALF_LENGTH * vary(1.0, 0.6, 1.5)[:, None]
+    canvas = cv.over(canvas, cv.capsule(cam(flange - plate * across),
+                                        cam(flange + plate * across),
+                                        PLATE_RADIUS * r_px * vary(1.0, 0.7, 1.5))[0], gripper)
     for side in (-1.0, 1.0):
         off = side * FINGER_OFFSET * across
         canvas = cv.over(canvas, cv.capsule(cam(flange + off), cam(ee + off),
-                                            FINGER_RADIUS * r_px)[0], gripper)
+                                            FINGER_RADIUS * r_px * vary(1.0, 0.7, 1.5))[0], gripper)
     img = cv.pool(canvas)
 
     # ---------------------------------------------------------------- camera effects
@@ -262,3 +263,46 @@ def render_batch(n: int, gen: torch.Generator, device="cpu", *, randomize: float
     target, q = sample_scenes(n, gen, device)
     images = render(target, q, gen, randomize=randomize, camera=camera, supersample=supersample)
     return images, normalise(target, q)
+
+
+class ScenePool:
+    """Simulator training images kept on the device and renewed as training goes (a ring buffer).
+
+    Rendering a batch per step costs hundreds of small kernel launches; a pool of ``size`` images
+    (float16) is rendered once in chunks of ``chunk``, then ``refresh`` images per step on average
+    are replaced by fresh scenes, one chunk at a time.  Each image is used about
+    batch / refresh times before it is replaced, so the data never repeats for long.
+    """
+
+    def __init__(self, size: int, gen: torch.Generator, device="cpu", *, randomize: float = 0.0,
+                 supersample: int = 3, chunk: int = 2048, camera: CameraConfig = DEFAULT_CAMERA):
+        if size < 1:
+            raise ValueError(f"pool size must be positive, got {size}")
+        self.gen, self.device, self.camera = gen, device, camera
+        self.randomize, self.supersample = randomize, supersample
+        self.size, self.chunk = int(size), int(min(chunk, size))
+        n = camera.net_size
+        self.images = torch.empty(self.size, n, n, dtype=torch.float16, device=device)
+        self.omega = torch.empty(self.size, 5, dtype=torch.float32, device=device)
+        self.next, self.rendered, self.due = 0, 0, 0.0
+        while self.rendered < self.size:
+            self._render(min(self.chunk, self.size - self.rendered))
+
+    def _render(self, k: int) -> None:
+        x, y = render_batch(k, self.gen, self.device, randomize=self.randomize,
+                            supersample=self.supersample, camera=self.camera)
+        idx = (self.next + torch.arange(k, device=self.device)) % self.size
+        self.images[idx], self.omega[idx] = x.to(torch.float16), y
+        self.next = (self.next + k) % self.size
+        self.rendered += k
+
+    def refresh(self, k: float) -> None:
+        """Count ``k`` more images due for replacement; render a chunk once one is due."""
+        self.due += k
+        while self.due >= self.chunk:
+            self._render(self.chunk)
+            self.due -= self.chunk
+
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(self.size, (n,), device=self.device, generator=self.gen)
+        return self.images[idx].float(), self.omega[idx]
