@@ -3,7 +3,8 @@
     python bench/bench_control.py [--trials 400]
 
 Evaluates every shipped control network (src/reach_core/reach_core/models/control_dof*.pt) with
-the paper's protocol (uniform targets and start configurations, seed 2017), prints the table beside
+the paper's protocol (uniform targets and start configurations, seed 2017), plain greedy and with
+the ROS controller's no-revisit rule (reach_core.control.NoRevisit), prints the table beside
 the paper's Table 2 and the issue's targets, and the training wall-clock and throughput recorded
 with each model.
 """
@@ -13,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from reach_core.control import ControlPolicy, NoReversal
+from reach_core.control import ControlPolicy, NoRevisit
 from reach_core.evaluation import EVAL_SEED, PAPER_TABLE2, format_table, run_trials
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "reach_core" / "reach_core" / "models"
@@ -30,9 +31,10 @@ def main() -> None:
         dof = policy.task.dof
         rows[f"{policy.meta.get('exploration')} {dof}-DoF"] = run_trials(
             policy.act, policy.task, a.trials, seed=EVAL_SEED)
-        # the ROS controller's anti-dither rule (never undo the previous move) on the same trials
-        rows[f"{policy.meta.get('exploration')} {dof}-DoF no-rev"] = run_trials(
-            NoReversal(policy), policy.task, a.trials, seed=EVAL_SEED)
+        # the ROS controller's loop breaker (never move to a configuration the trial has already
+        # visited) on the same trials
+        rows[f"{policy.meta.get('exploration')} {dof}-DoF no-revisit"] = run_trials(
+            NoRevisit(policy), policy.task, a.trials, seed=EVAL_SEED)
         info = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
         t = info.get("training", {})
         notes.append(f"{dof}-DoF: target {TARGETS[dof]}; trained {t.get('steps', 0):,} steps in "
@@ -40,7 +42,7 @@ def main() -> None:
                      f"env steps/s, {t.get('updates_per_s', float('nan')):,.0f} updates/s); "
                      f"command: {info.get('command', '?')}")
     print(format_table(rows, f"Control networks (ours), {a.trials} trials, seed {EVAL_SEED}; "
-                             "no-rev: with the controller's never-undo-the-last-move rule"))
+                             "no-revisit: with the controller's rule never to revisit a configuration"))
     print("\npaper, Table 2 (d_med cm, d_Q3 cm, success %):")
     for method, by_dof in PAPER_TABLE2.items():
         for dof, (med, q3, succ) in by_dof.items():

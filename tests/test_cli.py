@@ -24,7 +24,7 @@ def reach(*args, cwd=None, timeout=120):
     ((), ["train", "eval", "render"]),
     (("train", "control"), ["--dof", "--total-steps", "--num-envs", "--out", "--resume",
                             "--no-progress", "--exploration"]),
-    (("eval", "control"), ["--model", "--trials", "--seed", "--dof", "--json"]),
+    (("eval", "control"), ["--model", "--trials", "--seed", "--dof", "--json", "--no-revisit"]),
     (("render", "sheet"), ["--out", "--n", "--seed", "--dof"]),
 ])
 def test_help(args, words):
@@ -50,6 +50,17 @@ def _one_line_error(res, *words):
     assert lines[0].startswith("error: ")
     for w in words:
         assert w in lines[0], lines[0]
+
+
+def test_eval_no_revisit_names_the_rule():
+    model = SRC / "reach_core" / "models" / "control_dof1.pt"
+    res = reach("eval", "control", "--model", model, "--trials", "10", "--no-revisit")
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in res.stdout.splitlines() if line.startswith("kgps 1-DoF no-revisit"))
+    assert "100.00" in row
+    paper = next(line for line in res.stdout.splitlines() if line.startswith("paper (Table 2)"))
+    assert paper.index("100.00") == row.index("100.00")  # columns aligned with the longer name
+    assert "never move to a joint configuration" in " ".join(reach("eval", "control", "--help").stdout.split())
 
 
 def test_eval_missing_model():

@@ -315,6 +315,25 @@ def test_controller_bad_input_and_exact_steps(probe):
     assert 'Traceback' not in g.log('controller')
 
 
+def test_controller_trial_keeps_its_own_visited_configurations():
+    """The controller's Trial holds the no-revisit state, fed with the measured Omega and
+    cleared when a trial starts (ROS-free)."""
+    from reach_core.control import ControlPolicy, NoRevisit
+    from reach_core.scene import normalise
+    from reach_ros.controller import PARAMS, Trial
+    assert {p.name: p.default for p in PARAMS}['no_revisit'] is True
+    policy = ControlPolicy.load(DOF1)
+    trial = Trial(0.05, 4, 300, NoRevisit(policy))
+    trial.start(1)
+    target, q = np.array([0.5, 0.2]), np.array([-0.5, 1.0, 0.5])
+    trial.no_revisit.visit(normalise(target, q)[None])
+    forbid = trial.no_revisit.visit(normalise(target, q + [0.0, 0.041, 0.0])[None])[0]
+    assert forbid[4] and not forbid[3]          # -e1 would go back to q (measured 1 mrad off)
+    assert trial.no_revisit.visited.shape == (1, 2, 3)
+    trial.start(2)
+    assert trial.no_revisit.visited is None and trial.number == 2
+
+
 def test_controller_missing_model_is_one_clear_error(probe):
     g = start(probe, 'controller', overrides={'control_model': '/nonexistent/control.pt'})
     try:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .kinematics import LINK_ANGLE_OFFSETS, LINK_LENGTHS
-from .scene import OMEGA_HIGH, OMEGA_LOW
+from .kinematics import JOINT_LIMITS, LINK_ANGLE_OFFSETS, LINK_LENGTHS
+from .scene import OMEGA_HIGH, OMEGA_LOW, denormalise
 from .simulator import NUM_ACTIONS, TaskConfig, action_deltas, action_mask
 
 ACTION_STEP = TaskConfig.step  # rad per action, for the kinematic look-ahead features
@@ -160,22 +160,25 @@ class ControlPolicy:
         return torch.as_tensor(action_mask(self.task.dof))
 
     @torch.no_grad()
-    def act(self, omega: np.ndarray, previous: np.ndarray | int | None = None) -> np.ndarray:
+    def act(self, omega: np.ndarray, forbid: np.ndarray | None = None) -> np.ndarray:
         """Greedy actions for normalised scene configurations (shape (5,) or (B, 5)).
 
-        With ``previous`` (the action each trial took last; -1 for none) the move that would undo
-        it is unavailable: the anti-dither rule of :class:`NoReversal`.
+        ``forbid`` (bool, shape (9,) or (B, 9)) makes actions unavailable on top of the usual
+        availability (:func:`available_actions`), e.g. the loop breaker :class:`NoRevisit`.  A
+        scene where it would leave no action at all ignores it: that scene gets the plain greedy
+        choice.
         """
         device = next(self.net.parameters()).device
         x = torch.as_tensor(np.asarray(omega, dtype=np.float32), device=device)
         single = x.ndim == 1
         xb = x[None] if single else x
         avail = available_actions(xb, self.mask.to(device), self.task.hold_radius)
-        if previous is not None:
-            prev = np.broadcast_to(np.asarray(previous, dtype=np.int64), (xb.shape[0],))
-            undo = reversal_of(prev)
-            rows = np.flatnonzero(undo >= 0)
-            avail[rows, undo[rows]] = False
+        if forbid is not None:
+            fb = torch.as_tensor(np.broadcast_to(np.asarray(forbid, dtype=bool), avail.shape).copy(),
+                                 device=device)
+            narrowed = avail & ~fb
+            keep = narrowed.any(dim=-1, keepdim=True)
+            avail = torch.where(keep, narrowed, avail)
         a = masked_argmax(self.net(xb), avail).cpu().numpy()
         return a[0] if single else a
 
@@ -233,35 +236,93 @@ class ControlPolicy:
         return cls.from_checkpoint(load_checkpoint(path), str(path), dof=dof)
 
 
-def reversal_of(actions: np.ndarray) -> np.ndarray:
-    """The move that undoes each action (+step <-> -step of the same joint); -1 for "unchanged"
-    and for no action (-1)."""
-    actions = np.asarray(actions, dtype=np.int64)
-    k = actions % 3  # 0: +step, 1: -step, 2: unchanged (simulator.action_deltas)
-    return np.where((actions >= 0) & (k != 2), actions + 1 - 2 * k, -1)
+class NoRevisit:
+    """A controller that never moves to a joint configuration its trial has already visited.
 
+    Why: the task is deterministic and a greedy policy is a function of Omega, so a trial that
+    comes back to a configuration repeats the same cycle until the step limit.  The greedy policy
+    of an exact Q-function is optimal and reaches the target, so it never loops; a trained
+    network approximates Q, and where its Q-values are slightly wrong the greedy policy settles
+    into a loop: a 2-cycle (a move and its reverse) or a 4-cycle (a square over two joints), and
+    the arm dithers until the step limit.  Those loops are approximation error.  Revisiting a
+    configuration is never needed to reach the target (cutting the cycle out of a path that
+    revisits leaves a shorter path to the same place), so forbidding it loses nothing and breaks
+    every loop: the policy takes its best move that leads somewhere new.  "Unchanged" (holding at
+    the target) is never forbidden, and a scene where every move would revisit falls back to the
+    plain greedy choice (:meth:`ControlPolicy.act` with ``forbid``).
 
-class NoReversal:
-    """A controller for a batch of trials that never undoes its previous move (anti-dither).
+    Each trial's visited joint configurations (the ``q`` of every Omega it was called with) are
+    kept in :attr:`visited`, an array (B, T, 3) in radians that grows by one row per call.  An
+    action is forbidden when its next configuration (q + the action's delta, clipped to the joint
+    limits) is within ``tolerance`` (max-norm, radians) of a visited one.  The default tolerance is
+    half an action step (``task.step / 2``): on a real arm the measured angles carry noise, and a
+    configuration seen again is not measured exactly the same; half a step tells "the same
+    configuration, measured again" from "one step away".
 
-    A greedy Q-policy can settle into a 2-cycle (a move, its reverse, the move again...) where its
-    Q-values are slightly wrong; the robot then dithers until the step limit.  This wrapper keeps
-    each trial's last action and makes its reverse unavailable for the next step.  It is a rule
-    of the controller, not of training: ``reset()`` (or a new instance) starts new trials.
-    Call it like a policy: ``NoReversal(policy)(omega_batch) -> actions``.
+    It is a rule of the controller, not of training.  Use:
+
+    * for a batch of trials, like a policy: ``NoRevisit(policy)(omega_batch) -> actions``
+      (:func:`reach_core.evaluation.run_trials`); the batch size is fixed until :meth:`reset`;
+    * from a single-trial controller (the ROS controller node): call it with one Omega of shape
+      (5,) at a time, it returns one ``int``;
+
+    and :meth:`reset` (or a new instance) before new trials.
     """
 
-    def __init__(self, policy: ControlPolicy):
+    def __init__(self, policy: ControlPolicy, tolerance: float | None = None):
         self.policy = policy
-        self.previous: np.ndarray | None = None
+        self.tolerance = policy.task.step / 2 if tolerance is None else float(tolerance)
+        if not 0 <= self.tolerance < policy.task.step:
+            # every move ends one step from the current (visited) configuration
+            raise ValueError(f"tolerance must be in [0, step = {policy.task.step:g}) rad, got "
+                             f"{tolerance!r}: a tolerance of a step or more forbids every move")
+        self.deltas = action_deltas(policy.task.step)                 # (9, 3) rad
+        self.moves = np.flatnonzero(np.abs(self.deltas).sum(-1) > 0)  # all but "unchanged"
+        self._buffer: np.ndarray | None = None                        # (B, capacity, 3)
+        self._count = 0
+
+    @property
+    def visited(self) -> np.ndarray | None:
+        """The joint configurations visited by each trial so far: (B, T, 3) radians (None
+        before the first call)."""
+        return None if self._buffer is None else self._buffer[:, :self._count]
 
     def reset(self) -> None:
-        self.previous = None
+        """Forget the visited configurations: the next call starts new trials."""
+        self._buffer, self._count = None, 0
 
-    def __call__(self, omega: np.ndarray) -> np.ndarray:
-        actions = self.policy.act(omega, previous=self.previous)
-        self.previous = np.atleast_1d(actions).copy()
-        return actions
+    def visit(self, omega: np.ndarray) -> np.ndarray:
+        """Record the joint configurations of ``omega`` (B, 5) as visited and return the actions
+        that would lead back to a visited configuration: bool (B, 9)."""
+        omega = np.asarray(omega, dtype=np.float64)
+        if omega.ndim != 2 or omega.shape[-1] != 5:
+            raise ValueError(f"Omega batch of shape (B, 5) expected, got {omega.shape}")
+        _, q = denormalise(omega)
+        b = len(q)
+        if self._buffer is None:
+            self._buffer, self._count = np.empty((b, 16, 3)), 0
+        elif self._buffer.shape[0] != b:
+            raise ValueError(f"NoRevisit holds {self._buffer.shape[0]} trials, got a batch of {b}; "
+                             "reset() to start new trials")
+        if self._count == self._buffer.shape[1]:  # grow (doubling: amortised O(1) per call)
+            self._buffer = np.concatenate([self._buffer, np.empty_like(self._buffer)], axis=1)
+        self._buffer[:, self._count] = q
+        self._count += 1
+        visited = self.visited
+        nxt = np.clip(q[:, None, :] + self.deltas[None], JOINT_LIMITS[:, 0], JOINT_LIMITS[:, 1])
+        forbid = np.zeros((b, len(self.deltas)), dtype=bool)
+        for k in self.moves:  # one action at a time keeps the temporary at (B, T, 3)
+            near = np.abs(visited - nxt[:, None, k]).max(axis=-1) <= self.tolerance
+            forbid[:, k] = near.any(axis=-1)
+        return forbid
+
+    def __call__(self, omega: np.ndarray) -> np.ndarray | int:
+        """Actions for Omega (B, 5) of the B trials, or one ``int`` for one Omega (5,)."""
+        omega = np.asarray(omega, dtype=np.float32)
+        single = omega.ndim == 1
+        ob = omega[None] if single else omega
+        actions = self.policy.act(ob, forbid=self.visit(ob))
+        return int(actions[0]) if single else actions
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -79,19 +79,20 @@ def run_trials(policy: Callable[[np.ndarray], np.ndarray], task: TaskConfig, tri
 
 
 def format_table(rows: dict[str, EvalResult], title: str = "") -> str:
-    """A Table 2 style text table, one row per named result."""
-    head = (f"{'':<22}{'success %':>10}{'d_med cm':>10}{'d_Q3 cm':>9}{'d_med px':>10}"
+    """A Table 2 style text table, one row per named result (the name column fits the names)."""
+    w = max([22] + [len(name) + 2 for name in rows])
+    head = (f"{'':<{w}}{'success %':>10}{'d_med cm':>10}{'d_Q3 cm':>9}{'d_med px':>10}"
             f"{'d_Q3 px':>9}{'R-bar':>8}{'steps':>7}")
     lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
     for name, r in rows.items():
-        lines.append(f"{name:<22}{100 * r.success_rate:>10.2f}{r.d_med_cm:>10.2f}{r.d_q3_cm:>9.2f}"
+        lines.append(f"{name:<{w}}{100 * r.success_rate:>10.2f}{r.d_med_cm:>10.2f}{r.d_q3_cm:>9.2f}"
                      f"{r.d_med_px:>10.2f}{r.d_q3_px:>9.2f}{r.mean_return:>8.3f}{r.mean_steps:>7.1f}")
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------
 def _cmd_eval_control(args) -> int:
-    from .control import CheckpointError, ControlPolicy, NoReversal
+    from .control import CheckpointError, ControlPolicy, NoRevisit
 
     try:
         policy = ControlPolicy.load(args.model, dof=args.dof)
@@ -101,15 +102,15 @@ def _cmd_eval_control(args) -> int:
     task = policy.task
     if args.max_steps:
         task.max_steps = args.max_steps
-    act = NoReversal(policy) if args.no_reversal else policy.act
+    act = NoRevisit(policy) if args.no_revisit else policy.act
     result = run_trials(act, task, trials=args.trials, seed=args.seed)
-    name = f"{policy.meta.get('exploration', '?')} {task.dof}-DoF" + (" no-reversal" if args.no_reversal else "")
+    name = f"{policy.meta.get('exploration', '?')} {task.dof}-DoF" + (" no-revisit" if args.no_revisit else "")
     print(format_table({name: result},
                        f"{args.model}: {args.trials} trials, seed {args.seed}, "
                        f"threshold {100 * task.delta:.0f} cm x {task.success_steps} steps"))
     paper = PAPER_TABLE2.get(policy.meta.get("exploration", ""), {}).get(task.dof)
     if paper:
-        print(f"{'paper (Table 2)':<22}{paper[2]:>10.2f}{paper[0]:>10.2f}{paper[1]:>9.2f}")
+        print(f"{'paper (Table 2)':<{max(22, len(name) + 2)}}{paper[2]:>10.2f}{paper[0]:>10.2f}{paper[1]:>9.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": str(args.model), "seed": args.seed, **result.summary()}, f, indent=2)
@@ -128,8 +129,9 @@ def add_cli(sub) -> None:
     p.add_argument("--dof", type=int, choices=(1, 2, 3), default=None,
                    help="fail unless the checkpoint is for this many DoF")
     p.add_argument("--max-steps", type=int, default=None, help="override the step limit per trial")
-    p.add_argument("--no-reversal", action="store_true",
-                   help="the controller never undoes its previous move (anti-dither rule of the "
-                        "ROS controller, reach_core.control.NoReversal); default: plain greedy")
+    p.add_argument("--no-revisit", action="store_true",
+                   help="no-revisit rule of the ROS controller (reach_core.control.NoRevisit): "
+                        "never move to a joint configuration the trial has already visited, which "
+                        "breaks the greedy policy's loops; default: plain greedy")
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     p.set_defaults(func=_cmd_eval_control)

@@ -6,6 +6,9 @@ the chosen joint deltas on ``joint_delta`` (/reach/joint_delta) as ``sensor_msgs
 ``name`` = [left_s1, left_e1, left_w1], ``position`` = the change of each joint in radians, exactly
 +step, -step or 0 (step = 0.04 rad, from the checkpoint's task), ``header.stamp`` = the source
 image's stamp. One message per scene configuration handled while a trial runs or holds.
+With ``no_revisit`` (default) a step that would lead back to a joint configuration the trial has
+already visited (measured angles, within half a step) is not taken: the greedy policy's loops
+are approximation error of its Q-values, see :class:`reach_core.control.NoRevisit`.
 
 Trials: the paper's success test, the end-effector (forward kinematics of the estimated joint
 angles) within ``success_threshold_m`` of the estimated target for ``success_steps`` consecutive
@@ -44,8 +47,9 @@ PARAMS = [
     Param('omega_tolerance', 0.02, 'normalised values this far outside [0, 1] are clipped; '
           'farther ones are refused', non_negative),
     Param('autostart', True, 'start the first trial with the first scene configuration'),
-    Param('no_reversal', True, 'never undo the previous step (anti-dither: a greedy Q-policy can '
-          'otherwise oscillate between two configurations)'),
+    Param('no_revisit', True, 'never step to a joint configuration the trial has already visited '
+          '(within half a step, for noisy measured angles): breaks the loops a greedy Q-policy can '
+          'otherwise settle into (reach_core.control.NoRevisit)'),
     Param('threads', 1, 'torch threads', positive),
 ]
 
@@ -81,15 +85,19 @@ def shipped_model_path(name: str = 'control_dof3.pt') -> str:
 
 
 class Trial:
-    """The trial bookkeeping of the controller, free of ROS (tests drive it directly)."""
+    """The trial bookkeeping of the controller, free of ROS (tests drive it directly).
 
-    def __init__(self, threshold: float, success_steps: int, max_steps: int):
+    ``no_revisit`` (a :class:`reach_core.control.NoRevisit`, optional) is the trial's record of
+    visited joint configurations, fed with the measured Omega; :meth:`start` resets it.
+    """
+
+    def __init__(self, threshold: float, success_steps: int, max_steps: int, no_revisit=None):
         self.threshold, self.success_steps, self.max_steps = threshold, success_steps, max_steps
+        self.no_revisit = no_revisit
         self.number = 0
         self.state = TrialStatus.IDLE
         self.steps = 0
         self.within = 0
-        self.last_action = -1  # for the anti-dither rule (no_reversal)
         self.start_ns = 0
         self.distance = float('nan')
         self.message = ''
@@ -98,7 +106,8 @@ class Trial:
         self.number += 1
         self.state = TrialStatus.RUNNING
         self.steps = self.within = 0
-        self.last_action = -1
+        if self.no_revisit is not None:
+            self.no_revisit.reset()
         self.start_ns = now_ns
         self.distance = float('nan')
         self.message = f'trial {self.number} started'
@@ -128,7 +137,7 @@ class Controller(Node):
         import torch
         torch.set_num_threads(int(self.p['threads']))
         from reach_core import scene
-        from reach_core.control import CheckpointError, ControlPolicy
+        from reach_core.control import CheckpointError, ControlPolicy, NoRevisit
         from reach_core.kinematics import BAXTER_LEFT
         from reach_core.simulator import action_deltas
         self.scene, self.arm = scene, BAXTER_LEFT
@@ -140,8 +149,9 @@ class Controller(Node):
         task = self.policy.task
         self.deltas = action_deltas(task.step)
         self.step = task.step
+        self.revisits = NoRevisit(self.policy)  # the running trial's visited configurations
         self.trial = Trial(self.p['success_threshold_m'], int(self.p['success_steps']),
-                           int(self.p['max_steps']))
+                           int(self.p['max_steps']), self.revisits)
         self.last_stamp = 0
         self.delta_pub = self.create_publisher(JointState, 'joint_delta', COMMAND_QOS)
         self.status_pub = self.create_publisher(TrialStatus, 'status', LATCHED_QOS)
@@ -156,8 +166,9 @@ class Controller(Node):
 
     # ------------------------------------------------------------------------------- services
     def on_start(self, request, response):
-        self.trial = Trial(self.p['success_threshold_m'], int(self.p['success_steps']),
-                           int(self.p['max_steps'])) if self.trial is None else self.trial
+        if self.trial is None:
+            self.trial = Trial(self.p['success_threshold_m'], int(self.p['success_steps']),
+                               int(self.p['max_steps']), self.revisits)
         self.trial.threshold = self.p['success_threshold_m']
         self.trial.success_steps = int(self.p['success_steps'])
         self.trial.max_steps = int(self.p['max_steps'])
@@ -219,9 +230,11 @@ class Controller(Node):
             self.publish_delta(msg, np.zeros(3))
             self.publish_status(msg)
             return
-        previous = trial.last_action if self.p['no_reversal'] else None
-        action = int(self.policy.act(omega.astype(np.float32), previous=previous))
-        trial.last_action = action
+        # the trial's visited configurations (measured) are recorded whether or not the rule is
+        # on, so switching no_revisit on mid-trial applies it to the whole trial
+        forbid = trial.no_revisit.visit(omega[None])[0] if trial.no_revisit is not None else None
+        action = int(self.policy.act(omega.astype(np.float32),
+                                     forbid=forbid if self.p['no_revisit'] else None))
         trial.steps += 1
         self.publish_delta(msg, self.deltas[action])
         self.publish_status(msg)
