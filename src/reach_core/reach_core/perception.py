@@ -482,7 +482,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     if cfg.adapt_from:
         base = PerceptionModel.load(cfg.adapt_from)
         net = base.net
-        arch_note = f"adapted from {cfg.adapt_from}"
+        arch_note = f"{'adapted' if real is not None else 'continued'} from {cfg.adapt_from}"
         for f_ in ("arch", "width", "batchnorm", "fc_hidden", "keypoints"):
             setattr(cfg, f_, getattr(base.arch, f_))
     else:
@@ -585,7 +585,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                    "train_seconds": round(elapsed, 3),
                    "images_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1),
                    **{f"e_{k}": v for k, v in ev.items()}}
-            if reached is None and ev.get("sim", 1.0) <= cfg.target_e and not cfg.adapt_from:
+            if reached is None and ev.get("sim", 1.0) <= cfg.target_e and real is None:
                 reached = {"step": step, "train_seconds": round(elapsed, 2)}
             progress_rows.append(row)
             loss_acc, loss_n = torch.zeros((), device=device), 0
@@ -599,7 +599,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     bar.close()
 
     model = PerceptionModel(net.eval(), {
-        "kind": "adapted" if cfg.adapt_from else "sim", "config": asdict(cfg),
+        "kind": "adapted" if real is not None else "sim", "config": asdict(cfg),
         "steps": step, "train_seconds": round(elapsed, 2)})
     model.to("cpu")
     _write_progress(out, progress_rows)
@@ -785,7 +785,8 @@ def add_train_cli(sub) -> None:
     a("--supersample", type=int, default=None,
       help="renderer supersampling of in-memory images (default 5: the camera pipeline's pixels)")
     a("--workers", type=int, default=None, help="rendering processes (default 1)")
-    a("--adapt-from", default=None, help="perception checkpoint to adapt (P25-P100)")
+    a("--adapt-from", default=None, help="perception checkpoint to start from: adapted with --real "
+      "(P25-P100), or trained on simulator images alone (a SIM run continued)")
     a("--real", default=None, help="dataset folder of real (or higher-fidelity) images")
     a("--real-fraction", type=float, default=None, help="fraction of real images per batch (0.75)")
     a("--virtual-targets", type=int, default=None,
