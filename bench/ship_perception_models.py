@@ -36,17 +36,23 @@ def main() -> None:
     ap.add_argument("--pipeline", default=PIPELINE, help="how the results were made (recorded)")
     ap.add_argument("--adapted-pipeline", default=None)
     ap.add_argument("--note", default="", help="recorded as 'selection' in the adapted .json")
+    ap.add_argument("--only", choices=("sim", "adapted"), default=None,
+                    help="ship only this role (the other shipped model stays as it is)")
+    ap.add_argument("--concurrent-note", default="trained side by side with the other runs of "
+                    "gpu_perception.sh on one GPU, so images/s and times are lower than a run alone")
     args = ap.parse_args()
     res = Path(args.results)
     ev = json.loads((res / "eval.json").read_text())
     sims = {k: v for k, v in ev.items() if k.startswith("sim_")}
-    sim = args.sim or min(sims, key=lambda k: sims[k]["sim"]["e_mean"])
+    sim = args.sim or (min(sims, key=lambda k: sims[k]["sim"]["e_mean"]) if sims else "")
     adapted = args.adapted or f"p75_{sim[4:]}"
     ares = Path(args.adapted_results) if args.adapted_results else res
     jobs = (("sim", sim, res, ev, args.pipeline),
             ("adapted", adapted, ares, json.loads((ares / "eval.json").read_text()),
              args.adapted_pipeline or args.pipeline))
     for role, name, res, ev, pipeline in jobs:
+        if args.only and role != args.only:
+            continue
         run = res / "runs" / name
         model = PerceptionModel.load(run / "model.pt")   # refuse to ship a broken file
         metrics = json.loads((run / "metrics.json").read_text())
@@ -63,8 +69,7 @@ def main() -> None:
             **({"selection": args.note} if role == "adapted" and args.note else {}),
             "metrics": metrics,
             "evaluation": ev[name],
-            "concurrent_note": "trained side by side with the other runs of gpu_perception.sh on "
-                               "one GPU, so images/s and times are lower than a run alone",
+            "concurrent_note": args.concurrent_note,
         }
         (MODELS / f"perception_{role}.json").write_text(json.dumps(info, indent=2) + "\n")
         print(f"{role}: {name} -> {dst} (sim e {ev[name]['sim']['e_mean']:.4f}, hifi e "
