@@ -239,7 +239,7 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
         off = side * FINGER_OFFSET * across
         canvas = cv.over(canvas, cv.capsule(cam(flange + off), cam(ee + off),
                                             FINGER_RADIUS * r_px * vary(1.0, 0.7, 1.5))[0], gripper)
-    img = cv.pool(canvas)
+    img = plain = cv.pool(canvas)
 
     # ---------------------------------------------------------------- camera effects
     if randomize > 0:
@@ -248,7 +248,7 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
         img = (img - 0.5) * u(b, 1, 1, lo=0.75, hi=1.25) + 0.5 + u(b, 1, 1, lo=-0.08, hi=0.08)
         img = img.clamp(0, 1) ** u(b, 1, 1, lo=0.75, hi=1.3)
         img = img + u(b, 1, 1, hi=0.015) * torch.randn(img.shape, device=dev, generator=gen)
-        img = torch.where(pick.view(-1, 1, 1), img.clamp(0, 1), cv.pool(canvas))
+        img = torch.where(pick.view(-1, 1, 1), img.clamp(0, 1), plain)
 
     # ---------------------------------------------------------------- the (virtual) target
     t_px = cv.to_px(target)

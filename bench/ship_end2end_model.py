@@ -1,0 +1,47 @@
+"""Copy a fine-tuned combined network (a `reach train end2end` run) into the package.
+
+    python bench/ship_end2end_model.py RUN_DIR [--table3 TABLE3_JSON] [--note TEXT]
+
+Writes src/reach_core/reach_core/models/end2end_ee2ft.{pt,ts,json}: the combined checkpoint, its
+TorchScript export, and a .json with the run's exact command, seed, configuration, training
+metrics and, with --table3, the Table 3 evaluation written by `python bench/bench_end2end.py
+--json`.  The checkpoint is loaded first, so a broken file is never shipped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from reach_core.end_to_end import EndToEndModel
+
+MODELS = Path(__file__).resolve().parent.parent / "src/reach_core/reach_core/models"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="run folder of `reach train end2end` (model.pt, model.ts, metrics.json)")
+    ap.add_argument("--table3", default=None, help="JSON written by bench/bench_end2end.py --json")
+    ap.add_argument("--note", default="", help="recorded as 'note' in the .json")
+    args = ap.parse_args()
+    run = Path(args.run)
+    EndToEndModel.load(run / "model.pt")
+    metrics = json.loads((run / "metrics.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    shutil.copyfile(run / "model.pt", MODELS / "end2end_ee2ft.pt")
+    shutil.copyfile(run / "model.ts", MODELS / "end2end_ee2ft.ts")
+    info = {
+        "file": "end2end_ee2ft.pt", "torchscript": "end2end_ee2ft.ts", "role": "EE2-FT",
+        "command": metrics.get("command", config.get("command", "")), "seed": config.get("seed"),
+        "perception_from": config.get("perception"), "control_from": config.get("control"),
+        "device": metrics.get("device", config.get("device")), "note": args.note,
+        "metrics": metrics, "config": config,
+        **({"table3": json.loads(Path(args.table3).read_text())} if args.table3 else {}),
+    }
+    (MODELS / "end2end_ee2ft.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(f"{run} -> {MODELS / 'end2end_ee2ft.pt'} (+ .ts, .json)")
+
+
+if __name__ == "__main__":
+    main()
