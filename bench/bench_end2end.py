@@ -71,32 +71,39 @@ def pipeline(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     dev, tiny = args.device, args.tiny
     py = [sys.executable, "-m", "reach_core.cli"]
+    hifi = Path(args.hifi_train) if args.hifi_train else out / "hifi_train"
+    # simulator images rendered on the training device (--online), half of them randomised
+    online = ["--online", "--randomize", "0.5", "--supersample", "1" if tiny else "2"] + (
+        ["--online-pool", "16", "--online-refresh", "4"] if tiny else [])
+    # the control network trains on the CPU cores (a small MLP: faster there than on a GPU),
+    # side by side with the SIM perception network on the GPU
+    control = ["train", "control", "--dof", "3", "--kinematic", "--dueling", "--n-step", "5",
+               "--lr-final-fraction", "0.1", "--policy-ema", "0.001", "--hold-only-at-target",
+               "--threads", "2", "--total-steps", "2048" if tiny else "600000",
+               "--stop-success", "0.985", "--out", str(out / "control"), "--force", "--no-progress"] + (
+        ["--learning-starts", "512", "--eval-every", "1024", "--eval-trials", "4", "--hidden", "16"]
+        if tiny else [])
     stages = [
-        ("hifi data", ["data", "render", "--source", "hifi", "--n", "4" if tiny else "200",
-                       "--seed", "11", "--out", str(out / "hifi_train")]),
-        ("SIM perception", ["train", "perception", "--out", str(out / "sim"), "--arch", "spatial",
-                            "--device", dev, "--sim-images", "512" if tiny else "200000",
-                            "--workers", "1" if tiny else "15", "--randomize", "0.7",
-                            "--steps", "4" if tiny else "100000000",
-                            "--time-budget", "0" if tiny else "280", "--val-sim", "16" if tiny else "1000",
-                            "--eval-every", "2" if tiny else "2000", "--no-progress"]
-         + (["--batch", "16", "--warmup", "1"] if tiny else []) + (["--keypoints", "4"] if tiny else [])),
+        ("hifi data", None if args.hifi_train else
+         ["data", "render", "--source", "hifi", "--n", "4" if tiny else "200", "--seed", "11",
+          "--out", str(hifi)]),
+        ("SIM perception | control (CR)", (
+            ["train", "perception", "--out", str(out / "sim"), "--arch", "spatial", "--device", dev,
+             *online, "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else "480",
+             "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "2000", "--no-progress"]
+            + (["--batch", "16", "--warmup", "1", "--keypoints", "4"] if tiny else []),
+            control)),
         ("adaptation (P75)", ["train", "perception", "--out", str(out / "p75"),
-                              "--adapt-from", str(out / "sim/model.pt"), "--real", str(out / "hifi_train"),
+                              "--adapt-from", str(out / "sim/model.pt"), "--real", str(hifi),
                               "--real-fraction", "0.75", "--virtual-targets", "2" if tiny else "20",
-                              "--device", dev, "--sim-images", "512" if tiny else "100000",
-                              "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else "60",
-                              "--lr", "3e-4", "--noise", "0.01", "--brightness", "0.1", "--randomize", "0.5",
+                              "--device", dev, *online,
+                              "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else "100",
+                              "--lr", "3e-4", "--warmup", "1" if tiny else "100", "--noise", "0.01",
+                              "--brightness", "0.1",
                               "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "1000",
-                              "--no-progress"] + (["--batch", "16", "--warmup", "1"] if tiny else [])),
-        ("control (CR)", ["train", "control", "--dof", "3", "--kinematic", "--dueling", "--n-step", "5",
-                          "--policy-ema", "0.001", "--hold-only-at-target", "--device", dev,
-                          "--total-steps", "2048" if tiny else "600000", "--stop-success", "0.985",
-                          "--out", str(out / "control"), "--force", "--no-progress"]
-         + (["--learning-starts", "512", "--eval-every", "1024", "--eval-trials", "4", "--hidden", "16"]
-            if tiny else [])),
+                              "--no-progress"] + (["--batch", "16"] if tiny else [])),
         ("fine-tuning (EE2-FT)", ["train", "end2end", "--perception", str(out / "p75/model.pt"),
-                                  "--control", str(out / "control/model.pt"), "--real", str(out / "hifi_train"),
+                                  "--control", str(out / "control/model.pt"), "--real", str(hifi),
                                   "--out", str(out / "ee2ft"), "--device", dev, "--no-progress",
                                   "--steps", "3" if tiny else "3000"]
          + (["--task-batch", "8", "--perception-batch", "8", "--learning-starts", "32", "--num-envs", "4",
@@ -111,19 +118,23 @@ def pipeline(args) -> dict:
     ]
     times = {}
     t_all = time.perf_counter()
-    for name, cmd in stages:
-        print(f"== {name}: reach {' '.join(map(shlex.quote, cmd))}", flush=True)
+    for name, cmds in stages:
+        if cmds is None:
+            continue
+        cmds = cmds if isinstance(cmds, tuple) else (cmds,)   # a tuple: side by side
+        for cmd in cmds:
+            print(f"== {name}: reach {' '.join(map(shlex.quote, cmd))}", flush=True)
         t0 = time.perf_counter()
-        res = subprocess.run(py + cmd)
+        codes = [p.wait() for p in [subprocess.Popen(py + cmd) for cmd in cmds]]
         times[name] = round(time.perf_counter() - t0, 1)
-        if res.returncode != 0:
-            print(f"stage {name!r} failed (exit {res.returncode})", file=sys.stderr)
+        if any(codes):
+            print(f"stage {name!r} failed (exit {codes})", file=sys.stderr)
             times["failed"] = name
             break
     times["total"] = round(time.perf_counter() - t_all, 1)
     print(f"\npipeline stage times (device {dev}{', tiny' if tiny else ''}):")
     for k, v in times.items():
-        print(f"  {k:<22} {v}")
+        print(f"  {k:<30} {v}")
     print(f"  target: total <= 1200 s on one GPU (training stages)")
     (out / "pipeline_times.json").write_text(json.dumps(times, indent=2) + "\n")
     return times
@@ -145,6 +156,9 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--tiny", action="store_true", help="pipeline: tiny sizes (a functional check)")
     p.add_argument("--out", default="runs/pipeline")
+    p.add_argument("--hifi-train", default=None,
+                   help="pipeline: an existing hifi training set instead of rendering one (e.g. "
+                        "rendered on a CPU machine: a GPU machine may lack MuJoCo's GL libraries)")
     args = p.parse_args()
     if args.pipeline:
         times = pipeline(args)
