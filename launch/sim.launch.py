@@ -28,6 +28,9 @@ ARGUMENTS = {
                              'robot (no vision)'),
     'target_x': ('0.5', 'initial target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'initial target y (m, arm plane, up)'),
+    'camera_renderer': ('simple', 'simulated webcam: simple (the paper\'s simulator) or hifi (the '
+                                  'higher-fidelity MuJoCo domain, for a perception network)'),
+    'camera_fps': ('30.0', 'simulated webcam frame rate (Hz); <= 10 with camera_renderer:=hifi'),
     'latency_s': ('0.0', 'fake Baxter: joint state latency (s)'),
     'noise_std': ('0.0', 'fake Baxter: joint state noise (rad)'),
     'use_sim_time': ('false', 'use /clock (only with a simulator or bag that publishes it)'),
@@ -48,7 +51,7 @@ NODES = [
         'package': 'reach_ros', 'executable': 'sim_camera', 'name': 'sim_camera',
         'namespace': 'camera',
         'params': ['camera.yaml', 'sim_camera.yaml'],
-        'arguments': {},
+        'arguments': {'renderer': ['camera_renderer', 'str'], 'fps': ['camera_fps', 'float']},
         'remappings': [['joint_states', '/robot/joint_states'], ['target', '/reach/target']],
     },
     {

@@ -397,3 +397,25 @@ def test_sim_camera_ignores_bad_joint_states(probe):
     finally:
         feeder.on = False
         g.stop()
+
+
+def test_sim_camera_renders_the_higher_fidelity_domain(probe):
+    """renderer hifi: the frames are reach_core.hifi_renderer's for the arm's joint states, with
+    the look of hifi_seed (byte for byte: the renderer is deterministic on one machine)."""
+    from reach_core.hifi_renderer import render_hifi
+    images = probe.record(Image, '/camera/image_raw', SENSOR_QOS)
+    q7 = [0.0, -0.4, 0.0, 1.1, 0.0, 0.6, 0.0]
+    feeder = Feeder(probe, q7)
+    g = start(probe, 'sim_camera', overrides={'camera_renderer': 'hifi', 'camera_fps': 5.0})
+    try:
+        assert wait_log(probe, g, 'sim_camera', 'hifi renderer', 40.0), g.log('sim_camera')
+        n = len(images)   # frames from here on are this node's (an earlier test's may linger)
+        assert probe.spin_until(lambda: len(images) >= n + 2, 20.0), g.log('sim_camera')
+        m = images[-1][1]
+        assert (m.width, m.height, m.encoding) == (640, 480, 'rgb8')
+        frame = np.frombuffer(bytes(m.data), np.uint8).reshape(480, 640, 3)
+        expected = render_hifi(None, np.array([q7[1], q7[3], q7[5]]), 0)
+        assert np.array_equal(frame, expected)
+    finally:
+        feeder.on = False
+        g.stop()

@@ -45,6 +45,9 @@ def watch(probe) -> None:
     probe.target_pub = probe.publisher(PointStamped, '/reach/target', LATCHED_QOS)
 
 
+TARGET_TOLERANCE_M = 0.1  # a scene configuration within this of a new target has taken it
+
+
 def current_q(probe) -> np.ndarray:
     m = probe.states[-1][1]
     return np.array([m.position[m.name.index(n)] for n in ACTIVE_JOINTS])
@@ -74,8 +77,10 @@ def run_trials(probe, n: int, dof: int = 3, seed: int = 2017, trial_timeout: flo
         msg.point.x, msg.point.y = float(target[0]), float(target[1])
         probe.target_pub.publish(msg)
         n0 = len(probe.scene)
+        # ground-truth perception passes the target through; a perception network estimates it
+        # from the image with the virtual target painted in (centimetres off)
         if not probe.spin_until(lambda: any(
-                abs(m.target_x - target[0]) < 1e-9 and abs(m.target_y - target[1]) < 1e-9
+                np.hypot(m.target_x - target[0], m.target_y - target[1]) < TARGET_TOLERANCE_M
                 for _, m in probe.scene[n0:]), 5.0):
             raise TimeoutError('perception did not take the new target from /reach/target')
         t0 = time.monotonic()

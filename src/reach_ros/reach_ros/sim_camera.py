@@ -1,4 +1,4 @@
-"""sim_camera: a simulated webcam that renders the scene with reach_core.renderer.
+"""sim_camera: a simulated webcam that renders the scene with reach_core's renderers.
 
 Stands in for the webcam node in sim.launch.py: the same outputs (``image_raw`` as rgb8 and
 ``camera_info``, sensor-data QoS, ``frame_id``) at ``fps``, drawn from the arm's joint states
@@ -7,6 +7,13 @@ camera it shows no target unless ``render_target`` is set (a physical target in 
 the ``target`` topic or the target_x/target_y parameters); the paper's virtual target is drawn
 by the perception node, in sim and on the robot alike. Frames are stamped when they are
 published (the moment a real camera's frame would be grabbed); rendering takes about 1 ms.
+
+``renderer: hifi`` renders with :func:`reach_core.hifi_renderer.render_hifi` instead: the
+higher-fidelity MuJoCo domain that the adapted perception network was trained for (a 3-D arm,
+textured room, clutter, lights, a camera pose off the nominal one, sensor effects), the stand-in
+for a real webcam. ``hifi_seed`` fixes the scene's look for the whole stream, as a camera on a
+tripod in one room; sensor noise is part of that look. It takes about 45-70 ms a frame on a CPU
+(MuJoCo's software EGL): run it at ``fps`` <= 10.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from .common import (report, ACTIVE_JOINTS, CAMERA_PARAMS, LATCHED_QOS, SENSOR_QOS, FatalNodeError,
                      Param, age_s, camera_from, check_target, declare_params, fill_image,
-                     finite, joint_positions, positive, spin)
+                     finite, joint_positions, non_negative, one_of, positive, spin)
 
 PARAMS = [
     Param('fps', 30.0, 'frame rate (Hz)', positive),
@@ -30,6 +37,11 @@ PARAMS = [
     Param('target_y', 0.2, 'target y (m, arm plane) when render_target is set', finite),
     Param('joint_state_timeout_s', 0.5, 'skip frames while joint states are older than this (s)',
           positive),
+    Param('renderer', 'simple', 'simple: the paper\'s simple simulator (reach_core.renderer); hifi: '
+          'the higher-fidelity MuJoCo domain (reach_core.hifi_renderer), about 50 ms a frame',
+          one_of('simple', 'hifi')),
+    Param('hifi_seed', 0, 'renderer hifi: the look of the scene (camera pose, lights, clutter, '
+          'sensor), fixed for the stream', non_negative),
 ] + CAMERA_PARAMS
 
 TOPICS = {
@@ -50,8 +62,18 @@ class SimCamera(Node):
             self.camera = camera_from(self.p)
         except ValueError as err:
             raise FatalNodeError(f'bad camera parameters: {err}') from None
-        from reach_core import renderer
-        self.render = renderer.render
+        if self.p['renderer'] == 'hifi':
+            from reach_core.hifi_renderer import HifiRenderError, render_hifi
+            seed = int(self.p['hifi_seed'])
+            self.render = lambda target, q, camera: render_hifi(
+                None if target is OFF_FRAME else target, q, seed, camera)
+            try:
+                self.render(OFF_FRAME, np.zeros(3), self.camera)   # MuJoCo and its GL, now
+            except HifiRenderError as err:
+                raise FatalNodeError(f'renderer hifi is not available: {err}') from None
+        else:
+            from reach_core import renderer
+            self.render = renderer.render
         self.target = np.array([self.p['target_x'], self.p['target_y']])
         self.q = None
         self.q_msg = None
@@ -63,7 +85,8 @@ class SimCamera(Node):
         self.info = self._camera_info()
         self.create_timer(1.0 / self.p['fps'], self.tick)
         self.get_logger().info(
-            f"simulated camera {self.camera.width}x{self.camera.height} at {self.p['fps']:g} fps "
+            f"simulated camera {self.camera.width}x{self.camera.height} at {self.p['fps']:g} fps, "
+            f"{self.p['renderer']} renderer "
             f"({'with' if self.p['render_target'] else 'without'} a rendered target)")
 
     def _camera_info(self) -> CameraInfo:
