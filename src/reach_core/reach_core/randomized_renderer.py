@@ -69,7 +69,7 @@ def link_points(q: torch.Tensor) -> torch.Tensor:
 class _Canvas:
     """Sample grid of a batch: pixel centres (H, W) in network pixels, and the compositing."""
 
-    def __init__(self, b: int, camera: CameraConfig, supersample: int, device):
+    def __init__(self, camera: CameraConfig, supersample: int, device):
         self.camera, self.s = camera, int(supersample)
         n = camera.net_size * self.s
         c = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / self.s
@@ -79,7 +79,7 @@ class _Canvas:
         self.k = camera.px_per_m * camera.net_size / w             # net px per metre
         self.origin = torch.tensor([(camera.origin_px[0] - x0) * camera.net_size / w,
                                     (camera.origin_px[1] - y0) * camera.net_size / w], device=device)
-        self.b, self.n, self.device = b, n, device
+        self.n, self.device = n, device
 
     def to_px(self, xy: torch.Tensor) -> torch.Tensor:
         """Plane metres (..., 2) -> network pixels (u right, v down)."""
@@ -125,7 +125,7 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
     target = torch.as_tensor(target, dtype=torch.float32)
     q = torch.as_tensor(q, dtype=torch.float32, device=target.device)
     b, dev = q.shape[0], q.device
-    cv = _Canvas(b, camera, supersample, dev)
+    cv = _Canvas(camera, supersample, dev)
     if randomize > 0 and gen is None:
         raise ValueError("randomize > 0 needs a torch.Generator")
 
