@@ -6,11 +6,11 @@
 #   bash bench/gpu_perception_continue.sh OUT_DIR SIM_MODEL HIFI_TRAIN HIFI_TEST
 #
 # Knobs (environment): SIM_BUDGET / ADAPT_BUDGET (seconds), RANDOMIZE (0.5), SS (2), DEVICE
-# (cuda), TEST_N (1000), VIRT (20).
+# (cuda), TEST_N (1000), VIRT (20), EVAL (1; 0: leave the evaluation to the caller).
 set -euo pipefail
 OUT="${1:?OUT dir}"; SIM_MODEL="${2:?SIM model}"; HIFI_TRAIN="${3:?hifi train}"; HIFI_TEST="${4:?hifi test}"
 SIM_BUDGET="${SIM_BUDGET:-300}"; ADAPT_BUDGET="${ADAPT_BUDGET:-100}"; RANDOMIZE="${RANDOMIZE:-0.5}"
-SS="${SS:-2}"; DEVICE="${DEVICE:-cuda}"; TEST_N="${TEST_N:-1000}"; VIRT="${VIRT:-20}"
+SS="${SS:-2}"; DEVICE="${DEVICE:-cuda}"; TEST_N="${TEST_N:-1000}"; VIRT="${VIRT:-20}"; EVAL="${EVAL:-1}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 reach() { python3 -m reach_core.cli "$@"; }
@@ -36,6 +36,7 @@ for frac in 0.75 0.5; do
     > "$RUNS/${tag}_sim2.log" 2>&1 &
 done
 wait
+[ "$EVAL" = 1 ] || { stamp "done (evaluation left to the caller)"; exit 0; }
 
 stamp "evaluation"
 models=()

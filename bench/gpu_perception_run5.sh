@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Run 5 on one lent GPU (about 9 minutes): two SIM networks continued from the shipped ones, side
+# by side, then evaluated on simulator and held-out higher-fidelity images (Table 1 style).
+#   * sim_wide2: perception_sim.pt (wide, plain simulator images) continued for WIDE_BUDGET s on
+#     GPU-rendered plain scenes, a lower learning rate: the SIM target (e <= 0.005);
+#   * sim2 -> p75_sim2 / p50_sim2: the shipped adapted spatial network's SIM stage continued on
+#     half-randomised scenes for SIM_BUDGET s, then adapted with the 200 hifi frames
+#     (bench/gpu_perception_continue.sh).
+#
+#   bash bench/gpu_perception_run5.sh OUT HIFI_TRAIN HIFI_TEST
+# The hifi sets: reach data render --source hifi --n 200 --seed 1 --out HIFI_TRAIN and
+# --n 400 --seed 2 --out HIFI_TEST.  Results: OUT/eval.json, OUT/perception_errors.png and
+# OUT/run5.tar.gz (each run's model.pt, metrics, progress and log).
+set -euo pipefail
+OUT="${1:?OUT dir}"; HIFI_TRAIN="${2:?hifi train}"; HIFI_TEST="${3:?hifi test}"
+WIDE_BUDGET="${WIDE_BUDGET:-450}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODELS="$ROOT/src/reach_core/reach_core/models"
+export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+reach() { python3 -m reach_core.cli "$@"; }
+RUNS="$OUT/runs"; mkdir -p "$RUNS"
+t0=$SECONDS
+
+reach train perception --out "$RUNS/sim_wide2" --adapt-from "$MODELS/perception_sim.pt" --online \
+  --randomize 0 --supersample 2 --batch 256 --device "${DEVICE:-cuda}" --time-budget "$WIDE_BUDGET" \
+  --steps 100000000 --lr 3e-4 --warmup 200 --eval-every 2000 --checkpoint-every 20000 \
+  --val-sim 1000 --no-progress > "$RUNS/sim_wide2.log" 2>&1 &
+wide=$!
+EVAL=0 bash "$ROOT/bench/gpu_perception_continue.sh" "$OUT" "$MODELS/perception_adapted.pt" "$HIFI_TRAIN" "$HIFI_TEST"
+wait "$wide" || echo "sim_wide2 failed: $(tail -n 3 "$RUNS/sim_wide2.log")"
+tail -n 1 "$RUNS/sim_wide2.log"
+echo "[run5 $((SECONDS - t0))s] evaluation"
+models=()
+for run in "$RUNS"/*/; do
+  [ -f "$run/model.pt" ] && models+=(--model "$(basename "$run")=$run/model.pt")
+done
+reach eval perception "${models[@]}" --sim-test 1000 --dataset "hifi_test=$HIFI_TEST" \
+  --json "$OUT/eval.json" --plot "$OUT/perception_errors.png"
+(cd "$OUT" && tar czf run5.tar.gz --exclude='checkpoint*' --exclude='*.npz' runs)
+echo "[run5 $((SECONDS - t0))s] done"
