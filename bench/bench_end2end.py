@@ -79,8 +79,9 @@ def pipeline(args) -> dict:
     # side by side with the SIM perception network on the GPU
     control = ["train", "control", "--dof", "3", "--kinematic", "--dueling", "--n-step", "5",
                "--lr-final-fraction", "0.1", "--policy-ema", "0.001", "--hold-only-at-target",
-               "--threads", "2", "--total-steps", "2048" if tiny else "600000",
-               "--stop-success", "0.985", "--out", str(out / "control"), "--force", "--no-progress"] + (
+               "--threads", str(args.control_threads), "--total-steps", "2048" if tiny else "600000",
+               "--stop-success", "0.985", "--time-budget", str(args.control_budget or args.sim_budget),
+               "--out", str(out / "control"), "--force", "--no-progress"] + (
         ["--learning-starts", "512", "--eval-every", "1024", "--eval-trials", "4", "--hidden", "16"]
         if tiny else [])
     stages = [
@@ -89,7 +90,7 @@ def pipeline(args) -> dict:
           "--out", str(hifi)]),
         ("SIM perception | control (CR)", (
             ["train", "perception", "--out", str(out / "sim"), "--arch", "spatial", "--device", dev,
-             *online, "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else "480",
+             *online, "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else str(args.sim_budget),
              "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "2000", "--no-progress"]
             + (["--batch", "16", "--warmup", "1", "--keypoints", "4"] if tiny else []),
             control)),
@@ -97,23 +98,23 @@ def pipeline(args) -> dict:
                               "--adapt-from", str(out / "sim/model.pt"), "--real", str(hifi),
                               "--real-fraction", "0.75", "--virtual-targets", "2" if tiny else "20",
                               "--device", dev, *online,
-                              "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else "100",
+                              "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else str(args.adapt_budget),
                               "--lr", "3e-4", "--warmup", "1" if tiny else "100", "--noise", "0.01",
                               "--brightness", "0.1",
                               "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "1000",
                               "--no-progress"] + (["--batch", "16"] if tiny else [])),
         ("fine-tuning (EE2-FT)", ["train", "end2end", "--perception", str(out / "p75/model.pt"),
-                                  "--control", str(out / "control/model.pt"), "--real", str(hifi),
+                                  "--control", str(out / "control/best.pt"), "--real", str(hifi),
                                   "--out", str(out / "ee2ft"), "--device", dev, "--no-progress",
-                                  "--steps", "3" if tiny else "3000"]
+                                  "--steps", "3" if tiny else str(args.ft_steps)]
          + (["--task-batch", "8", "--perception-batch", "8", "--learning-starts", "32", "--num-envs", "4",
              "--eval-every", "3", "--eval-trials", "2", "--sim-pool", "16", "--virtual-targets", "2"]
             if tiny else ["--eval-every", "500", "--eval-trials", "100"])),
-        ("Table 3", ["eval", "end2end", "--control", str(out / "control/model.pt"),
+        ("Table 3", ["eval", "end2end", "--control", str(out / "control/best.pt"),
                      "--sim-perception", str(out / "sim/model.pt"),
                      "--adapted-perception", str(out / "p75/model.pt"),
                      "--finetuned", f"EE2-FT={out / 'ee2ft/model.pt'}",
-                     "--trials", "4" if tiny else "400", "--hifi-trials", "2" if tiny else "20",
+                     "--trials", "4" if tiny else str(args.trials), "--hifi-trials", "2" if tiny else str(args.hifi_trials),
                      "--json", str(out / "table3.json"), "--plot", str(out / "table3.png")]),
     ]
     times = {}
@@ -156,6 +157,12 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--tiny", action="store_true", help="pipeline: tiny sizes (a functional check)")
     p.add_argument("--out", default="runs/pipeline")
+    p.add_argument("--sim-budget", type=float, default=480, help="pipeline: SIM perception seconds")
+    p.add_argument("--control-budget", type=float, default=0,
+                   help="pipeline: control training seconds at most (default: the SIM budget)")
+    p.add_argument("--control-threads", type=int, default=2, help="pipeline: control training threads")
+    p.add_argument("--adapt-budget", type=float, default=100, help="pipeline: P75 adaptation seconds")
+    p.add_argument("--ft-steps", type=int, default=3000, help="pipeline: end-to-end fine-tuning updates")
     p.add_argument("--hifi-train", default=None,
                    help="pipeline: an existing hifi training set instead of rendering one (e.g. "
                         "rendered on a CPU machine: a GPU machine may lack MuJoCo's GL libraries)")

@@ -76,11 +76,17 @@ class TrainConfig:
     random_fraction: float = 0.0       # share of exploratory actions that are uniformly random
                                        # instead of the guide's (variant; 0: the paper's K-GPS)
     guide_margin_weight: float = 1.0   # weight of that loss beside the TD loss
+    success_bonus: float = 0.0         # the success reward of Eq. 5 becomes 1 + this * (1 - d/delta),
+                                       # d the final distance: a reason to end closer than delta
+                                       # (variant; 0: the paper's 1).  Evaluation keeps Eq. 5.
+    init_from: str = ""                # control checkpoint whose weights start the run (fine-tuning
+                                       # a trained network; "": random initialisation)
     device: str = "cpu"                # torch device for the networks ("cuda" on a GPU machine)
     eval_every: int = 25_000           # environment steps between evaluations
     eval_trials: int = 200             # trials per evaluation (Figure 5: 200)
     checkpoint_every: int = 100_000
     stop_success: float = 0.0          # stop once an evaluation reaches this success rate (0: never)
+    time_budget: float = 0.0           # stop after this many seconds of training (0: no limit)
     max_steps: int = 300               # step limit per trial
     seed: int = 0
     threads: int = 0                   # torch CPU threads (0: leave torch's default)
@@ -101,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction!r}")
         if self.n_step < 1:
             raise ValueError("n_step must be at least 1")
+        if self.success_bonus < 0:
+            raise ValueError(f"success_bonus must be >= 0, got {self.success_bonus!r}")
         if self.total_steps < self.num_envs or self.batch_size < 1 or self.num_envs < 1:
             raise ValueError("total_steps must be >= num_envs >= 1 and batch_size >= 1")
 
@@ -241,6 +249,22 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
     return loss.item()
 
 
+def _init_weights(cfg: TrainConfig, nets) -> None:
+    """Copy a trained control checkpoint's weights into ``nets`` (all of the same architecture)."""
+    policy = ControlPolicy.load(cfg.init_from)
+    net = policy.net
+    theirs = (tuple(net.hidden), bool(net.dueling), int(net.encoding), bool(net.kinematic))
+    ours = (tuple(cfg.hidden), cfg.dueling, cfg.encoding, cfg.kinematic)
+    if theirs != ours:
+        raise CheckpointError(f"{cfg.init_from} has another architecture (hidden, dueling, encoding, "
+                              f"kinematic = {theirs}) than this run ({ours})")
+    if policy.task.dof != cfg.dof:
+        raise CheckpointError(f"{cfg.init_from} is a {policy.task.dof}-DoF network; this run is {cfg.dof}-DoF")
+    state = policy.net.state_dict()
+    for n in nets:
+        n.load_state_dict(state)
+
+
 def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool = True,
           log=print) -> dict:
     """Train a control network; returns the metrics written to ``run_dir/metrics.json``."""
@@ -295,6 +319,9 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed {run_dir} at step {step:,}")
     else:
+        if cfg.init_from:
+            _init_weights(cfg, [net, target_net, policy_net])
+            log(f"initialised from {cfg.init_from}")
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump(asdict(cfg), f, indent=2)
 
@@ -366,7 +393,10 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
                 memory.add(obs[far], noop, reward(d_now[far], np.zeros(k, np.int64), task),
                            obs[far], np.full(k, cfg.gamma), np.zeros(k, np.float32))
         res = env.step(actions)
-        transitions = nstep.push(obs, actions, res.reward, res.final_obs, res.terminated, res.truncated,
+        r = res.reward
+        if cfg.success_bonus > 0:  # variant: a success closer to the target is worth more
+            r = r + cfg.success_bonus * res.terminated * (1.0 - res.distance / task.delta)
+        transitions = nstep.push(obs, actions, r, res.final_obs, res.terminated, res.truncated,
                                  guided & (cfg.exploration == "kgps"))
         if transitions:
             memory.add(*transitions)
@@ -398,6 +428,11 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
             if cfg.stop_success and h["success_rate"] >= cfg.stop_success:
                 log(f"stopping at step {step:,}: success {h['success_rate']:.3f} >= {cfg.stop_success}")
                 break
+        if cfg.time_budget and time.perf_counter() - t0 >= cfg.time_budget:
+            evaluate()
+            log(f"stopping at step {step:,}: time budget of {cfg.time_budget:.0f} s spent; "
+                f"success {history[-1]['success_rate']:.3f}")
+            break
         if step >= next_ckpt:
             next_ckpt += cfg.checkpoint_every
             save_checkpoint()
@@ -519,12 +554,21 @@ def add_cli(sub) -> None:
                    help="learning rate decays linearly to lr * this (default 1: constant)")
     p.add_argument("--double-dqn", type=lambda v: v.lower() in ("1", "true", "yes"), metavar="BOOL",
                    help="double DQN targets (default true)")
+    p.add_argument("--success-bonus", type=float,
+                   help="success reward 1 + this * (1 - d/delta), d the final distance: a reason to "
+                        "end closer to the target (variant; default 0, the paper's Eq. 5)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start from this control network's weights (fine-tuning; same architecture)")
+    p.add_argument("--eps-start", type=float, help=f"initial exploration rate (default {d.eps_start})")
+    p.add_argument("--eps-end", type=float, help=f"final exploration rate (default {d.eps_end})")
     p.add_argument("--device", help="torch device: cpu (default) or cuda")
     p.add_argument("--learning-starts", type=int, help=f"transitions before learning (default {d.learning_starts:,})")
     p.add_argument("--eval-every", type=int, help=f"steps between evaluations (default {d.eval_every:,})")
     p.add_argument("--eval-trials", type=int, help=f"trials per evaluation (default {d.eval_trials})")
     p.add_argument("--stop-success", type=float,
                    help="stop as soon as a periodic evaluation reaches this success rate (default: never)")
+    p.add_argument("--time-budget", type=float,
+                   help="stop after this many seconds of training; best.pt is the best evaluation (default: no limit)")
     p.add_argument("--max-steps", type=int, help=f"step limit per trial (default {d.max_steps})")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
