@@ -695,6 +695,49 @@ def test_random_fraction_puts_non_guide_actions_in_replay(tmp_path):
     assert 600 < n_random < 1000 and n_noop > 100
 
 
+def test_success_bonus_rewards_closer_successes_in_replay(tmp_path):
+    # with n_step 1 every stored reward is one step's; successes carry 1 + bonus * (1 - d/delta)
+    def success_rewards(bonus):
+        cfg = TrainConfig(**(RESUME | {"dof": 1, "total_steps": 1600, "learning_starts": 10_000,
+                                       "eps_end": 1.0, "success_bonus": bonus}))
+        train(cfg, str(tmp_path / str(bonus)), progress=False, log=lambda m: None)
+        with np.load(tmp_path / str(bonus) / "replay.npz") as r:
+            n = int(r["pos"])
+            done = r["discount"][:n] == 0          # a successful trial's last transition
+            return r["reward"][:n][done]
+    plain, bonus = success_rewards(0.0), success_rewards(1.0)
+    assert plain.size > 10 and np.all(plain == 1.0)
+    assert bonus.size == plain.size and np.all((bonus > 1.0) & (bonus <= 2.0))
+    assert len(np.unique(bonus)) > 5               # depends on the final distance
+    with pytest.raises(ValueError, match="success_bonus"):
+        TrainConfig(success_bonus=-0.1)
+
+
+def test_init_from_starts_from_the_given_weights_and_checks_the_architecture(tmp_path, tiny_run):
+    _, run_dir, _, _ = tiny_run
+    src = ControlPolicy.load(run_dir / "model.pt")
+    logs = []
+    cfg = TrainConfig(**(TINY | {"init_from": str(run_dir / "model.pt"), "total_steps": 32,
+                                 "eval_every": 32, "learning_starts": 10_000}))
+    train(cfg, str(tmp_path / "ft"), progress=False, log=logs.append)  # no update: weights as given
+    got = ControlPolicy.load(tmp_path / "ft" / "model.pt").net.state_dict()
+    for k, v in src.net.state_dict().items():
+        assert torch.equal(got[k], v), k
+    assert any("initialised from" in line for line in logs)
+    with pytest.raises(CheckpointError, match="architecture"):
+        train(replace(cfg, dueling=not cfg.dueling), str(tmp_path / "bad"), progress=False, log=lambda m: None)
+    with pytest.raises(CheckpointError, match="DoF"):
+        train(replace(cfg, dof=3), str(tmp_path / "bad2"), progress=False, log=lambda m: None)
+
+
+def test_time_budget_stops_early_with_a_final_evaluation(tmp_path):
+    cfg = TrainConfig(**(RESUME | {"total_steps": 10_000_000, "time_budget": 1.0}))
+    logs = []
+    metrics = train(cfg, str(tmp_path), progress=False, log=logs.append)
+    assert metrics["steps"] < 10_000_000 and any("time budget" in line for line in logs)
+    assert metrics["history"][-1]["step"] == metrics["steps"]
+
+
 def test_resume_with_other_settings_raises(tmp_path):
     cfg = TrainConfig(**(RESUME | {"total_steps": 800}))
     train(cfg, str(tmp_path), progress=False, log=lambda m: None)
