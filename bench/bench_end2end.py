@@ -43,12 +43,14 @@ def table3(args) -> dict:
     for domain, n in (("sim", args.trials), ("hifi", args.hifi_trials)):
         if n > 0:
             for name, (r, s, _) in evaluate_rows(rows, control.task, n, args.seed, domain,
-                                                 log=lambda m: print(m, file=sys.stderr)).items():
+                                                 log=lambda m: print(m, file=sys.stderr),
+                                                 no_revisit=args.no_revisit).items():
                 results[(domain, name)] = r
                 secs[f"{domain} {name}"] = round(s, 1)
     print(format_table3(results))
     ft = {k[0]: r for k, r in results.items() if k[1] == "EE2-FT"}
-    print("\nissue 4 figures (device: cpu, threads %d)" % args.threads)
+    print("\nissue 4 figures (device: cpu, threads %d%s)" % (
+        args.threads, ", controllers with the no-revisit rule" if args.no_revisit else ", greedy controllers"))
     if "sim" in ft:
         print(f"  sim EE2-FT d_med {ft['sim'].d_med_px:.2f} px (target <= {TARGETS['sim_ee2ft_dmed_px']}), "
               f"success {100 * ft['sim'].success_rate:.2f} % (target >= {100 * TARGETS['sim_ee2ft_success']})")
@@ -57,7 +59,8 @@ def table3(args) -> dict:
     for (dom, name), r in results.items():
         print(f"  R-bar {dom:<5} {name:<20} {r.mean_return:.3f}")
     out = {"rows": {f"{d} | {n}": r.summary() for (d, n), r in results.items()}, "seconds": secs,
-           "trials": args.trials, "hifi_trials": args.hifi_trials, "seed": args.seed}
+           "trials": args.trials, "hifi_trials": args.hifi_trials, "seed": args.seed,
+           "no_revisit": args.no_revisit}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     if args.plot:
@@ -151,6 +154,8 @@ def main() -> int:
     p.add_argument("--hifi-trials", type=int, default=20)
     p.add_argument("--seed", type=int, default=2017)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-revisit", action="store_true",
+                   help="controllers with the ROS controller's no-revisit rule (its default there)")
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None)
     p.add_argument("--pipeline", action="store_true", help="run and time the full pipeline instead")

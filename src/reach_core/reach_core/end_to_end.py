@@ -389,19 +389,24 @@ class Observer:
 
 # ----------------------------------------------------------------------------- evaluation
 def evaluate_rows(rows: dict, task: TaskConfig, trials: int, seed: int, domain: str = "sim",
-                  scene: str = "normal", log=None) -> dict:
+                  scene: str = "normal", log=None, no_revisit: bool = False) -> dict:
     """{name: EndToEndModel or None (CR: ground truth)} -> {name: (EvalResult, seconds, observer)}.
-    For CR, ``rows[name]`` may also be a ControlPolicy."""
+    For CR, ``rows[name]`` may also be a ControlPolicy.  ``no_revisit``: every row's controller
+    runs with the no-revisit rule of the ROS controller (:class:`reach_core.control.NoRevisit`),
+    fed with the configurations it perceives."""
+    from .control import NoRevisit
     from .evaluation import run_trials
     out = {}
     for name, model in rows.items():
         t0 = time.perf_counter()
         if model is None or isinstance(model, ControlPolicy):
-            policy = (model or rows.get("_control")).act
+            control = model or rows.get("_control")
             obs = Observer(None, domain, scene, seed)
         else:
             obs = Observer(model.perceive, domain, scene, seed)
-            policy = model.act_omega
+            control = model.control     # shares its network with model.net's control half
+        policy = NoRevisit(control) if no_revisit else (
+            control.act if obs.perceive is None else model.act_omega)
         res = run_trials(policy, task, trials=trials, seed=seed, observe=obs)
         out[name] = (res, time.perf_counter() - t0, obs)
         if log:
@@ -821,7 +826,8 @@ def _cmd_eval(args) -> int:
         for scene in scenes:
             scen = domain if scene == "normal" else f"{domain}/{scene}"
             use = {k: v for k, v in rows.items() if scene == "normal" or not k.startswith("CR")}
-            res = evaluate_rows(use, task, trials, args.seed, domain, scene, log=_log)
+            res = evaluate_rows(use, task, trials, args.seed, domain, scene, log=_log,
+                                no_revisit=args.no_revisit)
             for name, (r, secs, obs) in res.items():
                 results[(scen, name)] = r
                 timing[f"{scen} {name}"] = {"seconds": round(secs, 1), "frames": obs.frames,
@@ -832,7 +838,7 @@ def _cmd_eval(args) -> int:
     print(f"End-to-end reaching (Table 3): seed {args.seed}, {args.trials} sim trials, "
           f"{args.hifi_trials} hifi trials ('hifi' = the higher-fidelity domain, the paper's 'Real'), "
           f"{task.dof}-DoF, threshold {100 * task.delta:.0f} cm x {task.success_steps} steps; "
-          f"distances in cm and 84x84 px")
+          f"distances in cm and 84x84 px" + ("; controllers with the no-revisit rule" if args.no_revisit else ""))
     print(format_table3(results, paper=not args.no_paper))
     for k, v in timing.items():
         if "at_decoy_fraction" in v:
@@ -933,6 +939,9 @@ def add_eval_cli(sub) -> None:
     p.add_argument("--scene", action="append", choices=Observer.SCENES,
                    help="what the camera sees (repeatable; default normal)")
     p.add_argument("--no-cr", action="store_true", help="skip the CR baseline row")
+    p.add_argument("--no-revisit", action="store_true",
+                   help="run every controller with the ROS controller's no-revisit rule (its default "
+                        "there); without it, the plain greedy policy, as in the paper")
     p.add_argument("--no-paper", action="store_true", help="do not print the paper's rows")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", default=None, help="write the results here")
