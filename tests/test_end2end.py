@@ -222,3 +222,17 @@ def test_observer_scenes_change_the_image():
     del target_px
     with pytest.raises(ValueError, match="scene must be"):
         Observer(None, "sim", "fog")
+
+
+def test_evaluate_rows_no_revisit_runs_the_rule_on_every_row():
+    """A controller that dithers on e1 (test_control._LoopNet): the greedy rows stall in a
+    2-cycle until the step limit, the no-revisit rows move on (other final distances)."""
+    from test_control import _LoopNet
+
+    from reach_core.end_to_end import evaluate_rows
+    task = TaskConfig(dof=3, max_steps=30)
+    control = ControlPolicy(_LoopNet(switch_q1=1.0), task, {})
+    greedy = evaluate_rows({"CR": control}, task, 12, seed=5)["CR"][0]
+    rule = evaluate_rows({"CR": control}, task, 12, seed=5, no_revisit=True)["CR"][0]
+    assert greedy.success_rate < 0.2                                # (a start near its target aside)
+    assert np.abs(rule.final_distance_m - greedy.final_distance_m).max() > 0.05
