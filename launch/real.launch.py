@@ -24,9 +24,11 @@ from launch_ros.substitutions import FindPackageShare
 # name: (default, description)
 ARGUMENTS = {
     'video_device': ('/dev/video0', 'the webcam (V4L2 device)'),
-    'control_model': ('', 'controller checkpoint (.pt); empty: the shipped control_dof3.pt'),
-    'perception_model': ('', 'perception checkpoint (.pt); empty: GROUND TRUTH joint angles from '
-                             'the robot and the set target (no vision)'),
+    'control_model': ('', 'controller checkpoint (.pt), or a combined end-to-end one such as '
+                          'end2end_ee2ft.pt (its control half); empty: the shipped control_dof3.pt'),
+    'perception_model': ('', 'perception checkpoint (.pt), or a combined end-to-end one (its '
+                             'perception half); empty: GROUND TRUTH joint angles from the robot '
+                             'and the set target (no vision)'),
     'target_x': ('0.5', 'virtual target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'virtual target y (m, arm plane, up)'),
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),

@@ -23,8 +23,10 @@ from launch_ros.substitutions import FindPackageShare
 
 # name: (default, description)
 ARGUMENTS = {
-    'control_model': ('', 'controller checkpoint (.pt); empty: the shipped control_dof3.pt'),
-    'perception_model': ('', 'perception checkpoint (.pt); empty: ground truth from the fake '
+    'control_model': ('', 'controller checkpoint (.pt), or a combined end-to-end one such as '
+                          'end2end_ee2ft.pt (its control half); empty: the shipped control_dof3.pt'),
+    'perception_model': ('', 'perception checkpoint (.pt), or a combined end-to-end one (its '
+                             'perception half); empty: ground truth from the fake '
                              'robot (no vision)'),
     'target_x': ('0.5', 'initial target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'initial target y (m, arm plane, up)'),

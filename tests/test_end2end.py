@@ -30,7 +30,7 @@ def ckpts(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
     torch.manual_seed(0)
     ControlPolicy(QNetwork((32, 32), dueling=True, kinematic=True),
-                  TaskConfig(dof=3, hold_only_at_target=True), {"config": {"n_step": 3}}).save(d / "ctrl3.pt")
+                  TaskConfig(dof=3, hold_only_at_target=True), {"config": {"n_step": 3, "success_bonus": 0.5}}).save(d / "ctrl3.pt")
     ControlPolicy(QNetwork((16,)), TaskConfig(dof=1), {}).save(d / "ctrl1.pt")
     PerceptionModel(PerceptionNet(ArchConfig("paper", width=0.25)), {}).save(d / "perc.pt")
     PerceptionModel(PerceptionNet(ArchConfig("spatial", keypoints=4, fc_hidden=16)), {}).save(d / "perc_sp.pt")
@@ -136,6 +136,7 @@ def test_finetune_runs_and_writes_a_run_folder(ckpts, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["mode"] == "weighted" and m["beta"] == 0.8
     assert m["perception_batch"] == {"real": 6, "sim": 2} and m["n_step"] == 3
+    assert m["success_bonus"] == 0.5                    # Lq keeps the control run's reward
     assert "reach train end2end" in m["command"]
     ft = EndToEndModel.load(out / "model.pt", dof=3)
     base = EndToEndModel.from_modules(ckpts / "perc.pt", ckpts / "ctrl3.pt")
@@ -145,8 +146,10 @@ def test_finetune_runs_and_writes_a_run_folder(ckpts, tmp_path):
     m2 = finetune(FinetuneConfig(perception=str(ckpts / "perc.pt"), control=str(ckpts / "ctrl3.pt"),
                                  real=None, naive=True, out=str(tmp_path / "naive"), steps=3,
                                  task_batch=8, learning_starts=32, num_envs=4, eval_every=3,
-                                 eval_trials=2, supersample=1), progress=False, log=lambda *_: None)
+                                 eval_trials=2, supersample=1, success_bonus=0.0),
+                  progress=False, log=lambda *_: None)
     assert m2["mode"] == "naive" and m2["beta"] == 0.0 and m2["perception_batch"]["real"] == 0
+    assert m2["success_bonus"] == 0.0
 
 
 def _one_line(capsys):
@@ -236,3 +239,22 @@ def test_evaluate_rows_no_revisit_runs_the_rule_on_every_row():
     rule = evaluate_rows({"CR": control}, task, 12, seed=5, no_revisit=True)["CR"][0]
     assert greedy.success_rate < 0.2                                # (a start near its target aside)
     assert np.abs(rule.final_distance_m - greedy.final_distance_m).max() > 0.05
+
+
+def test_load_module_takes_either_half_of_a_combined_checkpoint(ckpts, tmp_path):
+    from reach_core.control import CheckpointError
+    from reach_core.end_to_end import load_module
+    model = EndToEndModel.from_modules(ckpts / "perc.pt", ckpts / "ctrl3.pt")
+    model.save(tmp_path / "e2e.pt")
+    perc = load_module(tmp_path / "e2e.pt", "perception")
+    ctrl = load_module(tmp_path / "e2e.pt", "control")
+    x, _ = _images(4)
+    np.testing.assert_allclose(perc.predict(x), model.perceive(x), atol=1e-6)
+    om = model.perceive(x)
+    assert list(ctrl.act(om)) == list(model.act_omega(om)) and ctrl.task.dof == 3
+    assert isinstance(load_module(ckpts / "perc.pt", "perception"), PerceptionModel)
+    assert isinstance(load_module(ckpts / "ctrl3.pt", "control"), ControlPolicy)
+    with pytest.raises(CheckpointError):
+        load_module(ckpts / "perc.pt", "control")          # a module of the other kind
+    with pytest.raises(CheckpointError, match="DoF"):
+        load_module(tmp_path / "e2e.pt", "control", dof=1)

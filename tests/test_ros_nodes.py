@@ -349,6 +349,24 @@ def test_controller_missing_model_is_one_clear_error(probe):
     assert 'Traceback' not in log
 
 
+def test_nodes_run_the_halves_of_the_shipped_end_to_end_network(probe):
+    """perception_model:=/control_model:= a combined end2end checkpoint: each node its half."""
+    pytest.importorskip('reach_core.end_to_end')
+    from reach_core.end_to_end import EndToEndModel
+    from reach_ros.controller import shipped_model_path
+    from reach_ros.perception import load_model
+    path = os.path.join(os.path.dirname(shipped_model_path()), 'end2end_ee2ft.pt')
+    combined = EndToEndModel.load(path)
+    frame = np.random.default_rng(0).random((2, 84, 84)).astype(np.float32)
+    np.testing.assert_allclose(load_model(path).predict(frame), combined.perceive(frame), atol=1e-6)
+    g = start(probe, 'controller', overrides={'control_model': path})
+    try:
+        assert wait_log(probe, g, 'controller', f'controller {path}: 3-DoF', 30.0), g.log('controller')
+        assert g.alive()['controller']
+    finally:
+        g.stop()
+
+
 # ------------------------------------------------------------------------------------ cameras
 def test_webcam_survives_a_missing_camera(probe):
     g = start(probe, 'webcam', 'real.launch.py', overrides={'video_device': '/dev/video_none'})

@@ -257,6 +257,22 @@ def _out_features(head: nn.Module) -> int:
     return last.out_features
 
 
+def load_module(path, kind: str, dof: int | None = None):
+    """The ``kind`` ("perception" or "control") module at ``path``: its own checkpoint, or that
+    half of a combined end-to-end checkpoint (e.g. the fine-tuned ``end2end_ee2ft.pt``, whose
+    halves the ROS perception and controller nodes run).  A file of the other module's kind, or
+    anything else, raises :class:`CheckpointError` naming what it is."""
+    if kind not in ("perception", "control"):
+        raise ValueError(f"kind must be 'perception' or 'control', got {kind!r}")
+    ckpt = load_checkpoint(path)
+    if isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT:
+        model = EndToEndModel.from_checkpoint(ckpt, str(path), dof=dof)
+        return model.perception if kind == "perception" else model.control
+    if kind == "perception":
+        return PerceptionModel.from_checkpoint(ckpt, str(path))
+    return ControlPolicy.from_checkpoint(ckpt, str(path), dof=dof)
+
+
 def _load_module(path, kind: str, dof: int | None = None):
     """Load one module checkpoint, naming the slot and what the file really is on a mismatch."""
     try:
@@ -479,6 +495,8 @@ class FinetuneConfig:
     n_step: int | None = None        # default: the control run's
     double_dqn: bool = True
     loss: str | None = None          # "huber" / "mse"; default: the control run's
+    success_bonus: float | None = None  # task reward of Lq; default: the control run's (the
+                                        # Q-values it learned are of that reward)
     target_tau: float = 0.005
     num_envs: int = 16
     env_steps_per_update: int = 1    # acting iterations (num_envs transitions each) per update
@@ -573,6 +591,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     gamma = cfg.gamma if cfg.gamma is not None else float(ccfg.get("gamma", 0.99))
     n_step = cfg.n_step if cfg.n_step is not None else int(ccfg.get("n_step", 1))
     loss_kind = cfg.loss or ccfg.get("loss", "huber")
+    bonus = cfg.success_bonus if cfg.success_bonus is not None else float(ccfg.get("success_bonus", 0.0))
     real = None
     if cfg.n_real > 0:
         if not cfg.real:
@@ -629,7 +648,10 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
         if explore.any():
             a = np.where(explore, env.kgps_actions(), a)
         res = env.step(a)
-        tr = nstep.push(obs, a, res.reward, res.final_obs, res.terminated, res.truncated,
+        r = res.reward   # Eq. 5, with the control run's success bonus if it had one
+        if bonus > 0:
+            r = r + bonus * res.terminated * (1.0 - res.distance / task.delta)
+        tr = nstep.push(obs, a, r, res.final_obs, res.terminated, res.truncated,
                         explore.astype(np.float32))
         if tr:
             memory.add(*tr)
@@ -669,7 +691,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     log(f"end2end {'naive' if cfg.naive else f'weighted beta={cfg.beta}'}: {len(memory)} transitions "
         f"collected in {fill_s:.0f} s; perception batch {cfg.n_real} real + {n_sim} sim "
         f"({len(real) if real is not None else 0} real images); task batch {cfg.task_batch}; "
-        f"n-step {n_step}, gamma {gamma}, {loss_kind}; {cfg.steps} updates on {dev}")
+        f"n-step {n_step}, gamma {gamma}, {loss_kind}, success bonus {bonus:g}; {cfg.steps} updates on {dev}")
     h0 = evaluate(0)
     log(f"before fine-tuning: success {h0['success_rate']:.3f}, d_med {h0['d_med_px']:.2f} px, "
         f"R-bar {h0['mean_return']:.3f}")
@@ -731,7 +753,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
                "device": str(dev), "threads": cfg.threads, "train_seconds": round(train_s, 1),
                "data_seconds": round(data_s, 1), "replay_fill_seconds": round(fill_s, 1),
                "total_seconds": round(time.perf_counter() - t_start, 1),
-               "n_step": n_step, "gamma": gamma, "loss": loss_kind,
+               "n_step": n_step, "gamma": gamma, "loss": loss_kind, "success_bonus": bonus,
                "perception_batch": {"real": cfg.n_real, "sim": n_sim},
                "real_images": len(real) if real is not None else 0,
                "eval_history": history, "progress": rows, "command": cfg.command,
@@ -898,6 +920,8 @@ def add_train_cli(sub) -> None:
     a("--epsilon", type=float, default=None, help="K-GPS exploration probability (0.1)")
     a("--gamma", type=float, default=None, help="discount (default: the control run's)")
     a("--n-step", type=int, default=None, help="n-step returns (default: the control run's)")
+    a("--success-bonus", type=float, default=None,
+      help="success reward 1 + this * (1 - d/delta) in Lq (default: the control run's)")
     a("--loss", choices=("huber", "mse"), default=None, help="TD loss (default: the control run's)")
     a("--target-tau", type=float, default=None, help="Polyak rate of the target networks (0.005)")
     a("--num-envs", type=int, default=None, help=f"trials acting side by side ({d.num_envs})")

@@ -35,8 +35,9 @@ from .common import (report, ACTIVE_JOINTS, COMMAND_QOS, LATCHED_QOS, FatalNodeE
                      declare_params, non_negative, on_set_parameters, positive, spin, stamp_ns)
 
 PARAMS = [
-    Param('model_path', '', 'control checkpoint (.pt); empty: the shipped 3-DoF controller '
-          'control_dof3.pt of reach_core', read_only=True),
+    Param('model_path', '', 'control checkpoint (.pt) or a combined end-to-end checkpoint (its '
+          'control half); empty: the shipped 3-DoF controller control_dof3.pt of reach_core',
+          read_only=True),
     Param('success_threshold_m', 0.05, 'success distance (m) of end-effector to target '
           '(the paper\'s delta)', positive),
     Param('success_steps', 4, 'consecutive steps within the threshold that make a success',
@@ -137,13 +138,15 @@ class Controller(Node):
         import torch
         torch.set_num_threads(int(self.p['threads']))
         from reach_core import scene
-        from reach_core.control import CheckpointError, ControlPolicy, NoRevisit
+        from reach_core.control import CheckpointError, NoRevisit
+        from reach_core.end_to_end import load_module
         from reach_core.kinematics import BAXTER_LEFT
         from reach_core.simulator import action_deltas
         self.scene, self.arm = scene, BAXTER_LEFT
         path = self.p['model_path'].strip() or shipped_model_path()
         try:
-            self.policy = ControlPolicy.load(os.path.expanduser(path))
+            # a control checkpoint, or the control half of a combined end-to-end checkpoint
+            self.policy = load_module(os.path.expanduser(path), 'control')
         except CheckpointError as err:
             raise FatalNodeError(f'cannot load the controller: {err}') from None
         task = self.policy.task

@@ -9,7 +9,8 @@ Per image on ``image`` (rgb8 or bgr8, the camera's size; sensor-data QoS):
    (geometry_msgs/PointStamped, metres in the arm plane);
 3. estimates the scene configuration:
 
-   * ``model_path`` set: the perception network (``reach_core.perception.PerceptionModel``) on
+   * ``model_path`` set: the perception network (``reach_core.perception.PerceptionModel``, or
+     the perception half of a combined end-to-end checkpoint such as ``end2end_ee2ft.pt``) on
      the image cropped, greyed and scaled exactly as in training
      (:func:`reach_core.renderer.preprocess`);
    * ``model_path`` empty: ground truth, for the simulation and for tests until a trained
@@ -73,7 +74,7 @@ class ModelUnavailable(RuntimeError):
 def load_model(path: str):
     """The perception network at ``path``, or ModelUnavailable saying why not."""
     try:
-        from reach_core.perception import PerceptionModel
+        from reach_core.end_to_end import load_module
     except ImportError as err:
         raise ModelUnavailable(f'the perception network module reach_core.perception is not '
                                f'available ({err}); leave model_path empty for ground truth '
@@ -81,7 +82,7 @@ def load_model(path: str):
     if not os.path.isfile(path):
         raise ModelUnavailable(f'perception model file not found: {path}')
     try:
-        return PerceptionModel.load(path)
+        return load_module(path, 'perception')   # a perception or combined end-to-end checkpoint
     except Exception as err:  # noqa: BLE001 - the loader's own error says what is wrong
         raise ModelUnavailable(f'cannot load perception model {path}: {err}') from None
 
