@@ -1,11 +1,13 @@
 """Copy a fine-tuned combined network (a `reach train end2end` run) into the package.
 
-    python bench/ship_end2end_model.py RUN_DIR [--table3 TABLE3_JSON] [--note TEXT]
+    python bench/ship_end2end_model.py RUN_DIR [--checkpoint best.pt] [--table3 TABLE3_JSON] [--note TEXT]
 
 Writes src/reach_core/reach_core/models/end2end_ee2ft.{pt,ts,json}: the combined checkpoint, its
 TorchScript export, and a .json with the run's exact command, seed, configuration, training
 metrics and, with --table3, the Table 3 evaluation written by `python bench/bench_end2end.py
---json`.  The checkpoint is loaded first, so a broken file is never shipped.
+--json`.  The checkpoint is loaded first, so a broken file is never shipped.  ``--checkpoint
+best.pt`` ships the run's best evaluation (which may be its starting point, step 0) instead of
+its final weights, exported to TorchScript here.
 """
 from __future__ import annotations
 
@@ -24,15 +26,22 @@ def main() -> None:
     ap.add_argument("run", help="run folder of `reach train end2end` (model.pt, model.ts, metrics.json)")
     ap.add_argument("--table3", default=None, help="JSON written by bench/bench_end2end.py --json")
     ap.add_argument("--note", default="", help="recorded as 'note' in the .json")
+    ap.add_argument("--checkpoint", default="model.pt", help="model.pt (final, default) or best.pt")
     args = ap.parse_args()
     run = Path(args.run)
-    EndToEndModel.load(run / "model.pt")
+    model = EndToEndModel.load(run / args.checkpoint)
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())
-    shutil.copyfile(run / "model.pt", MODELS / "end2end_ee2ft.pt")
-    shutil.copyfile(run / "model.ts", MODELS / "end2end_ee2ft.ts")
+    shutil.copyfile(run / args.checkpoint, MODELS / "end2end_ee2ft.pt")
+    if args.checkpoint == "model.pt":
+        shutil.copyfile(run / "model.ts", MODELS / "end2end_ee2ft.ts")
+    else:
+        model.export(MODELS / "end2end_ee2ft.ts")
+    step = model.meta.get("finetune", {}).get("step")
     info = {
-        "file": "end2end_ee2ft.pt", "torchscript": "end2end_ee2ft.ts", "role": "EE2-FT",
+        "file": "end2end_ee2ft.pt", "torchscript": "end2end_ee2ft.ts",
+        "role": "EE2-FT" if step != 0 else "EE2 (fine-tuning's best evaluation was its start, step 0)",
+        "checkpoint": args.checkpoint, "finetune_step": step,
         "command": metrics.get("command", config.get("command", "")), "seed": config.get("seed"),
         "perception_from": config.get("perception"), "control_from": config.get("control"),
         "device": metrics.get("device", config.get("device")), "note": args.note,
