@@ -69,8 +69,9 @@ def _shipped(name: str) -> str:
 
 
 def _pick_controller(overrides: dict, spec) -> tuple[str, int, str | None]:
-    """(control model path, its DoF, a note) for --trials."""
-    from reach_core.control import ControlPolicy
+    """(control model path, its DoF, a note) for --trials.  The model may be a control checkpoint
+    or a combined end-to-end one (the controller node runs its control half)."""
+    from reach_core.end_to_end import load_module
     model = overrides.get('control_model', spec.arguments.get('control_model', ('', ''))[0])
     note = None
     if not model:
@@ -81,7 +82,7 @@ def _pick_controller(overrides: dict, spec) -> tuple[str, int, str | None]:
                     f'targets instead')
             model = fallback
             overrides['control_model'] = model
-    return model, ControlPolicy.load(model).task.dof, note
+    return model, load_module(model, 'control').task.dof, note
 
 
 def _print_trials(results, model: str, dof: int, seconds: float) -> None:
@@ -149,7 +150,12 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     if has_controller:
-        model, dof, note = _pick_controller(overrides, spec)
+        from reach_core.control import CheckpointError
+        try:
+            model, dof, note = _pick_controller(overrides, spec)
+        except CheckpointError as err:
+            print(f'error: control_model: {err}', file=sys.stderr)
+            return 2
         if note:
             print(f'[run] note: {note}', flush=True)
 
