@@ -367,6 +367,22 @@ def test_nodes_run_the_halves_of_the_shipped_end_to_end_network(probe):
         g.stop()
 
 
+def test_runner_takes_a_combined_checkpoint_as_control_model(tmp_path):
+    """python -m reach_bringup.run ... control_model:=end2end_ee2ft.pt --trials N"""
+    from types import SimpleNamespace
+    from reach_bringup import run as runner
+    from reach_core.control import CheckpointError
+    from reach_ros.controller import shipped_model_path
+    path = os.path.join(os.path.dirname(shipped_model_path()), 'end2end_ee2ft.pt')
+    spec = SimpleNamespace(arguments={})
+    assert runner._pick_controller({'control_model': path}, spec) == (path, 3, None)
+    bad = tmp_path / 'perception.pt'
+    perception = pytest.importorskip('reach_core.perception')
+    perception.PerceptionModel(perception.PerceptionNet(perception.ArchConfig(width=0.25))).save(bad)
+    with pytest.raises(CheckpointError, match='not a reach control checkpoint'):
+        runner._pick_controller({'control_model': str(bad)}, spec)
+
+
 # ------------------------------------------------------------------------------------ cameras
 def test_webcam_survives_a_missing_camera(probe):
     g = start(probe, 'webcam', 'real.launch.py', overrides={'video_device': '/dev/video_none'})
