@@ -71,7 +71,7 @@ def _shipped(name: str) -> str:
 def _pick_controller(overrides: dict, spec) -> tuple[str, int, str | None]:
     """(control model path, its DoF, a note) for --trials.  The model may be a control checkpoint
     or a combined end-to-end one (the controller node runs its control half)."""
-    from reach_core.end_to_end import load_module
+    from reach_core.control import load_control
     model = overrides.get('control_model', spec.arguments.get('control_model', ('', ''))[0])
     note = None
     if not model:
@@ -82,7 +82,7 @@ def _pick_controller(overrides: dict, spec) -> tuple[str, int, str | None]:
                     f'targets instead')
             model = fallback
             overrides['control_model'] = model
-    return model, load_module(model, 'control').task.dof, note
+    return model, load_control(model).task.dof, note
 
 
 def _print_trials(results, model: str, dof: int, seconds: float) -> None:

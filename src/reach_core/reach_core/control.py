@@ -325,6 +325,18 @@ class NoRevisit:
         return int(actions[0]) if single else actions
 
 
+def load_control(path: str | os.PathLike, dof: int | None = None) -> ControlPolicy:
+    """The controller at ``path``: a control checkpoint, or the control half of a combined
+    end-to-end checkpoint ("reach.end2end/1", e.g. ``end2end_ee2ft.pt``).  Light on purpose (no
+    perception code is imported): the ROS controller node and the trial runner use it."""
+    ckpt = load_checkpoint(path)
+    if isinstance(ckpt, dict) and ckpt.get("format") == "reach.end2end/1":
+        if not isinstance(ckpt.get("control"), dict):
+            raise CheckpointError(f"{path} is an end-to-end checkpoint without its control module")
+        return ControlPolicy.from_checkpoint(ckpt["control"], f"{path} [control]", dof=dof)
+    return ControlPolicy.from_checkpoint(ckpt, str(path), dof=dof)
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint file with a clear error for a missing, empty or corrupt file."""
     path = os.fspath(path)

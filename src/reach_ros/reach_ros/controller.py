@@ -138,15 +138,14 @@ class Controller(Node):
         import torch
         torch.set_num_threads(int(self.p['threads']))
         from reach_core import scene
-        from reach_core.control import CheckpointError, NoRevisit
-        from reach_core.end_to_end import load_module
+        from reach_core.control import CheckpointError, NoRevisit, load_control
         from reach_core.kinematics import BAXTER_LEFT
         from reach_core.simulator import action_deltas
         self.scene, self.arm = scene, BAXTER_LEFT
         path = self.p['model_path'].strip() or shipped_model_path()
         try:
             # a control checkpoint, or the control half of a combined end-to-end checkpoint
-            self.policy = load_module(os.path.expanduser(path), 'control')
+            self.policy = load_control(os.path.expanduser(path))
         except CheckpointError as err:
             raise FatalNodeError(f'cannot load the controller: {err}') from None
         task = self.policy.task
