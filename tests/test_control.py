@@ -218,6 +218,38 @@ def test_no_revisit_breaks_a_greedy_loop():
     np.testing.assert_allclose(ctrl.visited, seen[:, :24], atol=1e-5)
 
 
+def test_no_revisit_odometry_breaks_loops_that_jittery_estimates_hide():
+    """Estimated angles that jitter by more than half a step hide the loop from the rule; the
+    commanded configurations (first estimate + moves, odometry=True) do not."""
+    task = TaskConfig(dof=3, max_steps=40)
+    pol = ControlPolicy(_LoopNet(switch_q1=1.0), task, {})
+    q0 = np.array([[-0.5, 0.9, 0.3], [-0.4, 1.05, 0.0], [0.2, 0.7, -0.3]])
+    target = np.tile([0.3, -0.2], (3, 1))
+
+    def run(ctrl, seed=0):
+        rng = np.random.default_rng(seed)
+        env = ReachEnv(3, task, seed=0, auto_reset=False)
+        env.set_scenes(q0, target, q0)
+        path = [env.q.copy()]
+        for _ in range(24):
+            t, q = env.target, env.q + rng.choice([-1, 1], size=env.q.shape) * 0.03  # > step / 2
+            env.step(ctrl(normalise(t, q).astype(np.float32)))
+            path.append(env.q.copy())
+        return np.stack(path, axis=1)                                     # (3, 25, 3)
+
+    def revisits(path):
+        gaps = np.abs(path[:, :, None] - path[:, None]).max(-1) + np.eye(path.shape[1]) * 9
+        return int((gaps < 1e-6).sum())
+
+    assert revisits(run(NoRevisit(pol))) > 0                          # the jitter hides the loop
+    odo = NoRevisit(pol, odometry=True)
+    path = run(odo)
+    assert revisits(path) == 0
+    assert np.all(path[:, -1, 0] > q0[:, 0] + 3 * task.step)          # it went on with +s1
+    odo.reset()
+    assert odo.visited is None and odo._odo is None
+
+
 def test_no_revisit_single_trial_reset_and_batch_size():
     pol = ControlPolicy(_LoopNet(switch_q1=1.0), TaskConfig(dof=3), {})
     ctrl = NoRevisit(pol)

@@ -259,6 +259,12 @@ class NoRevisit:
     configuration seen again is not measured exactly the same; half a step tells "the same
     configuration, measured again" from "one step away".
 
+    With ``odometry=True`` the visited configurations are not the estimated ones but the first
+    estimate of the trial plus the moves the controller has commanded (:meth:`moved`): with joint
+    angles estimated from images (end-to-end), the estimates of one configuration differ by more
+    than half a step from frame to frame, so a loop is not recognised in them; the commands are
+    exact.
+
     It is a rule of the controller, not of training.  Use:
 
     * for a batch of trials, like a policy: ``NoRevisit(policy)(omega_batch) -> actions``
@@ -269,8 +275,10 @@ class NoRevisit:
     and :meth:`reset` (or a new instance) before new trials.
     """
 
-    def __init__(self, policy: ControlPolicy, tolerance: float | None = None):
+    def __init__(self, policy: ControlPolicy, tolerance: float | None = None, odometry: bool = False):
         self.policy = policy
+        self.odometry = bool(odometry)
+        self._odo: np.ndarray | None = None                           # (B, 3) rad, with odometry
         self.tolerance = policy.task.step / 2 if tolerance is None else float(tolerance)
         if not 0 <= self.tolerance < policy.task.step:
             # every move ends one step from the current (visited) configuration
@@ -290,6 +298,14 @@ class NoRevisit:
     def reset(self) -> None:
         """Forget the visited configurations: the next call starts new trials."""
         self._buffer, self._count = None, 0
+        self._odo = None
+
+    def moved(self, actions) -> None:
+        """With ``odometry``: advance each trial's configuration by the action it was commanded
+        (clipped to the joint limits); call it after every :meth:`visit`.  Without: nothing."""
+        if self.odometry and self._odo is not None:
+            a = np.atleast_1d(np.asarray(actions, dtype=np.int64))
+            self._odo = np.clip(self._odo + self.deltas[a], JOINT_LIMITS[:, 0], JOINT_LIMITS[:, 1])
 
     def visit(self, omega: np.ndarray) -> np.ndarray:
         """Record the joint configurations of ``omega`` (B, 5) as visited and return the actions
@@ -299,6 +315,12 @@ class NoRevisit:
             raise ValueError(f"Omega batch of shape (B, 5) expected, got {omega.shape}")
         _, q = denormalise(omega)
         b = len(q)
+        if self.odometry:
+            # the configuration by dead reckoning: the first one seen plus the commanded moves
+            # (moved()); estimated angles jitter by more than the tolerance, commands do not
+            if self._odo is None or len(self._odo) != b:
+                self._odo = q.copy()
+            q = self._odo
         if self._buffer is None:
             self._buffer, self._count = np.empty((b, 16, 3)), 0
         elif self._buffer.shape[0] != b:
@@ -322,6 +344,7 @@ class NoRevisit:
         single = omega.ndim == 1
         ob = omega[None] if single else omega
         actions = self.policy.act(ob, forbid=self.visit(ob))
+        self.moved(actions)
         return int(actions[0]) if single else actions
 
 

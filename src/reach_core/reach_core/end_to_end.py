@@ -405,11 +405,13 @@ class Observer:
 
 # ----------------------------------------------------------------------------- evaluation
 def evaluate_rows(rows: dict, task: TaskConfig, trials: int, seed: int, domain: str = "sim",
-                  scene: str = "normal", log=None, no_revisit: bool = False) -> dict:
+                  scene: str = "normal", log=None, no_revisit: bool = False,
+                  odometry: bool = False) -> dict:
     """{name: EndToEndModel or None (CR: ground truth)} -> {name: (EvalResult, seconds, observer)}.
     For CR, ``rows[name]`` may also be a ControlPolicy.  ``no_revisit``: every row's controller
     runs with the no-revisit rule of the ROS controller (:class:`reach_core.control.NoRevisit`),
-    fed with the configurations it perceives."""
+    fed with the configurations it perceives, or with ``odometry`` the first one plus the moves
+    it commanded (``NoRevisit(odometry=True)``)."""
     from .control import NoRevisit
     from .evaluation import run_trials
     out = {}
@@ -421,7 +423,7 @@ def evaluate_rows(rows: dict, task: TaskConfig, trials: int, seed: int, domain: 
         else:
             obs = Observer(model.perceive, domain, scene, seed)
             control = model.control     # shares its network with model.net's control half
-        policy = NoRevisit(control) if no_revisit else (
+        policy = NoRevisit(control, odometry=odometry) if no_revisit else (
             control.act if obs.perceive is None else model.act_omega)
         res = run_trials(policy, task, trials=trials, seed=seed, observe=obs)
         out[name] = (res, time.perf_counter() - t0, obs)
@@ -849,7 +851,8 @@ def _cmd_eval(args) -> int:
             scen = domain if scene == "normal" else f"{domain}/{scene}"
             use = {k: v for k, v in rows.items() if scene == "normal" or not k.startswith("CR")}
             res = evaluate_rows(use, task, trials, args.seed, domain, scene, log=_log,
-                                no_revisit=args.no_revisit)
+                                no_revisit=args.no_revisit or args.no_revisit_odometry,
+                                odometry=args.no_revisit_odometry)
             for name, (r, secs, obs) in res.items():
                 results[(scen, name)] = r
                 timing[f"{scen} {name}"] = {"seconds": round(secs, 1), "frames": obs.frames,
@@ -860,7 +863,9 @@ def _cmd_eval(args) -> int:
     print(f"End-to-end reaching (Table 3): seed {args.seed}, {args.trials} sim trials, "
           f"{args.hifi_trials} hifi trials ('hifi' = the higher-fidelity domain, the paper's 'Real'), "
           f"{task.dof}-DoF, threshold {100 * task.delta:.0f} cm x {task.success_steps} steps; "
-          f"distances in cm and 84x84 px" + ("; controllers with the no-revisit rule" if args.no_revisit else ""))
+          f"distances in cm and 84x84 px" + ("; controllers with the no-revisit rule (odometry)"
+                                             if args.no_revisit_odometry else
+                                             "; controllers with the no-revisit rule" if args.no_revisit else ""))
     print(format_table3(results, paper=not args.no_paper))
     for k, v in timing.items():
         if "at_decoy_fraction" in v:
@@ -966,6 +971,9 @@ def add_eval_cli(sub) -> None:
     p.add_argument("--no-revisit", action="store_true",
                    help="run every controller with the ROS controller's no-revisit rule (its default "
                         "there); without it, the plain greedy policy, as in the paper")
+    p.add_argument("--no-revisit-odometry", action="store_true",
+                   help="the no-revisit rule on the commanded configurations (the first estimate "
+                        "plus the moves commanded), as the ROS controller runs it by default")
     p.add_argument("--no-paper", action="store_true", help="do not print the paper's rows")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", default=None, help="write the results here")

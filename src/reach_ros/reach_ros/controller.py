@@ -7,7 +7,8 @@ the chosen joint deltas on ``joint_delta`` (/reach/joint_delta) as ``sensor_msgs
 +step, -step or 0 (step = 0.04 rad, from the checkpoint's task), ``header.stamp`` = the source
 image's stamp. One message per scene configuration handled while a trial runs or holds.
 With ``no_revisit`` (default) a step that would lead back to a joint configuration the trial has
-already visited (measured angles, within half a step) is not taken: the greedy policy's loops
+already visited (within half a step; with ``no_revisit_odometry``, the default, the visited
+configurations are the trial's first estimate plus the steps it commanded) is not taken: the greedy policy's loops
 are approximation error of its Q-values, see :class:`reach_core.control.NoRevisit`.
 
 Trials: the paper's success test, the end-effector (forward kinematics of the estimated joint
@@ -51,6 +52,9 @@ PARAMS = [
     Param('no_revisit', True, 'never step to a joint configuration the trial has already visited '
           '(within half a step, for noisy measured angles): breaks the loops a greedy Q-policy can '
           'otherwise settle into (reach_core.control.NoRevisit)'),
+    Param('no_revisit_odometry', True, 'the no-revisit rule tracks the configurations the trial '
+          'commanded (its first estimate plus every step sent) instead of the estimated ones, '
+          'whose frame-to-frame jitter from a perception network hides loops', read_only=True),
     Param('threads', 1, 'torch threads', positive),
 ]
 
@@ -151,7 +155,8 @@ class Controller(Node):
         task = self.policy.task
         self.deltas = action_deltas(task.step)
         self.step = task.step
-        self.revisits = NoRevisit(self.policy)  # the running trial's visited configurations
+        # the running trial's visited configurations
+        self.revisits = NoRevisit(self.policy, odometry=self.p['no_revisit_odometry'])
         self.trial = Trial(self.p['success_threshold_m'], int(self.p['success_steps']),
                            int(self.p['max_steps']), self.revisits)
         self.last_stamp = 0
@@ -237,6 +242,8 @@ class Controller(Node):
         forbid = trial.no_revisit.visit(omega[None])[0] if trial.no_revisit is not None else None
         action = int(self.policy.act(omega.astype(np.float32),
                                      forbid=forbid if self.p['no_revisit'] else None))
+        if trial.no_revisit is not None:
+            trial.no_revisit.moved([action])   # the odometry of no_revisit_odometry
         trial.steps += 1
         self.publish_delta(msg, self.deltas[action])
         self.publish_status(msg)
