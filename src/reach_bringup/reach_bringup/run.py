@@ -101,6 +101,10 @@ def _print_trials(results, model: str, dof: int, seconds: float) -> None:
 
 
 def main(argv=None) -> int:
+    # Ctrl-C / SIGINT stops the graph even when started as a background job of a script, where
+    # SIGINT arrives ignored (and the nodes would inherit that): as ros2 launch, handle it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     ap = argparse.ArgumentParser(prog='python -m reach_bringup.run',
                                  description=__doc__.split('\n\n')[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
