@@ -5,6 +5,8 @@ Table 3 (default): EE1 (SIM + CR), EE2 (P75 + CR), EE2-FT (the committed fine-tu
 
     python bench/bench_end2end.py                       # 400 sim trials, 20 hifi trials
     python bench/bench_end2end.py --trials 100 --hifi-trials 10
+    python bench/bench_end2end.py --odometry            # controllers as the ROS controller runs them
+                                                        # (no-revisit rule on commanded configurations)
 
 Full pipeline (SIM perception -> adaptation -> control -> fine-tuning -> Table 3), one command,
 each stage timed (meant for one GPU: ``--device cuda``; ``--tiny`` runs it in about a minute on a
