@@ -667,7 +667,8 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
         from .evaluation import run_trials
         # a new CombinedNet: its action-mask buffers start on the CPU, so move it with the nets
         model_eval = EndToEndModel(PerceptionModel(net.perception), ControlPolicy(net.control, task, {})).to(dev)
-        res = run_trials(model_eval.act_omega, task, cfg.eval_trials, seed=FINETUNE_EVAL_SEED + step,
+        # the same trials at every evaluation, so that the curve (and best.pt) compares like with like
+        res = run_trials(model_eval.act_omega, task, cfg.eval_trials, seed=FINETUNE_EVAL_SEED,
                          observe=Observer(model_eval.perceive, "sim", supersample=cfg.supersample))
         h = {"step": step, "success_rate": res.success_rate, "d_med_px": res.d_med_px,
              "d_med_cm": res.d_med_cm, "mean_return": res.mean_return,
