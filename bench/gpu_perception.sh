@@ -17,6 +17,7 @@ OUT="${1:?OUT dir}"; HIFI_TRAIN="${2:?hifi train dataset}"; HIFI_TEST="${3:?hifi
 SIM_BUDGET="${SIM_BUDGET:-330}"; ADAPT_BUDGET="${ADAPT_BUDGET:-90}"; SS="${SS:-2}"
 DEVICE="${DEVICE:-cuda}"; TEST_N="${TEST_N:-1000}"; VIRT="${VIRT:-20}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/bench/perception_eval_runs.sh"
 export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 reach() { python3 -m reach_core.cli "$@"; }
 RUNS="$OUT/runs"; mkdir -p "$RUNS"
@@ -79,10 +80,5 @@ fi
 wait
 
 stamp "evaluation"
-models=()
-for run in "$RUNS"/*/; do
-  [ -f "$run/model.pt" ] && models+=(--model "$(basename "$run")=$run/model.pt")
-done
-reach eval perception "${models[@]}" --sim-test "$TEST_N" --dataset "hifi_test=$HIFI_TEST" \
-  --json "$OUT/eval.json" --plot "$OUT/perception_errors.png"
+eval_runs "$RUNS" "$OUT" "$TEST_N" "$HIFI_TEST"
 stamp "done"

@@ -12,6 +12,7 @@ OUT="${1:?OUT dir}"; SIM_MODEL="${2:?SIM model}"; HIFI_TRAIN="${3:?hifi train}";
 SIM_BUDGET="${SIM_BUDGET:-300}"; ADAPT_BUDGET="${ADAPT_BUDGET:-100}"; RANDOMIZE="${RANDOMIZE:-0.5}"
 SS="${SS:-2}"; DEVICE="${DEVICE:-cuda}"; TEST_N="${TEST_N:-1000}"; VIRT="${VIRT:-20}"; EVAL="${EVAL:-1}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/bench/perception_eval_runs.sh"
 export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 reach() { python3 -m reach_core.cli "$@"; }
 RUNS="$OUT/runs"; mkdir -p "$RUNS"
@@ -39,10 +40,5 @@ wait
 [ "$EVAL" = 1 ] || { stamp "done (evaluation left to the caller)"; exit 0; }
 
 stamp "evaluation"
-models=()
-for run in "$RUNS"/*/; do
-  [ -f "$run/model.pt" ] && models+=(--model "$(basename "$run")=$run/model.pt")
-done
-reach eval perception "${models[@]}" --sim-test "$TEST_N" --dataset "hifi_test=$HIFI_TEST" \
-  --json "$OUT/eval.json" --plot "$OUT/perception_errors.png"
+eval_runs "$RUNS" "$OUT" "$TEST_N" "$HIFI_TEST"
 stamp "done"

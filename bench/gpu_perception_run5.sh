@@ -15,6 +15,7 @@ set -euo pipefail
 OUT="${1:?OUT dir}"; HIFI_TRAIN="${2:?hifi train}"; HIFI_TEST="${3:?hifi test}"
 WIDE_BUDGET="${WIDE_BUDGET:-450}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/bench/perception_eval_runs.sh"
 MODELS="$ROOT/src/reach_core/reach_core/models"
 export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 reach() { python3 -m reach_core.cli "$@"; }
@@ -30,11 +31,6 @@ EVAL=0 bash "$ROOT/bench/gpu_perception_continue.sh" "$OUT" "$MODELS/perception_
 wait "$wide" || echo "sim_wide2 failed: $(tail -n 3 "$RUNS/sim_wide2.log")"
 tail -n 1 "$RUNS/sim_wide2.log"
 echo "[run5 $((SECONDS - t0))s] evaluation"
-models=()
-for run in "$RUNS"/*/; do
-  [ -f "$run/model.pt" ] && models+=(--model "$(basename "$run")=$run/model.pt")
-done
-reach eval perception "${models[@]}" --sim-test 1000 --dataset "hifi_test=$HIFI_TEST" \
-  --json "$OUT/eval.json" --plot "$OUT/perception_errors.png"
+eval_runs "$RUNS" "$OUT" 1000 "$HIFI_TEST"
 (cd "$OUT" && tar czf run5.tar.gz --exclude='checkpoint*' --exclude='*.npz' runs)
 echo "[run5 $((SECONDS - t0))s] done"
