@@ -21,6 +21,7 @@ from .simulator import NUM_ACTIONS, TaskConfig, action_deltas, action_mask
 ACTION_STEP = TaskConfig.step  # rad per action, for the kinematic look-ahead features
 
 CHECKPOINT_FORMAT = "reach.control/1"
+END2END_FORMAT = "reach.end2end/1"   # a combined checkpoint (reach_core.end_to_end), read by load_control
 PAPER_HIDDEN = (400, 300)
 
 
@@ -353,7 +354,7 @@ def load_control(path: str | os.PathLike, dof: int | None = None) -> ControlPoli
     end-to-end checkpoint ("reach.end2end/1", e.g. ``end2end_ee2ft.pt``).  Light on purpose (no
     perception code is imported): the ROS controller node and the trial runner use it."""
     ckpt = load_checkpoint(path)
-    if isinstance(ckpt, dict) and ckpt.get("format") == "reach.end2end/1":
+    if isinstance(ckpt, dict) and ckpt.get("format") == END2END_FORMAT:
         if not isinstance(ckpt.get("control"), dict):
             raise CheckpointError(f"{path} is an end-to-end checkpoint without its control module")
         return ControlPolicy.from_checkpoint(ckpt["control"], f"{path} [control]", dof=dof)

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from .control import (PAPER_HIDDEN, CheckpointError, ControlPolicy, QNetwork, available_actions,
                       load_checkpoint, masked_argmax, save_atomic)
 from .evaluation import EVAL_SEED, run_trials
-from .simulator import ReachEnv, TaskConfig, reward
+from .simulator import ReachEnv, TaskConfig, reward, success_bonus
 
 
 @dataclass
@@ -395,7 +395,7 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
         res = env.step(actions)
         r = res.reward
         if cfg.success_bonus > 0:  # variant: a success closer to the target is worth more
-            r = r + cfg.success_bonus * res.terminated * (1.0 - res.distance / task.delta)
+            r = r + success_bonus(res.terminated, res.distance, cfg.success_bonus, task)
         transitions = nstep.push(obs, actions, r, res.final_obs, res.terminated, res.truncated,
                                  guided & (cfg.exploration == "kgps"))
         if transitions:

@@ -54,13 +54,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .control import (CheckpointError, ControlPolicy, QNetwork, available_actions, load_checkpoint,
-                      masked_argmax, save_atomic)
+from .control import (END2END_FORMAT, CheckpointError, ControlPolicy, QNetwork, available_actions,
+                      load_checkpoint, load_control, masked_argmax, save_atomic)
 from .perception import NET_SIZE, PerceptionModel, PerceptionNet
 from .scene import DEFAULT_CAMERA, denormalise, normalise
-from .simulator import NUM_ACTIONS, ReachEnv, TaskConfig, action_mask
+from .simulator import NUM_ACTIONS, ReachEnv, TaskConfig, action_mask, success_bonus
 
-CHECKPOINT_FORMAT = "reach.end2end/1"
+CHECKPOINT_FORMAT = END2END_FORMAT
 FINETUNE_EVAL_SEED = 5_2017     # periodic evaluation during fine-tuning (never the benchmark's)
 PAPER_TABLE3 = {  # (scenario, net): (d_med cm, d_med px, d_Q3 cm, d_Q3 px, R-bar)
     ("sim", "EE1"): (4.7, 2.0, 6.7, 2.8, 0.313), ("sim", "EE2"): (4.6, 1.9, 6.2, 2.6, 0.319),
@@ -264,13 +264,12 @@ def load_module(path, kind: str, dof: int | None = None):
     anything else, raises :class:`CheckpointError` naming what it is."""
     if kind not in ("perception", "control"):
         raise ValueError(f"kind must be 'perception' or 'control', got {kind!r}")
+    if kind == "control":
+        return load_control(path, dof=dof)
     ckpt = load_checkpoint(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT:
-        model = EndToEndModel.from_checkpoint(ckpt, str(path), dof=dof)
-        return model.perception if kind == "perception" else model.control
-    if kind == "perception":
-        return PerceptionModel.from_checkpoint(ckpt, str(path))
-    return ControlPolicy.from_checkpoint(ckpt, str(path), dof=dof)
+        return EndToEndModel.from_checkpoint(ckpt, str(path), dof=dof).perception
+    return PerceptionModel.from_checkpoint(ckpt, str(path))
 
 
 def _load_module(path, kind: str, dof: int | None = None):
@@ -652,7 +651,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
         res = env.step(a)
         r = res.reward   # Eq. 5, with the control run's success bonus if it had one
         if bonus > 0:
-            r = r + bonus * res.terminated * (1.0 - res.distance / task.delta)
+            r = r + success_bonus(res.terminated, res.distance, bonus, task)
         tr = nstep.push(obs, a, r, res.final_obs, res.terminated, res.truncated,
                         explore.astype(np.float32))
         if tr:

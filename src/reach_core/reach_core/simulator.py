@@ -87,6 +87,12 @@ def reward(d: np.ndarray, n_within: np.ndarray, cfg: TaskConfig) -> np.ndarray:
     return np.where(d > cfg.delta, far, near)
 
 
+def success_bonus(terminated: np.ndarray, d: np.ndarray, bonus: float, cfg: TaskConfig) -> np.ndarray:
+    """The training variant's extra success reward, ``bonus * (1 - d/delta)`` where a trial
+    succeeded (0 elsewhere): added to Eq. 5 it makes a success closer to the target worth more."""
+    return bonus * np.asarray(terminated) * (1.0 - np.asarray(d) / cfg.delta)
+
+
 @dataclass
 class StepResult:
     obs: np.ndarray          # (n, 5) float32 Omega after the step (of the new trial where one ended)
