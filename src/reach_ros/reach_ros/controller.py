@@ -8,8 +8,9 @@ the chosen joint deltas on ``joint_delta`` (/reach/joint_delta) as ``sensor_msgs
 image's stamp. One message per scene configuration handled while a trial runs or holds.
 With ``no_revisit`` (default) a step that would lead back to a joint configuration the trial has
 already visited (within half a step; with ``no_revisit_odometry``, the default, the visited
-configurations are the trial's first estimate plus the steps it commanded) is not taken: the greedy policy's loops
-are approximation error of its Q-values, see :class:`reach_core.control.NoRevisit`.
+configurations are the trial's first estimate plus the steps it commanded) is not taken: the
+greedy policy's loops are approximation error of its Q-values, see
+:class:`reach_core.control.NoRevisit`.
 
 Trials: the paper's success test, the end-effector (forward kinematics of the estimated joint
 angles) within ``success_threshold_m`` of the estimated target for ``success_steps`` consecutive
@@ -93,7 +94,8 @@ class Trial:
     """The trial bookkeeping of the controller, free of ROS (tests drive it directly).
 
     ``no_revisit`` (a :class:`reach_core.control.NoRevisit`, optional) is the trial's record of
-    visited joint configurations, fed with the measured Omega; :meth:`start` resets it.
+    visited joint configurations, fed with the estimated Omega (and, with odometry, the commanded
+    steps); :meth:`start` resets it.
     """
 
     def __init__(self, threshold: float, success_steps: int, max_steps: int, no_revisit=None):
@@ -237,8 +239,8 @@ class Controller(Node):
             self.publish_delta(msg, np.zeros(3))
             self.publish_status(msg)
             return
-        # the trial's visited configurations (measured) are recorded whether or not the rule is
-        # on, so switching no_revisit on mid-trial applies it to the whole trial
+        # the trial's visited configurations are recorded whether or not the rule is on, so
+        # switching no_revisit on mid-trial applies it to the whole trial
         forbid = trial.no_revisit.visit(omega[None])[0] if trial.no_revisit is not None else None
         action = int(self.policy.act(omega.astype(np.float32),
                                      forbid=forbid if self.p['no_revisit'] else None))
