@@ -8,9 +8,13 @@ publishes ``baxter_core_msgs/JointCommand`` in POSITION_MODE for all seven left-
 * the pitch joints s1, e1, w1: the previous command (or the measured position, when the arm is
   more than one step away from it) plus the delta;
 * s0, e0, w0, w2: ``hold_positions``;
-* every joint clamped to Baxter's joint limits (shrunk by ``limit_margin``) and then to within
-  ``max_step`` of its measured position, so that no command is ever a jump larger than one step
-  from where the arm is (held joints far from their hold value get there one step per command).
+* every joint clamped to Baxter's joint limits (shrunk by ``limit_margin``), then to within
+  ``max_step`` of the previous command (while that is within two steps of the arm, and not after
+  a watchdog stop), and last to within ``max_step`` of its measured position. So no command is
+  more than one step from where the arm is measured, and while the arm follows, none is more
+  than one step from the command before it (a joint state lagging behind the arm and a
+  controller reversing its step would otherwise give consecutive commands three steps apart).
+  Held joints far from their hold value get there one step per command.
 
 A command goes out at once for each accepted delta, and the last one is re-sent when no delta
 came for 1 / ``command_rate_hz`` (Baxter drops a position command stream that pauses longer than
@@ -78,9 +82,18 @@ class CommandShaper:
         self.goal[self.active] = base[self.active]
         return self.command(measured)
 
+    def stop(self):
+        """Commanding stopped (watchdog): the next command is bounded by the arm alone."""
+        self.last = None
+
     def command(self, measured: np.ndarray) -> np.ndarray:
-        """The current goal, clamped to the limits and to one step from ``measured``."""
+        """The current goal, clamped to the limits, to one step from the last command and to one
+        step from ``measured`` (which wins when the two disagree)."""
         cmd = np.clip(self.goal, self.lo, self.hi)
+        if self.last is not None:       # only where the two bounds overlap (the arm follows)
+            near = np.abs(self.last - measured) <= 2 * self.max_step + 1e-9
+            cmd = np.where(near, np.clip(cmd, self.last - self.max_step,
+                                         self.last + self.max_step), cmd)
         cmd = np.clip(cmd, measured - self.max_step, measured + self.max_step)
         self.last = cmd
         return cmd
@@ -181,6 +194,7 @@ class BaxterBridge(Node):
         if not (fresh_delta and fresh_state):
             if self.commanding:
                 self.commanding = False
+                self.shaper.stop()
                 why = 'joint states' if not fresh_state else 'deltas'
                 self.get_logger().warn(f'watchdog: no fresh {why}; stopped commanding (the arm '
                                        f'holds)')
