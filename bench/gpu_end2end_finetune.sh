@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Weighted end-to-end fine-tuning (Eq. 4) of the shipped networks at GPU scale: the paper's
+# mini-batches (task 64; perception 256, 75 % real), several settings side by side on one lent GPU,
+# each evaluated on the same 400 simulator trials before, half-way and at the end.
+#
+#   bash bench/gpu_end2end_finetune.sh OUT HIFI_TRAIN
+#
+# Knobs (environment): STEPS (1500), DEVICE (cuda), THREADS (3 per run), EVAL_TRIALS (400),
+# RUN_LIMIT (s, 530: a run still going then is stopped),
+# PERCEPTION / CONTROL (the shipped perception_adapted.pt / control_dof3.pt).
+# Results: OUT/runs/<name>/ (model.pt, best.pt, metrics.json, progress.csv, loss_curves.png, log)
+# and OUT/finetune.tar.gz; ship one with python bench/ship_end2end_model.py.
+set -euo pipefail
+OUT="${1:?OUT dir}"; HIFI_TRAIN="${2:?hifi train}"
+STEPS="${STEPS:-1500}"; DEVICE="${DEVICE:-cuda}"; THREADS="${THREADS:-3}"; EVAL_TRIALS="${EVAL_TRIALS:-400}"
+RUN_LIMIT="${RUN_LIMIT:-530}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODELS="$ROOT/src/reach_core/reach_core/models"
+PERCEPTION="${PERCEPTION:-$MODELS/perception_adapted.pt}"; CONTROL="${CONTROL:-$MODELS/control_dof3.pt}"
+export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+RUNS="$OUT/runs"; mkdir -p "$RUNS"
+t0=$SECONDS
+
+# name and the options that differ (learning rates a tenth of the defaults or less: at the
+# defaults the fine-tuning drifts away from the trained networks)
+VARIANTS=(
+  "b80_lr1e-5   --beta 0.8  --lr-perception 1e-5 --lr-control 1e-6"
+  "b80_lr3e-6   --beta 0.8  --lr-perception 3e-6 --lr-control 3e-7"
+  "b95_lr1e-5   --beta 0.95 --lr-perception 1e-5 --lr-control 1e-6"
+  "b99_lr1e-5   --beta 0.99 --lr-perception 1e-5 --lr-control 1e-6"
+  "b80_r50_lr1e-5 --beta 0.8 --real-fraction 0.5 --lr-perception 1e-5 --lr-control 1e-6"
+)
+half=$((STEPS / 2))
+for v in "${VARIANTS[@]}"; do
+  read -r name opts <<< "$v"
+  # shellcheck disable=SC2086
+  timeout "$RUN_LIMIT" python3 -m reach_core.cli train end2end --perception "$PERCEPTION" --control "$CONTROL" --real "$HIFI_TRAIN" \
+    --out "$RUNS/$name" --device "$DEVICE" --threads "$THREADS" --steps "$STEPS" \
+    --eval-every "$half" --eval-trials "$EVAL_TRIALS" --seed 0 --no-progress $opts \
+    > "$RUNS/$name.log" 2>&1 &
+done
+wait || true
+for v in "${VARIANTS[@]}"; do
+  read -r name _ <<< "$v"
+  echo "== $name: $(grep -E '^(before|step)' "$RUNS/$name.log" | tr '\n' ' ')"
+done
+(cd "$OUT" && tar czf finetune.tar.gz --exclude='checkpoint*' runs)
+echo "[gpu_end2end_finetune $((SECONDS - t0))s] done"
