@@ -6,7 +6,8 @@
 #   bash bench/gpu_end2end_finetune.sh OUT HIFI_TRAIN
 #
 # Knobs (environment): STEPS (1500), DEVICE (cuda), THREADS (3 per run), EVAL_TRIALS (400),
-# RUN_LIMIT (s, 530: a run still going then is stopped),
+# EVAL_EVERY (STEPS / 2), RUN_LIMIT (s, 530: a run still going then is stopped), VARIANTS_ENV (';'-separated "name options"
+# entries replacing the list below),
 # PERCEPTION / CONTROL (the shipped perception_adapted.pt / control_dof3.pt).
 # Results: OUT/runs/<name>/ (model.pt, best.pt, metrics.json, progress.csv, loss_curves.png, log)
 # and OUT/finetune.tar.gz; ship one with python bench/ship_end2end_model.py.
@@ -21,8 +22,8 @@ export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFF
 RUNS="$OUT/runs"; mkdir -p "$RUNS"
 t0=$SECONDS
 
-# name and the options that differ (learning rates a tenth of the defaults or less: at the
-# defaults the fine-tuning drifts away from the trained networks)
+# name and the options that differ; VARIANTS_ENV replaces them (learning rates a tenth of the
+# defaults or less: at the defaults the fine-tuning drifts away from the trained networks)
 VARIANTS=(
   "b80_lr1e-5   --beta 0.8  --lr-perception 1e-5 --lr-control 1e-6"
   "b80_lr3e-6   --beta 0.8  --lr-perception 3e-6 --lr-control 3e-7"
@@ -30,9 +31,11 @@ VARIANTS=(
   "b99_lr1e-5   --beta 0.99 --lr-perception 1e-5 --lr-control 1e-6"
   "b80_r50_lr1e-5 --beta 0.8 --real-fraction 0.5 --lr-perception 1e-5 --lr-control 1e-6"
 )
-half=$((STEPS / 2))
+if [ -n "${VARIANTS_ENV:-}" ]; then IFS=';' read -r -a VARIANTS <<< "$VARIANTS_ENV"; fi
+half="${EVAL_EVERY:-$((STEPS / 2))}"
 for v in "${VARIANTS[@]}"; do
   read -r name opts <<< "$v"
+  [ -n "$name" ] || continue
   # shellcheck disable=SC2086
   timeout "$RUN_LIMIT" python3 -m reach_core.cli train end2end --perception "$PERCEPTION" --control "$CONTROL" --real "$HIFI_TRAIN" \
     --out "$RUNS/$name" --device "$DEVICE" --threads "$THREADS" --steps "$STEPS" \
@@ -42,6 +45,7 @@ done
 wait || true
 for v in "${VARIANTS[@]}"; do
   read -r name _ <<< "$v"
+  [ -n "$name" ] || continue
   echo "== $name: $(grep -E '^(before|step)' "$RUNS/$name.log" | tr '\n' ' ')"
 done
 (cd "$OUT" && tar czf finetune.tar.gz --exclude='checkpoint*' runs)
