@@ -91,6 +91,9 @@ def pipeline(args) -> dict:
                "--out", str(out / "control"), "--force", "--no-progress"] + (
         ["--learning-starts", "512", "--eval-every", "1024", "--eval-trials", "4", "--hidden", "16"]
         if tiny else [])
+    # the shipped EE2-FT's setting (end2end_ee2ft.json): at the paper's beta 0.8 and the default
+    # learning rates the task gradient, ~25x Lp here, pulls the bottleneck away from the true Omega
+    ft_recipe = ["--beta", "0.99", "--lr-perception", "2e-5", "--lr-control", "2e-6"]
     stages = [
         ("hifi data", None if args.hifi_train else
          ["data", "render", "--source", "hifi", "--n", "4" if tiny else "200", "--seed", "11",
@@ -113,7 +116,7 @@ def pipeline(args) -> dict:
         ("fine-tuning (EE2-FT)", ["train", "end2end", "--perception", str(out / "p75/model.pt"),
                                   "--control", str(out / "control/best.pt"), "--real", str(hifi),
                                   "--out", str(out / "ee2ft"), "--device", dev, "--no-progress",
-                                  "--steps", "3" if tiny else str(args.ft_steps)]
+                                  "--steps", "3" if tiny else str(args.ft_steps), *ft_recipe]
          + (["--task-batch", "8", "--perception-batch", "8", "--learning-starts", "32", "--num-envs", "4",
              "--eval-every", "3", "--eval-trials", "2", "--sim-pool", "16", "--virtual-targets", "2"]
             if tiny else ["--eval-every", "500", "--eval-trials", "100"])),
