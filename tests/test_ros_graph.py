@@ -120,8 +120,9 @@ def test_sim_graph_reaches_random_targets(sim):
     results = [(r.succeeded, _core_predicts_success(policy, r.q0, r.target), r.steps,
                 r.distance_m) for r in trials]
     # no command outside the joint limits, none more than one step from the arm: each is within
-    # 0.04 rad of a joint state the robot published in the 1.5 s before the command arrived (the
-    # bridge's measured position is at most 0.5 s old when it commands)
+    # 0.04 rad of a joint state the robot published in the 3 s before the probe took the command
+    # (the bridge's measured position is at most 0.5 s old when it commands; the probe records
+    # every message, but takes them late while it waits for a service)
     names = list(LEFT_ARM_JOINTS)
     lo7 = np.array([JOINT_LIMITS[n][0] for n in names])
     hi7 = np.array([JOINT_LIMITS[n][1] for n in names])
@@ -134,7 +135,7 @@ def test_sim_graph_reaches_random_targets(sim):
     st_q = np.array([[m.position[m.name.index(n)] for n in names] for _, m in probe.states])
     far = []
     for (t, _), cmd in zip(probe.commands[cmd_start:], cmds):
-        window = st_q[(st_t >= t - 1.5e9) & (st_t <= t)]
+        window = st_q[(st_t >= t - 3e9) & (st_t <= t)]
         gap = np.min(np.max(np.abs(window - cmd), axis=1)) if len(window) else np.inf
         if gap > 0.04 + 1e-6:
             far.append(round(float(gap), 4))

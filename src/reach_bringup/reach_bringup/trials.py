@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from baxter_core_msgs.msg import JointCommand
 from geometry_msgs.msg import PointStamped
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from reach_interfaces.msg import SceneConfig, TrialStatus
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from reach_ros.common import ACTIVE_JOINTS, JOINT_LIMITS, LATCHED_QOS, STATE_QOS
+from reach_ros.common import ACTIVE_JOINTS, JOINT_LIMITS, LATCHED_QOS
 
 TERMINAL = (TrialStatus.SUCCEEDED, TrialStatus.FAILED)
 
@@ -34,13 +35,19 @@ class TrialResult:
     seconds: float
 
 
+#: what the probe records: reliable with a deep history, so that no message is dropped while the
+#: probe is not spinning (e.g. waiting for a service); the messages are then taken late, in order
+RECORD_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                        history=HistoryPolicy.KEEP_LAST)
+
+
 def watch(probe) -> None:
     """Subscribe ``probe`` to what the trials need (idempotent)."""
     if hasattr(probe, 'scene'):
         return
-    probe.scene = probe.record(SceneConfig, '/scene_config', 10)
-    probe.states = probe.record(JointState, '/robot/joint_states', STATE_QOS)
-    probe.commands = probe.record(JointCommand, '/robot/limb/left/joint_command', 10)
+    probe.scene = probe.record(SceneConfig, '/scene_config', RECORD_QOS)
+    probe.states = probe.record(JointState, '/robot/joint_states', RECORD_QOS)
+    probe.commands = probe.record(JointCommand, '/robot/limb/left/joint_command', RECORD_QOS)
     probe.status = probe.record(TrialStatus, '/reach/status', LATCHED_QOS)
     probe.target_pub = probe.publisher(PointStamped, '/reach/target', LATCHED_QOS)
 
