@@ -40,6 +40,8 @@ def table3(args) -> dict:
             "EE2 (P75+CR)": EndToEndModel.from_modules(args.adapted_perception, args.control)}
     if args.finetuned and Path(args.finetuned).is_file():
         rows["EE2-FT"] = EndToEndModel.load(args.finetuned)
+    for row in rows.values():
+        row.perception.tta = args.tta
     rows["CR (ground truth)"] = control
     results, secs = {}, {}
     for domain, n in (("sim", args.trials), ("hifi", args.hifi_trials)):
@@ -52,8 +54,9 @@ def table3(args) -> dict:
                 secs[f"{domain} {name}"] = round(s, 1)
     print(format_table3(results))
     ft = {k[0]: r for k, r in results.items() if k[1] == "EE2-FT"}
-    print("\nissue 4 figures (device: cpu, threads %d%s)" % (
-        args.threads, ", controllers with the no-revisit rule on commanded configurations" if args.odometry
+    print("\nissue 4 figures (device: cpu, threads %d%s%s)" % (
+        args.threads, f", perception with test-time augmentation (shifts up to {args.tta} px)"
+        if args.tta else "", ", controllers with the no-revisit rule on commanded configurations" if args.odometry
         else ", controllers with the no-revisit rule" if args.no_revisit else ", greedy controllers"))
     if "sim" in ft:
         print(f"  sim EE2-FT d_med {ft['sim'].d_med_px:.2f} px (target <= {TARGETS['sim_ee2ft_dmed_px']}), "
@@ -64,7 +67,8 @@ def table3(args) -> dict:
         print(f"  R-bar {dom:<5} {name:<20} {r.mean_return:.3f}")
     out = {"rows": {f"{d} | {n}": r.summary() for (d, n), r in results.items()}, "seconds": secs,
            "trials": args.trials, "hifi_trials": args.hifi_trials, "seed": args.seed,
-           "no_revisit": args.no_revisit or args.odometry, "odometry": args.odometry}
+           "no_revisit": args.no_revisit or args.odometry, "odometry": args.odometry,
+           "tta": args.tta}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     if args.plot:
@@ -165,6 +169,9 @@ def main() -> int:
                    help="controllers with the ROS controller's no-revisit rule (its default there)")
     p.add_argument("--odometry", action="store_true",
                    help="the no-revisit rule on commanded configurations (the ROS controller's default)")
+    p.add_argument("--tta", type=int, default=0,
+                   help="perception with test-time augmentation: the median over the image shifted "
+                        "by up to this many pixels (0: off)")
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None)
     p.add_argument("--pipeline", action="store_true", help="run and time the full pipeline instead")

@@ -29,6 +29,8 @@ ARGUMENTS = {
     'perception_model': ('', 'perception checkpoint (.pt), or a combined end-to-end one (its '
                              'perception half); empty: GROUND TRUTH joint angles from the robot '
                              'and the set target (no vision)'),
+    'perception_tta': ('0', 'perception network: test-time augmentation, the median over the '
+                             'image shifted by up to this many pixels (0..3; 0: off)'),
     'target_x': ('0.5', 'virtual target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'virtual target y (m, arm plane, up)'),
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),
@@ -49,6 +51,7 @@ NODES = [
         'namespace': '',
         'params': ['camera.yaml', 'perception.yaml'],
         'arguments': {'model_path': ['perception_model', 'str'],
+                      'tta': ['perception_tta', 'int'],
                       'target_x': ['target_x', 'float'], 'target_y': ['target_y', 'float']},
         'remappings': [['image', '/camera/image_raw'], ['joint_states', '/robot/joint_states'],
                        ['target', '/reach/target'], ['scene_config', '/scene_config']],

@@ -28,6 +28,8 @@ ARGUMENTS = {
     'perception_model': ('', 'perception checkpoint (.pt), or a combined end-to-end one (its '
                              'perception half); empty: ground truth from the fake '
                              'robot (no vision)'),
+    'perception_tta': ('0', 'perception network: test-time augmentation, the median over the '
+                             'image shifted by up to this many pixels (0..3; 0: off)'),
     'target_x': ('0.5', 'initial target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'initial target y (m, arm plane, up)'),
     'camera_renderer': ('simple', 'simulated webcam: simple (the paper\'s simulator) or hifi (the '
@@ -61,6 +63,7 @@ NODES = [
         'namespace': '',
         'params': ['camera.yaml', 'perception.yaml'],
         'arguments': {'model_path': ['perception_model', 'str'],
+                      'tta': ['perception_tta', 'int'],
                       'target_x': ['target_x', 'float'], 'target_y': ['target_y', 'float']},
         'remappings': [['image', '/camera/image_raw'], ['joint_states', '/robot/joint_states'],
                        ['target', '/reach/target'], ['scene_config', '/scene_config']],

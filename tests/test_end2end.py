@@ -54,6 +54,10 @@ def test_combined_forward_is_perception_then_control(ckpts, perc):
     q, om, a = model.net(torch.from_numpy(x))
     np.testing.assert_allclose(q.detach().numpy(), control.net(torch.from_numpy(omega)).detach().numpy(),
                                atol=1e-6)
+    # test-time augmentation: perceive gives what the perception half's predict gives with it
+    model.perception.tta = perception.tta = 1
+    np.testing.assert_allclose(model.perceive(x), perception.predict(x), atol=1e-6)
+    assert not np.allclose(model.perceive(x), omega)
 
 
 def test_torchscript_export_loads_without_reach_core(ckpts, tmp_path):

@@ -75,6 +75,55 @@ def test_model_contract_and_round_trip(tmp_path):
         loaded.predict(np.full((1, 84, 84), np.nan, np.float32))
 
 
+def _bright_spot_reader(images: torch.Tensor) -> torch.Tensor:
+    """A stand-in network: Omega's target from where the brightest pixel is (u right = x up,
+    v down = y down, as Camera.to_pixels), the joints from the image's mean (shift-invariant)."""
+    b, h, w = images.shape
+    idx = images.reshape(b, -1).argmax(dim=1)
+    v, u = (idx // w).float(), (idx % w).float()
+    step = torch.tensor(P.DEFAULT_CAMERA.m_per_net_px / (OMEGA_HIGH[:2] - OMEGA_LOW[:2]),
+                        dtype=torch.float32)
+    mean = images.mean(dim=(1, 2))
+    return torch.stack([0.1 + u * step[0], 0.9 - v * step[1], mean, mean, mean], dim=1)
+
+
+def test_test_time_augmentation_undoes_each_shift_and_takes_the_median():
+    x = torch.zeros(3, 84, 84)
+    x[0, 40, 30] = x[1, 20, 60] = x[2, 70, 10] = 1.0     # a bright spot away from the edges
+    plain = _bright_spot_reader(x)
+    for r in (1, 2):
+        out = P.predict_shifted(_bright_spot_reader, x, r)
+        assert out.shape == (3, 5)
+        # every shifted copy moved the spot by (dx, dy) px; moved back, each gives the plain answer
+        torch.testing.assert_close(out, plain)
+    assert torch.equal(P.predict_shifted(_bright_spot_reader, x, 0), plain)
+    # the median, not the mean: one copy far off (the spot wrapped round the edge) is outvoted
+    y = torch.zeros(1, 84, 84)
+    y[0, 40, 83] = 1.0
+    med = P.predict_shifted(_bright_spot_reader, y, 1)
+    torch.testing.assert_close(med, _bright_spot_reader(y))
+    for bad in (-1, 4, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="0..3"):
+            P.check_tta(bad)
+
+
+def test_test_time_augmentation_in_the_model(tmp_path):
+    _save_untrained(tmp_path / "m.pt")
+    plain = P.PerceptionModel.load(tmp_path / "m.pt")
+    tta = P.PerceptionModel.load(tmp_path / "m.pt", tta=1)
+    assert plain.tta == 0 and tta.tta == 1
+    target, q = sample_scenes(4, seed=3)
+    x = preprocess(render(target, q))
+    out = tta.predict(x)
+    assert out.shape == (4, 5) and np.all((out >= 0) & (out <= 1))
+    with torch.no_grad():
+        expect = P.predict_shifted(plain.net, torch.from_numpy(x), 1).clamp(0, 1).numpy()
+    np.testing.assert_allclose(out, expect, atol=1e-6)
+    assert not np.allclose(out, plain.predict(x))      # it does change the estimate
+    with pytest.raises(ValueError, match="0..3"):
+        P.PerceptionModel.load(tmp_path / "m.pt", tta=9)
+
+
 def test_load_errors_name_the_file(tmp_path):
     missing = tmp_path / "missing.pt"
     with pytest.raises(CheckpointError, match="missing.pt"):

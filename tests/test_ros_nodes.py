@@ -365,6 +365,14 @@ def test_nodes_run_the_halves_of_the_shipped_end_to_end_network(probe):
         assert g.alive()['controller']
     finally:
         g.stop()
+    # the perception node runs the perception half, here with test-time augmentation
+    g = start(probe, 'perception', overrides={'perception_model': path, 'perception_tta': '1'})
+    try:
+        assert wait_log(probe, g, 'perception', 'test-time augmentation: shifts up to 1 px', 30.0), \
+            g.log('perception')
+        assert g.alive()['perception']
+    finally:
+        g.stop()
 
 
 def test_runner_takes_a_combined_checkpoint_as_control_model(tmp_path):

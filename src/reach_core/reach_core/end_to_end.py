@@ -56,7 +56,7 @@ from torch import nn
 
 from .control import (END2END_FORMAT, CheckpointError, ControlPolicy, QNetwork, available_actions,
                       load_checkpoint, load_control, masked_argmax, save_atomic)
-from .perception import NET_SIZE, PerceptionModel, PerceptionNet
+from .perception import NET_SIZE, PerceptionModel, PerceptionNet, check_tta, predict_shifted
 from .scene import DEFAULT_CAMERA, denormalise, normalise
 from .simulator import NUM_ACTIONS, ReachEnv, TaskConfig, action_mask, success_bonus
 
@@ -200,8 +200,11 @@ class EndToEndModel:
 
     @torch.no_grad()
     def perceive(self, images) -> np.ndarray:
-        """Omega_hat of images, (B, 5) float32 (same as ``PerceptionModel.predict``)."""
+        """Omega_hat of images, (B, 5) float32 (same as ``PerceptionModel.predict``, with its
+        test-time augmentation when ``self.perception.tta`` > 0)."""
         x = torch.from_numpy(np.ascontiguousarray(_check_images(images))).to(self.device)
+        if self.perception.tta:
+            return predict_shifted(self.net.perception, x, self.perception.tta).clamp_(0.0, 1.0).cpu().numpy()
         return self.net.bottleneck(x).cpu().numpy()
 
     @torch.no_grad()
@@ -839,6 +842,11 @@ def _cmd_eval(args) -> int:
             rows[name] = EndToEndModel.load(path, dof=args.dof)
     except CheckpointError as err:
         return _err(str(err))
+    try:
+        for row in rows.values():
+            row.perception.tta = check_tta(args.tta)
+    except ValueError as err:
+        return _err(str(err))
     if not args.no_cr:
         rows["CR (ground truth)"] = control
     task = control.task
@@ -863,7 +871,8 @@ def _cmd_eval(args) -> int:
     print(f"End-to-end reaching (Table 3): seed {args.seed}, {args.trials} sim trials, "
           f"{args.hifi_trials} hifi trials ('hifi' = the higher-fidelity domain, the paper's 'Real'), "
           f"{task.dof}-DoF, threshold {100 * task.delta:.0f} cm x {task.success_steps} steps; "
-          f"distances in cm and 84x84 px" + ("; controllers with the no-revisit rule (odometry)"
+          f"distances in cm and 84x84 px" + (f"; perception with test-time augmentation (shifts "
+                                             f"up to {args.tta} px)" if args.tta else "") + ("; controllers with the no-revisit rule (odometry)"
                                              if args.no_revisit_odometry else
                                              "; controllers with the no-revisit rule" if args.no_revisit else ""))
     print(format_table3(results, paper=not args.no_paper))
@@ -974,6 +983,9 @@ def add_eval_cli(sub) -> None:
     p.add_argument("--no-revisit-odometry", action="store_true",
                    help="the no-revisit rule on the commanded configurations (the first estimate "
                         "plus the moves commanded), as the ROS controller runs it by default")
+    p.add_argument("--tta", type=int, default=0,
+                   help="perception with test-time augmentation: the median over the image shifted "
+                        "by up to this many pixels (0..3; default 0: off)")
     p.add_argument("--no-paper", action="store_true", help="do not print the paper's rows")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", default=None, help="write the results here")

@@ -56,6 +56,11 @@ PARAMS = [
     Param('omega_tolerance', 0.02, 'estimates this far outside [0, 1] (normalised) are clipped; '
           'farther ones are refused', positive),
     Param('threads', 1, 'torch threads for the network', positive),
+    Param('tta', 0, 'test-time augmentation: the network\'s estimate is the median over the image '
+          'shifted by up to this many pixels, (2 tta + 1)^2 copies (0..3; 0: off; 1 costs about '
+          '3x the inference time and cut the adapted network\'s hifi error by a tenth)',
+          lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3
+          else f'must be an integer in 0..3, got {v!r}'),
 ] + CAMERA_PARAMS
 
 TOPICS = {
@@ -112,8 +117,11 @@ class Perception(Node):
                 import torch
                 torch.set_num_threads(int(self.p['threads']))
                 self.model = load_model(os.path.expanduser(path))
+                self.model.tta = int(self.p['tta'])
                 self.source = f'network:{os.path.basename(path)}'
-                self.get_logger().info(f'perception network: {path}')
+                self.get_logger().info(f'perception network: {path}' + (
+                    f" (test-time augmentation: shifts up to {self.p['tta']} px)"
+                    if self.p['tta'] else ''))
             except ModelUnavailable as err:
                 self.model_error = str(err)
                 self.source = 'none'
@@ -141,6 +149,8 @@ class Perception(Node):
         if err:
             raise ValueError(err)
         self.target = np.array([x, y], dtype=np.float64)
+        if 'tta' in changes and self.model is not None:
+            self.model.tta = int(changes['tta'])
         self.p.update(changes)
 
     def on_target(self, msg: PointStamped):
