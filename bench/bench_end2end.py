@@ -32,6 +32,7 @@ TARGETS = {"sim_ee2ft_dmed_px": 0.8, "sim_ee2ft_success": 0.995, "hifi_ee2ft_dme
 def table3(args) -> dict:
     import torch
     from reach_core.end_to_end import EndToEndModel, evaluate_rows, format_table3, plot_table3
+    from reach_core.perception import trained_with_shifts
     from reach_core.control import ControlPolicy
 
     torch.set_num_threads(args.threads)
@@ -40,8 +41,10 @@ def table3(args) -> dict:
             "EE2 (P75+CR)": EndToEndModel.from_modules(args.adapted_perception, args.control)}
     if args.finetuned and Path(args.finetuned).is_file():
         rows["EE2-FT"] = EndToEndModel.load(args.finetuned)
-    for row in rows.values():
-        row.perception.tta = args.tta
+    for name, row in rows.items():       # networks trained with camera shifts only (EE2, EE2-FT)
+        if args.tta and trained_with_shifts(row.perception):
+            row.perception.tta = args.tta
+            print(f"{name}: test-time augmentation, shifts up to {args.tta} px", file=sys.stderr)
     rows["CR (ground truth)"] = control
     results, secs = {}, {}
     for domain, n in (("sim", args.trials), ("hifi", args.hifi_trials)):
@@ -55,7 +58,7 @@ def table3(args) -> dict:
     print(format_table3(results))
     ft = {k[0]: r for k, r in results.items() if k[1] == "EE2-FT"}
     print("\nissue 4 figures (device: cpu, threads %d%s%s)" % (
-        args.threads, f", perception with test-time augmentation (shifts up to {args.tta} px)"
+        args.threads, f", perception trained with camera shifts with test-time augmentation (up to {args.tta} px)"
         if args.tta else "", ", controllers with the no-revisit rule on commanded configurations" if args.odometry
         else ", controllers with the no-revisit rule" if args.no_revisit else ", greedy controllers"))
     if "sim" in ft:

@@ -122,6 +122,12 @@ def test_test_time_augmentation_in_the_model(tmp_path):
     assert not np.allclose(out, plain.predict(x))      # it does change the estimate
     with pytest.raises(ValueError, match="0..3"):
         P.PerceptionModel.load(tmp_path / "m.pt", tta=9)
+    # only networks trained with shifted cameras are meant for it
+    net = plain.net
+    assert P.trained_with_shifts(P.PerceptionModel(net, {"config": {"online": True, "randomize": 0.5}}))
+    assert P.trained_with_shifts(P.PerceptionModel(net, {"config": {"translation": 2.0}}))
+    assert not P.trained_with_shifts(P.PerceptionModel(net, {"config": {"online": True, "randomize": 0.0}}))
+    assert not P.trained_with_shifts(plain)
 
 
 def test_load_errors_name_the_file(tmp_path):

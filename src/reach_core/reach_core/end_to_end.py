@@ -56,7 +56,8 @@ from torch import nn
 
 from .control import (END2END_FORMAT, CheckpointError, ControlPolicy, QNetwork, available_actions,
                       load_checkpoint, load_control, masked_argmax, save_atomic)
-from .perception import NET_SIZE, PerceptionModel, PerceptionNet, check_tta, predict_shifted
+from .perception import (NET_SIZE, PerceptionModel, PerceptionNet, check_tta, predict_shifted,
+                         trained_with_shifts)
 from .scene import DEFAULT_CAMERA, denormalise, normalise
 from .simulator import NUM_ACTIONS, ReachEnv, TaskConfig, action_mask, success_bonus
 
@@ -843,10 +844,15 @@ def _cmd_eval(args) -> int:
     except CheckpointError as err:
         return _err(str(err))
     try:
-        for row in rows.values():
-            row.perception.tta = check_tta(args.tta)
+        tta = check_tta(args.tta)
     except ValueError as err:
         return _err(str(err))
+    for name, row in rows.items():
+        if tta and not trained_with_shifts(row.perception):
+            _log(f"{name}: no test-time augmentation (its perception network was trained without "
+                 f"camera shifts, and shifted images would mislead it)")
+        else:
+            row.perception.tta = tta
     if not args.no_cr:
         rows["CR (ground truth)"] = control
     task = control.task

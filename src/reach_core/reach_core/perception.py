@@ -230,6 +230,15 @@ def check_tta(radius) -> int:
     return int(radius)
 
 
+def trained_with_shifts(model: "PerceptionModel") -> bool:
+    """Whether the network's last training stage saw shifted cameras (``--online --randomize``
+    moves the camera +-3 px; ``--translation`` shifts the images): only such networks gain from
+    test-time augmentation. One trained on plain simulator images alone reads a 1 px shift as a
+    different scene (the shipped SIM network: e 0.005 -> 0.12 with ``tta`` 1)."""
+    cfg = model.meta.get("config", {}) or {}
+    return bool((cfg.get("online") and cfg.get("randomize", 0) > 0) or cfg.get("translation", 0) > 0)
+
+
 def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA) -> torch.Tensor:
     """Omega_hat of images ``x`` (B, 84, 84) with test-time augmentation: ``forward`` runs once on
     (2r + 1)^2 copies of the batch, each shifted by (dx, dy) in -r..r pixels (``torch.roll``);

@@ -118,6 +118,11 @@ class Perception(Node):
                 torch.set_num_threads(int(self.p['threads']))
                 self.model = load_model(os.path.expanduser(path))
                 self.model.tta = int(self.p['tta'])
+                if self.model.tta:
+                    from reach_core.perception import trained_with_shifts
+                    if not trained_with_shifts(self.model):
+                        report(self, 'perception_tta', f'{path} was trained without camera '
+                               f'shifts: test-time augmentation (tta) will make it worse', 'warn')
                 self.source = f'network:{os.path.basename(path)}'
                 self.get_logger().info(f'perception network: {path}' + (
                     f" (test-time augmentation: shifts up to {self.p['tta']} px)"
