@@ -28,7 +28,7 @@ import torch
 
 from reach_core.datasets import load_dataset, render_hifi_dataset, sim_test_set
 from reach_core.perception import (PAPER_TABLE1, SIM_TEST_SEED, ArchConfig, PerceptionModel,
-                                   PerceptionNet, evaluate_model)
+                                   PerceptionNet, evaluate_model, trained_with_shifts)
 from reach_core.renderer import preprocess, render, sample_scenes
 
 MODELS = Path(__file__).resolve().parent.parent / "src/reach_core/reach_core/models"
@@ -137,12 +137,30 @@ def main() -> None:
         print(f"  adapted on simulator images    e = {a['sim']['e_mean']:.4f}   (target <= 0.010: "
               f"{'met' if a['sim']['e_mean'] <= 0.010 else 'NOT met'})")
 
+        # test-time augmentation (PerceptionModel(tta=r)): the same networks, the median over the
+        # image shifted by up to r pixels
+        print("\nwith test-time augmentation (median over shifts up to r px; reach eval perception --tta r):")
+        for r in (1, 2):
+            for name in models:
+                model = PerceptionModel.load(MODELS / f"perception_{name}.pt", tta=r)
+                if not trained_with_shifts(model):
+                    print(f"  r = {r}  {name:<9} (trained without camera shifts: not for it)")
+                    continue
+                m, _ = evaluate_model(model, data)
+                results[f"{name}_tta{r}"] = m
+                print(f"  r = {r}  {name:<9} sim e {m['sim']['e_mean']:.4f} +- {m['sim']['e_std']:.4f}, "
+                      f"hifi e {m['hifi']['e_mean']:.4f} +- {m['hifi']['e_std']:.4f};  hifi s1 "
+                      f"{m['hifi']['left_s1_deg_mae']:.2f}, e1 {m['hifi']['left_e1_deg_mae']:.2f}, w1 "
+                      f"{m['hifi']['left_w1_deg_mae']:.2f} deg")
+
     torch.set_num_threads(args.threads)
     print(f"\nCPU inference, batch 1, preprocessing (640x480 frame -> 84x84) included, "
           f"{args.threads} torch thread(s):")
     nets = {f"{k} architecture (untrained weights)": PerceptionModel(PerceptionNet(c))
             for k, c in ARCHS.items()}
     nets.update({f"shipped perception_{k}.pt": m for k, m in models.items()})
+    nets.update({f"shipped perception_{k}.pt, tta 1": PerceptionModel.load(MODELS / f"perception_{k}.pt", tta=1)
+                 for k, m in models.items() if trained_with_shifts(m)})
     for name, model in nets.items():
         med, p90 = cpu_latency(model)
         print(f"  {name:<40} median {med:.3f} ms, p90 {p90:.3f} ms")

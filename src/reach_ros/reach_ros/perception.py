@@ -58,7 +58,8 @@ PARAMS = [
     Param('threads', 1, 'torch threads for the network', positive),
     Param('tta', 0, 'test-time augmentation: the network\'s estimate is the median over the image '
           'shifted by up to this many pixels, (2 tta + 1)^2 copies (0..3; 0: off; 1 costs about '
-          '3x the inference time and cut the adapted network\'s hifi error by a tenth)',
+          '6x the inference time and cut the adapted network\'s hifi error by a tenth; only for '
+          'networks trained with shifted cameras)',
           lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3
           else f'must be an integer in 0..3, got {v!r}'),
 ] + CAMERA_PARAMS
