@@ -6,9 +6,12 @@
 #   bash bench/gpu_end2end_finetune.sh OUT HIFI_TRAIN
 #
 # Knobs (environment): STEPS (1500), DEVICE (cuda), THREADS (3 per run), EVAL_TRIALS (400),
-# EVAL_EVERY (STEPS / 2), RUN_LIMIT (s, 530: a run still going then is stopped), VARIANTS_ENV (';'-separated "name options"
-# entries replacing the list below),
-# PERCEPTION / CONTROL (the shipped perception_adapted.pt / control_dof3.pt).
+# EVAL_EVERY (STEPS / 2), RUN_LIMIT (s, 530: a run still going then is stopped), VARIANTS_ENV
+# (';'-separated "name options" entries replacing the list below), PERCEPTION / CONTROL (the
+# shipped perception_adapted.pt / control_dof3.pt). The shipped end2end_ee2ft.pt came from
+#   STEPS=2400 EVAL_EVERY=2400 THREADS=5 RUN_LIMIT=540 \
+#   VARIANTS_ENV="b99_lr2e-5_s2400 --beta 0.99 --lr-perception 2e-5 --lr-control 2e-6;..." \
+#   bash bench/gpu_end2end_finetune.sh OUT .devdata/hifi_train
 # Results: OUT/runs/<name>/ (model.pt, best.pt, metrics.json, progress.csv, loss_curves.png, log)
 # and OUT/finetune.tar.gz; ship one with python bench/ship_end2end_model.py.
 set -euo pipefail
