@@ -31,8 +31,7 @@ TARGETS = {"sim_ee2ft_dmed_px": 0.8, "sim_ee2ft_success": 0.995, "hifi_ee2ft_dme
 
 def table3(args) -> dict:
     import torch
-    from reach_core.end_to_end import EndToEndModel, evaluate_rows, format_table3, plot_table3
-    from reach_core.perception import trained_with_shifts
+    from reach_core.end_to_end import EndToEndModel, evaluate_rows, format_table3, plot_table3, set_tta
     from reach_core.control import ControlPolicy
 
     torch.set_num_threads(args.threads)
@@ -41,10 +40,7 @@ def table3(args) -> dict:
             "EE2 (P75+CR)": EndToEndModel.from_modules(args.adapted_perception, args.control)}
     if args.finetuned and Path(args.finetuned).is_file():
         rows["EE2-FT"] = EndToEndModel.load(args.finetuned)
-    for name, row in rows.items():       # networks trained with camera shifts only (EE2, EE2-FT)
-        if args.tta and trained_with_shifts(row.perception):
-            row.perception.tta = args.tta
-            print(f"{name}: test-time augmentation, shifts up to {args.tta} px", file=sys.stderr)
+    set_tta(rows, args.tta, log=lambda m: print(m, file=sys.stderr))   # EE2, EE2-FT: not EE1
     rows["CR (ground truth)"] = control
     results, secs = {}, {}
     for domain, n in (("sim", args.trials), ("hifi", args.hifi_trials)):

@@ -204,9 +204,7 @@ class EndToEndModel:
         """Omega_hat of images, (B, 5) float32 (same as ``PerceptionModel.predict``, with its
         test-time augmentation when ``self.perception.tta`` > 0)."""
         x = torch.from_numpy(np.ascontiguousarray(_check_images(images))).to(self.device)
-        if self.perception.tta:
-            return predict_shifted(self.net.perception, x, self.perception.tta).clamp_(0.0, 1.0).cpu().numpy()
-        return self.net.bottleneck(x).cpu().numpy()
+        return predict_shifted(self.net.perception, x, self.perception.tta).clamp_(0.0, 1.0).cpu().numpy()
 
     @torch.no_grad()
     def act_omega(self, omega) -> np.ndarray:
@@ -407,6 +405,23 @@ class Observer:
 
 
 # ----------------------------------------------------------------------------- evaluation
+def set_tta(rows: dict, radius: int, log=None) -> None:
+    """Test-time augmentation of ``radius`` px for the perception of every end-to-end row
+    ({name: EndToEndModel}; other rows are left alone) whose network was trained with camera
+    shifts; the others are named in ``log`` and keep none (shifted images would mislead them)."""
+    radius = check_tta(radius)
+    for name, row in rows.items():
+        if not radius or not isinstance(row, EndToEndModel):
+            continue
+        if trained_with_shifts(row.perception):
+            row.perception.tta = radius
+            if log:
+                log(f"{name}: test-time augmentation, shifts up to {radius} px")
+        elif log:
+            log(f"{name}: no test-time augmentation (its perception network was trained without "
+                f"camera shifts, and shifted images would mislead it)")
+
+
 def evaluate_rows(rows: dict, task: TaskConfig, trials: int, seed: int, domain: str = "sim",
                   scene: str = "normal", log=None, no_revisit: bool = False,
                   odometry: bool = False) -> dict:
@@ -844,15 +859,9 @@ def _cmd_eval(args) -> int:
     except CheckpointError as err:
         return _err(str(err))
     try:
-        tta = check_tta(args.tta)
+        set_tta(rows, args.tta, log=_log)
     except ValueError as err:
         return _err(str(err))
-    for name, row in rows.items():
-        if tta and not trained_with_shifts(row.perception):
-            _log(f"{name}: no test-time augmentation (its perception network was trained without "
-                 f"camera shifts, and shifted images would mislead it)")
-        else:
-            row.perception.tta = tta
     if not args.no_cr:
         rows["CR (ground truth)"] = control
     task = control.task
