@@ -141,8 +141,8 @@ def main() -> None:
         # image shifted by up to r pixels
         print("\nwith test-time augmentation (median over shifts up to r px; reach eval perception --tta r):")
         for r in (1, 2):
-            for name in models:
-                model = PerceptionModel.load(MODELS / f"perception_{name}.pt", tta=r)
+            for name, plain in models.items():
+                model = PerceptionModel(plain.net, plain.meta, tta=r)   # the same weights
                 if not trained_with_shifts(model):
                     print(f"  r = {r}  {name:<9} (trained without camera shifts: not for it)")
                     continue
@@ -159,7 +159,7 @@ def main() -> None:
     nets = {f"{k} architecture (untrained weights)": PerceptionModel(PerceptionNet(c))
             for k, c in ARCHS.items()}
     nets.update({f"shipped perception_{k}.pt": m for k, m in models.items()})
-    nets.update({f"shipped perception_{k}.pt, tta 1": PerceptionModel.load(MODELS / f"perception_{k}.pt", tta=1)
+    nets.update({f"shipped perception_{k}.pt, tta 1": PerceptionModel(m.net, m.meta, tta=1)
                  for k, m in models.items() if trained_with_shifts(m)})
     for name, model in nets.items():
         med, p90 = cpu_latency(model)
