@@ -11,7 +11,7 @@ from reach_core import perception as P
 from reach_core.cli import main
 from reach_core.control import CheckpointError, ControlPolicy, QNetwork
 from reach_core.datasets import render_hifi_dataset, sim_test_set
-from reach_core.renderer import preprocess, render, sample_scenes
+from reach_core.renderer import BACKGROUND_RGB, preprocess, render, sample_scenes
 from reach_core.scene import OMEGA_HIGH, OMEGA_LOW, normalise
 from reach_core.simulator import TaskConfig
 
@@ -190,6 +190,28 @@ def test_augmentations():
     assert out.min() >= 0 and out.max() <= 1
 
 
+def test_clutter_is_pasted_around_the_robot_and_never_over_it():
+    target, q = sample_scenes(4, np.random.default_rng(3))
+    omega = torch.from_numpy(normalise(target, q)).float()
+    images = torch.from_numpy(np.stack([preprocess(f) for f in render(target, q)])).float()
+    keep = P.robot_mask(omega)
+    tight = P.robot_mask(omega, margin=0)
+    # the mask covers the drawn robot and target: every pixel off the plain background, grown
+    assert bool((keep | ~tight).all()) and keep.sum() > tight.sum()
+    off_background = (images - P._luma(BACKGROUND_RGB)).abs() > 0.05
+    assert float((off_background & ~keep).float().mean()) < 0.002
+    gen = torch.Generator().manual_seed(0)
+    out = P.paste_clutter(images, keep, 1.0, gen, max_boxes=8)
+    assert torch.equal(out[keep], images[keep])           # robot and target untouched
+    changed = (out != images).float().mean((1, 2))
+    assert float(changed.max()) > 0.01                     # boxes landed on the background
+    assert torch.equal(P.paste_clutter(images, keep, 0.0, gen), images)
+    with pytest.raises(ValueError, match="real-clutter"):
+        P.train(P.TrainConfig(real_clutter=1.5, steps=1), progress=False)
+    with pytest.raises(ValueError, match="l2sp"):
+        P.train(P.TrainConfig(l2sp=-1.0, steps=1), progress=False)
+
+
 def test_lr_schedule():
     cfg = P.TrainConfig(steps=1000, lr=1e-3, warmup=100, lr_final_fraction=0.1)
     assert P.lr_at(0, cfg) == pytest.approx(1e-5)
@@ -245,7 +267,7 @@ def test_adaptation_mixes_real_images_and_improves_on_them(tmp_path):
     P.train(sim_cfg, progress=False)
     ad = _tiny(tmp_path, "ad", steps=120, adapt_from=str(tmp_path / "sim" / "model.pt"),
                real=str(hifi), real_fraction=0.75, virtual_targets=2, lr=1e-3, val_real=str(hifi),
-               rotation=1.0, translation=1.0, noise=0.01, brightness=0.05)
+               rotation=1.0, translation=1.0, noise=0.01, brightness=0.05, real_clutter=0.5)
     metrics = P.train(ad, progress=False)
     assert metrics["real_images"] == 12
     rows = (tmp_path / "ad" / "progress.csv").read_text().splitlines()
@@ -255,6 +277,15 @@ def test_adaptation_mixes_real_images_and_improves_on_them(tmp_path):
     before = P.evaluate_model(P.PerceptionModel.load(tmp_path / "sim" / "model.pt"), {"h": ds})[0]["h"]
     after = P.evaluate_model(P.PerceptionModel.load(tmp_path / "ad" / "model.pt"), {"h": ds})[0]["h"]
     assert after["e_mean"] < 0.8 * before["e_mean"], (before["e_mean"], after["e_mean"])
+    # L2-SP: a strong pull keeps the adapted weights near the SIM network's
+    P.train(_tiny(tmp_path, "sp", steps=40, adapt_from=str(tmp_path / "sim" / "model.pt"),
+                  real=str(hifi), virtual_targets=2, lr=1e-3, l2sp=10.0), progress=False)
+    start = torch.load(tmp_path / "sim" / "model.pt", weights_only=True)["model"]
+
+    def drift(run):
+        w = torch.load(tmp_path / run / "model.pt", weights_only=True)["model"]
+        return sum(float(((w[k] - start[k]) ** 2).sum()) for k in w)
+    assert drift("sp") < 0.2 * drift("ad"), (drift("sp"), drift("ad"))
     # the adapted network keeps the SIM network's architecture
     assert json.loads((tmp_path / "ad" / "config.json").read_text())["width"] == 0.5
     with pytest.raises(ValueError, match="adapt-from"):

@@ -21,7 +21,10 @@ Training minimises the paper's quadratic loss (Eq. 2) with Adam and a cosine lea
 networks train from scratch on simulator images; adapted networks (P25-P100) start from a SIM
 checkpoint and draw ``real_fraction`` of every mini-batch from a "real" dataset (here the
 higher-fidelity MuJoCo domain, or robot images) and the rest from simulator images, with the
-paper's augmentations (rotation, translation, noise, brightness) as options.
+paper's augmentations (rotation, translation, noise, brightness) as options.  Two regularisers
+for adaptations with few real frames (a few hundred frames are otherwise memorised): clutter
+pasted around the robot in real frames (``real_clutter``, :func:`paste_clutter`), and L2-SP, a
+pull towards the starting weights (``l2sp``).
 
 A checkpoint is a dictionary saved with ``torch.save`` (format ``reach.perception/1``) holding the
 architecture, the weights and metadata; ``PerceptionModel.load(path)`` rebuilds it.
@@ -360,6 +363,10 @@ class TrainConfig:
     noise: float = 0.0            # std of additive Gaussian noise (image in [0, 1])
     brightness: float = 0.0       # additive brightness and relative contrast, uniform in +-
     augment_sim: bool = False
+    # regularisation of an adaptation with few real frames
+    real_clutter: float = 0.0     # fraction of real images given random boxes pasted around the
+                                  # robot (its pixels known from the labels: robot_mask)
+    l2sp: float = 0.0             # weight of ||theta - theta_start||^2 (L2-SP, Li et al. 2018)
     # domain randomisation of simulator images: this fraction of them gets a random background
     # (grey level, smooth shading, clutter rectangles, floor band), random body greys, contrast,
     # gamma and noise, so that SIM features do not rely on the simulator's plain look
@@ -456,6 +463,51 @@ def randomize_background(x: torch.Tensor, prob: float, gen: torch.Generator) -> 
     return torch.where(pick.view(b, 1, 1), out.clamp(0, 1), x)
 
 
+def robot_mask(omega: torch.Tensor, margin: int = 2, camera=DEFAULT_CAMERA) -> torch.Tensor:
+    """Pixels (B, 84, 84) bool of the robot (arm, torso, pedestal) and the target of scenes
+    ``omega`` (B, 5, normalised) as the simulator draws them, grown by ``margin`` pixels: the
+    part of a real frame that its labels speak for (the rest is background)."""
+    from .randomized_renderer import render
+    from .renderer import BACKGROUND_RGB
+
+    low = torch.as_tensor(OMEGA_LOW, dtype=torch.float32, device=omega.device)
+    span = torch.as_tensor(OMEGA_HIGH - OMEGA_LOW, dtype=torch.float32, device=omega.device)
+    phys = low + omega.float() * span
+    drawn = render(phys[:, :2], phys[:, 2:], camera=camera, supersample=1)
+    mask = ((drawn - _luma(BACKGROUND_RGB)).abs() > 0.004).float()
+    if margin > 0:
+        mask = F.max_pool2d(mask[:, None], 2 * margin + 1, stride=1, padding=margin)[:, 0]
+    return mask > 0
+
+
+def paste_clutter(x: torch.Tensor, keep: torch.Tensor, prob: float, gen: torch.Generator,
+                  max_boxes: int = 8) -> torch.Tensor:
+    """For a fraction ``prob`` of the images ``x`` (B, 84, 84), paste up to ``max_boxes`` random
+    boxes (2-18 px, a grey with a vertical shade) outside the pixels ``keep`` (the robot and
+    target: :func:`robot_mask`), as clutter behind the robot.  A network adapted on a few hundred
+    real frames otherwise memorises each frame by its background; labels stay valid since the
+    robot and the target are never covered."""
+    b, h, w = x.shape
+    dev = x.device
+
+    def u(*shape, lo=0.0, hi=1.0):
+        return lo + (hi - lo) * torch.rand(*shape, device=dev, generator=gen)
+
+    pick = (u(b) < prob).view(b, 1, 1)
+    rows = torch.arange(h, device=dev).view(1, h, 1).float()
+    cols = torch.arange(w, device=dev).view(1, 1, w).float()
+    n_box = (u(b) * (max_boxes + 1)).long()
+    out = x
+    for k in range(max_boxes):
+        x0, y0 = u(b, 1, 1, lo=-5, hi=w), u(b, 1, 1, lo=-5, hi=h)
+        bw, bh = u(b, 1, 1, lo=2, hi=18), u(b, 1, 1, lo=2, hi=18)
+        inside = (cols >= x0) & (cols < x0 + bw) & (rows >= y0) & (rows < y0 + bh)
+        inside &= (k < n_box).view(b, 1, 1) & pick & ~keep
+        grey = u(b, 1, 1, lo=0.1, hi=1.0) + u(b, 1, 1, lo=-0.03, hi=0.03) * (rows - y0) / 10
+        out = torch.where(inside, grey.clamp(0.0, 1.0), out)
+    return out
+
+
 def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
     """Linear warm-up, then cosine decay to lr * lr_final_fraction over the steps (or over the
     time budget, given the training seconds elapsed)."""
@@ -498,6 +550,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
 
     from .datasets import load_dataset, sim_test_set
 
+    if not 0.0 <= cfg.real_clutter <= 1.0:
+        raise ValueError(f"--real-clutter is a fraction in [0, 1], got {cfg.real_clutter}")
+    if not cfg.l2sp >= 0.0:
+        raise ValueError(f"--l2sp must be >= 0, got {cfg.l2sp}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
@@ -556,6 +612,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         real_xt = torch.from_numpy(real.images.astype(np.float16)).to(device)
         real_yt = torch.from_numpy(real.omega.astype(np.float32)).to(device)
         n_real = int(round(cfg.batch * cfg.real_fraction))
+        if cfg.real_clutter:
+            real_keep = torch.cat([robot_mask(real_yt[i:i + 1024])
+                                   for i in range(0, len(real_yt), 1024)])
+    start = [p.detach().clone() for p in net.parameters()] if cfg.l2sp else None
     n_sim = cfg.batch - n_real
     params = sum(p.numel() for p in net.parameters())
     _log(f"perception {cfg.arch_config()} ({params} parameters), {arch_note}; "
@@ -602,9 +662,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             x = augment(x, cfg, gen)
         if n_real:
             ridx = torch.randint(len(real_xt), (n_real,), device=device, generator=gen)
-            xr = augment(real_xt[ridx].float(), cfg, gen)
+            xr = real_xt[ridx].float()
+            if cfg.real_clutter:
+                xr = paste_clutter(xr, real_keep[ridx], cfg.real_clutter, gen)
+            xr = augment(xr, cfg, gen)
             x, y = torch.cat([x, xr]), torch.cat([y, real_yt[ridx]])
         loss = 0.5 * ((net(x) - y) ** 2).sum(dim=1).mean()   # Eq. 2
+        if start is not None:
+            loss = loss + cfg.l2sp * sum(((p - p0) ** 2).sum()
+                                         for p, p0 in zip(net.parameters(), start))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -839,6 +905,11 @@ def add_train_cli(sub) -> None:
     a("--noise", type=float, default=None, help="augmentation: Gaussian noise std (image in [0, 1])")
     a("--brightness", type=float, default=None, help="augmentation: brightness/contrast, +-")
     a("--augment-sim", action="store_true", default=None, help="augment simulator images too")
+    a("--real-clutter", type=float, default=None,
+      help="adaptation: fraction of real images given random boxes pasted around the robot "
+           "(whose pixels the labels give), so that few frames are not memorised by background")
+    a("--l2sp", type=float, default=None,
+      help="adaptation: weight of the squared distance to the starting weights (L2-SP)")
     a("--randomize", type=float, default=None,
       help="domain randomisation: fraction of simulator images given a random background, "
            "body greys, contrast, gamma and noise (default 0)")
