@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from .kinematics import BAXTER_LEFT
-from .renderer import add_target, preprocess, render, render_net_images, sample_scenes
+from .renderer import add_target, near_targets, preprocess, render, render_net_images, sample_scenes
 from .scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW, OMEGA_NAMES, CameraConfig, normalise
 
 DATASET_FORMAT = "reach.dataset/1"
@@ -345,13 +345,17 @@ def _load_net_images(root: Path, rows, names, phys, bad) -> tuple[np.ndarray, li
 
 def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int = 0,
                  max_bad_fraction: float = 0.1, strict: bool = False, limit: int | None = None,
-                 workers: int = 4, verbose: bool = True) -> Dataset:
+                 workers: int = 4, verbose: bool = True, near_target: float = 0.0) -> Dataset:
     """Load a dataset folder as network images and normalised Omega.
 
     For ``"target": "virtual"`` datasets every frame is used ``virtual_targets`` times: first with
     its labelled target, then with targets drawn uniformly as in Algorithm 1 (the paper's virtual
-    targets at random positions, which multiply a small set of robot frames).
+    targets at random positions, which multiply a small set of robot frames).  ``near_target``:
+    this share of the drawn targets is put at the frame's hand instead
+    (:func:`reach_core.renderer.near_targets`: the disc over the gripper, as when a reach ends).
     """
+    if not 0.0 <= near_target <= 1.0:
+        raise ValueError(f"near_target is a fraction in [0, 1], got {near_target!r}")
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
@@ -391,7 +395,11 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
                     if virtual_targets > 1:
                         rng = np.random.default_rng([seed, k])
                         q_star = BAXTER_LEFT.sample_joints(rng, virtual_targets - 1)
-                        targets += list(BAXTER_LEFT.forward(q_star))
+                        drawn = BAXTER_LEFT.forward(q_star)
+                        n_near = int(round((virtual_targets - 1) * near_target))
+                        if n_near:
+                            drawn[:n_near] = near_targets(np.repeat(phys[k:k + 1, 2:], n_near, 0), rng)
+                        targets += list(drawn)
                     painted = add_target(np.repeat(frame[None], len(targets), 0),
                                          np.array(targets), camera)
                     images_list.append(preprocess(painted, camera))

@@ -508,6 +508,9 @@ class FinetuneConfig:
     perception_batch: int = 256
     real_fraction: float = 0.75
     virtual_targets: int = 8         # uses of each real frame with a random virtual target
+    near_target: float = 0.0         # share of the perception batch's scenes (simulator scenes and
+                                     # virtual targets) with the target at the hand, as when a
+                                     # reach ends (reach_core.renderer.near_targets)
     lr_perception: float = 1e-4      # Adam
     lr_control: float = 1e-5
     epsilon: float = 0.1             # K-GPS exploration probability
@@ -539,6 +542,8 @@ class FinetuneConfig:
             raise ValueError(f"beta must be in [0, 1] (Eq. 4), got {self.beta!r}")
         if not 0.0 <= self.real_fraction <= 1.0:
             raise ValueError(f"real_fraction must be in [0, 1], got {self.real_fraction!r}")
+        if not 0.0 <= self.near_target <= 1.0:
+            raise ValueError(f"near_target must be in [0, 1], got {self.near_target!r}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
         if self.steps < 1 or self.task_batch < 1 or self.perception_batch < 1 or self.num_envs < 1:
@@ -596,7 +601,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     from .control_training import NStep, ReplayMemory
     from .datasets import DatasetError, load_dataset
     from .perception import augment
-    from .renderer import render_net_images, sample_scenes
+    from .renderer import near_targets, render_net_images, sample_scenes
 
     t_start = time.perf_counter()
     if cfg.threads:
@@ -616,7 +621,8 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     if cfg.n_real > 0:
         if not cfg.real:
             raise ValueError(f"real_fraction {cfg.real_fraction} needs a real dataset (--real)")
-        real = load_dataset(cfg.real, virtual_targets=cfg.virtual_targets, seed=cfg.seed)
+        real = load_dataset(cfg.real, virtual_targets=cfg.virtual_targets, seed=cfg.seed,
+                            near_target=cfg.near_target)
         if len(real) == 0:
             raise DatasetError(f"{cfg.real}: the real dataset is empty")
     out = Path(cfg.out)
@@ -642,6 +648,8 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     if n_sim:
         pool = max(n_sim, min(cfg.sim_pool, n_sim * cfg.steps))
         st, sq = sample_scenes(pool, cfg.seed + 17)
+        n_near = int(round(pool * cfg.near_target))
+        st[:n_near] = near_targets(sq[:n_near], np.random.default_rng(cfg.seed + 18))
         sim_x = torch.from_numpy(np.concatenate([render_net_images(st[i:i + 512], sq[i:i + 512],
                                                                    supersample=cfg.supersample)
                                                  for i in range(0, pool, 512)]).astype(np.float16)).to(dev)
@@ -944,6 +952,9 @@ def add_train_cli(sub) -> None:
     a("--perception-batch", type=int, default=None, help="perception (Lp) mini-batch (default 256)")
     a("--real-fraction", type=float, default=None, help="real share of the perception batch (0.75)")
     a("--virtual-targets", type=int, default=None, help=f"virtual targets per real frame ({d.virtual_targets})")
+    a("--near-target", type=float, default=None,
+      help="share of the perception batch's scenes with the target at the hand, as when a reach "
+           "ends (simulator scenes and virtual targets; default 0)")
     a("--lr-perception", type=float, default=None, help=f"Adam LR of perception ({d.lr_perception})")
     a("--lr-control", type=float, default=None, help=f"Adam LR of control ({d.lr_control})")
     a("--epsilon", type=float, default=None, help="K-GPS exploration probability (0.1)")

@@ -384,6 +384,23 @@ def sample_scenes(n: int, seed: int = 0, dof: int = 3) -> tuple[np.ndarray, np.n
     return BAXTER_LEFT.forward(q_star), q
 
 
+NEAR_SPREAD = 0.06   # rad per joint: near-reach targets lie within about 5 cm of the hand
+
+
+def near_targets(q: np.ndarray, rng: np.random.Generator, spread: float = NEAR_SPREAD) -> np.ndarray:
+    """Targets (n, 2) m at the hand of a configuration close to each ``q`` (n, 3): K(q*) with
+    q* = q + U(-spread, spread) per joint, clipped to the limits, so reachable by construction.
+
+    Every reach ends with the target disc over or beside the hand, hiding the gripper, yet
+    uniform scenes (:func:`sample_scenes`) almost never show that: a perception network trained
+    on them alone misreads the wrist in exactly the frames that decide success.  Training scenes
+    with these targets show it those frames."""
+    q = np.asarray(q, dtype=np.float64).reshape(-1, 3)
+    lim = BAXTER_LEFT.joint_limits
+    q_star = np.clip(q + rng.uniform(-spread, spread, size=q.shape), lim[:, 0], lim[:, 1])
+    return BAXTER_LEFT.forward(q_star)
+
+
 def contact_sheet(path, n: int = 16, seed: int = 0, dof: int = 3,
                   camera: CameraConfig = DEFAULT_CAMERA) -> Path:
     """Save a PNG grid of ``n`` sample scenes (:func:`sample_scenes`): for each, the camera frame
