@@ -92,6 +92,29 @@ def test_hifi_dataset_virtual_targets(tmp_path):
     np.testing.assert_allclose(ds.omega[1:3, 2:], np.repeat(ds.omega[:1, 2:], 2, 0), atol=1e-6)
     assert np.all(np.abs(ds.omega[1:3, :2] - ds.omega[0, :2]).sum(1) > 1e-3)
     assert not np.allclose(ds.images[0], ds.images[1])
+    # near-reach virtual targets: the drawn targets sit at the frame's hand
+    near = D.load_dataset(out, virtual_targets=5, near_target=1.0, verbose=False)
+    from reach_core.scene import denormalise
+    t_near, q_near = denormalise(near.omega)
+    gap = np.linalg.norm(t_near - BAXTER_LEFT.forward(q_near), axis=1).reshape(2, 5)
+    assert np.all(gap[:, 1:] < 0.12) and np.median(gap[:, 1:]) < 0.05
+    with pytest.raises(ValueError, match="near_target"):
+        D.load_dataset(out, virtual_targets=3, near_target=1.5, verbose=False)
+
+
+def test_near_targets_sit_at_the_hand():
+    from reach_core.renderer import near_targets
+    target, q = sample_scenes(2000, seed=5)
+    hand = BAXTER_LEFT.forward(q)
+    near = near_targets(q, np.random.default_rng(0))
+    d_near = np.linalg.norm(near - hand, axis=1)
+    d_uniform = np.linalg.norm(target - hand, axis=1)
+    assert (d_near < 0.05).mean() > 0.8 and (d_uniform < 0.05).mean() < 0.02
+    assert d_near.max() < 0.12 and np.all(d_near > 0)
+    # reachable by construction: inside the workspace of the normalised Omega
+    omega = normalise(near, q)
+    assert omega.min() >= -1e-6 and omega.max() <= 1 + 1e-6
+    np.testing.assert_array_equal(near, near_targets(q, np.random.default_rng(0)))
 
 
 def _bad_dataset(tmp_path):

@@ -170,6 +170,8 @@ def test_bad_inputs_fail_before_training(ckpts, tmp_path, capsys):
         assert "beta must be in [0, 1]" in _one_line(capsys)
     with pytest.raises(ValueError, match="beta"):
         FinetuneConfig(beta=2.0)
+    with pytest.raises(ValueError, match="near_target"):
+        FinetuneConfig(near_target=1.5)
     # an empty real dataset
     empty = tmp_path / "empty"
     (empty / "images").mkdir(parents=True)

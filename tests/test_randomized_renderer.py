@@ -75,11 +75,26 @@ def test_render_batch_labels_and_errors():
         rr.render(torch.zeros(1, 2), torch.zeros(1, 3), randomize=0.5)
 
 
+def test_near_share_puts_the_target_at_the_hand():
+    def gap(near):
+        t, q = rr.sample_scenes(4000, torch.Generator().manual_seed(3), near=near)
+        return (t - rr.link_points(q)[:, 3]).norm(dim=1)
+    assert float((gap(0.0) < 0.05).float().mean()) < 0.02
+    assert float((gap(1.0) < 0.05).float().mean()) > 0.8 and float(gap(1.0).max()) < 0.12
+    assert 0.35 < float((gap(0.5) < 0.05).float().mean()) < 0.55
+    # near = 0 draws exactly what it drew before the option existed (same seeds, same scenes)
+    a = rr.sample_scenes(16, torch.Generator().manual_seed(9))
+    b = rr.sample_scenes(16, torch.Generator().manual_seed(9), near=0.0)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    _, omega = rr.render_batch(64, torch.Generator().manual_seed(0), supersample=1, near=1.0)
+    assert float(omega.min()) >= 0.0 and float(omega.max()) <= 1.0
+
+
 def test_online_training_renders_fresh_batches(tmp_path):
     torch.set_num_threads(1)
     cfg = TrainConfig(out=str(tmp_path / "run"), online=True, randomize=0.5, supersample=2,
                       online_pool=16, online_refresh=4, steps=4, batch=8, eval_every=2,
-                      checkpoint_every=2, val_sim=8, warmup=1)
+                      checkpoint_every=2, val_sim=8, warmup=1, near_target=0.25)
     metrics = train(cfg, progress=False)
     assert metrics["sim_images"] == 16 + 4 * 4   # the pool, then 4 fresh images a step
     assert (tmp_path / "run" / "model.pt").is_file()

@@ -367,6 +367,8 @@ class TrainConfig:
     real_clutter: float = 0.0     # fraction of real images given random boxes pasted around the
                                   # robot (its pixels known from the labels: robot_mask)
     l2sp: float = 0.0             # weight of ||theta - theta_start||^2 (L2-SP, Li et al. 2018)
+    near_target: float = 0.0      # share of --online scenes and of virtual targets with the target
+                                  # at the hand, as every reach ends (renderer.near_targets)
     # domain randomisation of simulator images: this fraction of them gets a random background
     # (grey level, smooth shading, clutter rectangles, floor band), random body greys, contrast,
     # gamma and noise, so that SIM features do not rely on the simulator's plain look
@@ -554,6 +556,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         raise ValueError(f"--real-clutter is a fraction in [0, 1], got {cfg.real_clutter}")
     if not cfg.l2sp >= 0.0:
         raise ValueError(f"--l2sp must be >= 0, got {cfg.l2sp}")
+    if not 0.0 <= cfg.near_target <= 1.0:
+        raise ValueError(f"--near-target is a fraction in [0, 1], got {cfg.near_target}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
@@ -568,7 +572,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     real = None
     if cfg.adapt_from and cfg.real:
         real = load_dataset(cfg.real, virtual_targets=cfg.virtual_targets, seed=cfg.seed,
-                            workers=max(4, cfg.workers))
+                            workers=max(4, cfg.workers), near_target=cfg.near_target)
     elif cfg.real:
         raise ValueError("--real needs --adapt-from (a trained SIM network to adapt)")
     val = {"sim": sim_test_set(cfg.val_sim, SIM_VAL_SEED)} if cfg.val_sim else {}
@@ -606,7 +610,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         sim_yt = torch.from_numpy(np.ascontiguousarray(sim_y, dtype=np.float32)).to(device)
     else:
         pool = ScenePool(cfg.online_pool, gen, device, randomize=cfg.randomize,
-                         supersample=cfg.supersample)
+                         supersample=cfg.supersample, near=cfg.near_target)
     n_real = 0
     if real is not None:
         real_xt = torch.from_numpy(real.images.astype(np.float16)).to(device)
@@ -908,6 +912,9 @@ def add_train_cli(sub) -> None:
     a("--real-clutter", type=float, default=None,
       help="adaptation: fraction of real images given random boxes pasted around the robot "
            "(whose pixels the labels give), so that few frames are not memorised by background")
+    a("--near-target", type=float, default=None,
+      help="share of --online simulator scenes and of virtual targets with the target disc at the "
+           "hand, as every reach ends (default 0)")
     a("--l2sp", type=float, default=None,
       help="adaptation: weight of the squared distance to the starting weights (L2-SP)")
     a("--randomize", type=float, default=None,

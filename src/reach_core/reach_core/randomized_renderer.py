@@ -40,12 +40,21 @@ def _grey(rgb) -> float:
     return float(sum(c * w for c, w in zip(rgb, LUMA))) / 255.0
 
 
-def sample_scenes(n: int, gen: torch.Generator, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def sample_scenes(n: int, gen: torch.Generator, device="cpu", near: float = 0.0
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` random scenes as :func:`reach_core.renderer.sample_scenes` (3 DoF), drawn with a torch
-    generator on ``device``: (target (n, 2) m, q (n, 3) rad), float32."""
+    generator on ``device``: (target (n, 2) m, q (n, 3) rad), float32.  A share ``near`` of them
+    has the target at the hand, as :func:`reach_core.renderer.near_targets` places it."""
+    from .renderer import NEAR_SPREAD
+
     lim = torch.as_tensor(JOINT_LIMITS, dtype=torch.float32, device=device)
     u = torch.rand(2, n, 3, device=device, generator=gen)
     q, q_star = lim[:, 0] + u * (lim[:, 1] - lim[:, 0])
+    if near > 0:
+        close = q + NEAR_SPREAD * (2 * torch.rand(n, 3, device=device, generator=gen) - 1)
+        close = torch.minimum(torch.maximum(close, lim[:, 0]), lim[:, 1])
+        pick = torch.rand(n, 1, device=device, generator=gen) < near
+        q_star = torch.where(pick, close, q_star)
     return link_points(q_star)[:, 3], q
 
 
@@ -257,10 +266,11 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
 
 
 def render_batch(n: int, gen: torch.Generator, device="cpu", *, randomize: float = 0.0,
-                 supersample: int = 3, camera: CameraConfig = DEFAULT_CAMERA
+                 supersample: int = 3, camera: CameraConfig = DEFAULT_CAMERA, near: float = 0.0
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` fresh random scenes rendered on ``device``: (images (n, 84, 84), Omega (n, 5))."""
-    target, q = sample_scenes(n, gen, device)
+    """``n`` fresh random scenes rendered on ``device``: (images (n, 84, 84), Omega (n, 5));
+    a share ``near`` with the target at the hand (:func:`sample_scenes`)."""
+    target, q = sample_scenes(n, gen, device, near)
     images = render(target, q, gen, randomize=randomize, camera=camera, supersample=supersample)
     return images, normalise(target, q)
 
@@ -275,10 +285,11 @@ class ScenePool:
     """
 
     def __init__(self, size: int, gen: torch.Generator, device="cpu", *, randomize: float = 0.0,
-                 supersample: int = 3, chunk: int = 2048, camera: CameraConfig = DEFAULT_CAMERA):
+                 supersample: int = 3, chunk: int = 2048, camera: CameraConfig = DEFAULT_CAMERA,
+                 near: float = 0.0):
         if size < 1:
             raise ValueError(f"pool size must be positive, got {size}")
-        self.gen, self.device, self.camera = gen, device, camera
+        self.gen, self.device, self.camera, self.near = gen, device, camera, near
         self.randomize, self.supersample = randomize, supersample
         self.size, self.chunk = int(size), int(min(chunk, size))
         n = camera.net_size
@@ -290,7 +301,7 @@ class ScenePool:
 
     def _render(self, k: int) -> None:
         x, y = render_batch(k, self.gen, self.device, randomize=self.randomize,
-                            supersample=self.supersample, camera=self.camera)
+                            supersample=self.supersample, camera=self.camera, near=self.near)
         idx = (self.next + torch.arange(k, device=self.device)) % self.size
         self.images[idx], self.omega[idx] = x.to(torch.float16), y
         self.next = (self.next + k) % self.size
