@@ -96,7 +96,7 @@ def pipeline(args) -> dict:
         if tiny else [])
     # the shipped EE2-FT's setting (end2end_ee2ft.json): at the paper's beta 0.8 and the default
     # learning rates the task gradient, ~25x Lp here, pulls the bottleneck away from the true Omega
-    ft_recipe = ["--beta", "0.99", "--lr-perception", "2e-5", "--lr-control", "2e-6"]
+    ft_recipe = ["--beta", "0.99", "--lr-perception", "2e-5", "--lr-control", "2e-6", "--near-target", "0.25"]
     stages = [
         ("hifi data", None if args.hifi_train else
          ["data", "render", "--source", "hifi", "--n", "4" if tiny else "200", "--seed", "11",

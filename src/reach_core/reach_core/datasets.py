@@ -66,6 +66,7 @@ class Dataset:
     files: list[str] = field(default_factory=list)
     skipped: list[tuple[int, str, str]] = field(default_factory=list)  # (row, file, reason)
     source: str = ""
+    camera: CameraConfig = DEFAULT_CAMERA   # the camera the frames came from (dataset.json)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -417,7 +418,8 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
                            f"{max_bad_fraction:.0%}): {lines}")
     if images.dtype != np.float16:   # large simulator sets stay float16 (half the memory)
         images = images.astype(np.float32, copy=False)
-    ds = Dataset(images, normalise(phys[:, :2], phys[:, 2:]), names, bad, source=str(root))
+    ds = Dataset(images, normalise(phys[:, :2], phys[:, 2:]), names, bad, source=str(root),
+                 camera=camera)
     if verbose:
         print(ds.summary(), file=sys.stderr)
     return ds

@@ -617,7 +617,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         real_yt = torch.from_numpy(real.omega.astype(np.float32)).to(device)
         n_real = int(round(cfg.batch * cfg.real_fraction))
         if cfg.real_clutter:
-            real_keep = torch.cat([robot_mask(real_yt[i:i + 1024])
+            real_keep = torch.cat([robot_mask(real_yt[i:i + 1024], camera=real.camera)
                                    for i in range(0, len(real_yt), 1024)])
     start = [p.detach().clone() for p in net.parameters()] if cfg.l2sp else None
     n_sim = cfg.batch - n_real
