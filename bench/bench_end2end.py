@@ -113,7 +113,7 @@ def pipeline(args) -> dict:
                               "--device", dev, *online,
                               "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else str(args.adapt_budget),
                               "--lr", "3e-4", "--warmup", "1" if tiny else "100", "--noise", "0.01",
-                              "--brightness", "0.1", "--real-clutter", "0.75",
+                              "--brightness", "0.1", "--real-clutter", "0.75", "--near-target", "0.25",
                               "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "1000",
                               "--no-progress"] + (["--batch", "16"] if tiny else [])),
         ("fine-tuning (EE2-FT)", ["train", "end2end", "--perception", str(out / "p75/model.pt"),

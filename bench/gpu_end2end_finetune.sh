@@ -9,9 +9,10 @@
 # EVAL_EVERY (STEPS / 2), RUN_LIMIT (s, 530: a run still going then is stopped), VARIANTS_ENV
 # (';'-separated "name options" entries replacing the list below), PERCEPTION / CONTROL (the
 # shipped perception_adapted.pt / control_dof3.pt). The shipped end2end_ee2ft.pt came from
-#   STEPS=2400 EVAL_EVERY=2400 THREADS=5 RUN_LIMIT=540 \
-#   VARIANTS_ENV="b99_lr2e-5_s2400 --beta 0.99 --lr-perception 2e-5 --lr-control 2e-6;..." \
-#   bash bench/gpu_end2end_finetune.sh OUT .devdata/hifi_train
+#   PERCEPTION=.devdata/p75n/model.pt STEPS=1200 EVAL_EVERY=1200 EVAL_TRIALS=100 THREADS=5 \
+#   RUN_LIMIT=265 VARIANTS_ENV="adn_near25_s1200 --beta 0.99 --lr-perception 2e-5 \
+#   --lr-control 2e-6 --near-target 0.25" bash bench/gpu_end2end_finetune.sh OUT .devdata/hifi_train
+# where .devdata/p75n is an adaptation with near-reach targets (its command: end2end_ee2ft.json).
 # Results: OUT/runs/<name>/ (model.pt, best.pt, metrics.json, progress.csv, loss_curves.png, log)
 # and OUT/finetune.tar.gz; ship one with python bench/ship_end2end_model.py.
 set -euo pipefail
