@@ -24,7 +24,8 @@ higher-fidelity MuJoCo domain, or robot images) and the rest from simulator imag
 paper's augmentations (rotation, translation, noise, brightness) as options.  Two regularisers
 for adaptations with few real frames (a few hundred frames are otherwise memorised): clutter
 pasted around the robot in real frames (``real_clutter``, :func:`paste_clutter`), and L2-SP, a
-pull towards the starting weights (``l2sp``).
+pull towards the starting weights (``l2sp``).  ``near_target`` puts a share of the scenes'
+targets at the hand (:func:`reach_core.renderer.near_targets`), the frames that end every reach.
 
 A checkpoint is a dictionary saved with ``torch.save`` (format ``reach.perception/1``) holding the
 architecture, the weights and metadata; ``PerceptionModel.load(path)`` rebuilds it.
