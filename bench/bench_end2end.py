@@ -7,6 +7,7 @@ Table 3 (default): EE1 (SIM + CR), EE2 (P75 + CR), EE2-FT (the committed fine-tu
     python bench/bench_end2end.py --trials 100 --hifi-trials 10
     python bench/bench_end2end.py --odometry            # controllers as the ROS controller runs them
                                                         # (no-revisit rule on commanded configurations)
+    python bench/bench_end2end.py --only EE2-FT --trials 0 --hifi-trials 60 --odometry --tta 1
 
 Full pipeline (SIM perception -> adaptation -> control -> fine-tuning -> Table 3), one command,
 each stage timed (meant for one GPU: ``--device cuda``; ``--tiny`` runs it in about a minute on a
@@ -40,8 +41,13 @@ def table3(args) -> dict:
             "EE2 (P75+CR)": EndToEndModel.from_modules(args.adapted_perception, args.control)}
     if args.finetuned and Path(args.finetuned).is_file():
         rows["EE2-FT"] = EndToEndModel.load(args.finetuned)
-    set_tta(rows, args.tta, log=lambda m: print(m, file=sys.stderr))   # EE2, EE2-FT: not EE1
     rows["CR (ground truth)"] = control
+    if args.only:
+        rows = {k: v for k, v in rows.items() if any(k.startswith(o) for o in args.only)}
+        if not rows:
+            raise SystemExit(f"error: --only {args.only}: no row starts with that (rows: EE1, EE2, "
+                             f"EE2-FT, CR)")
+    set_tta(rows, args.tta, log=lambda m: print(m, file=sys.stderr))   # EE2, EE2-FT: not EE1
     results, secs = {}, {}
     for domain, n in (("sim", args.trials), ("hifi", args.hifi_trials)):
         if n > 0:
@@ -67,7 +73,7 @@ def table3(args) -> dict:
     out = {"rows": {f"{d} | {n}": r.summary() for (d, n), r in results.items()}, "seconds": secs,
            "trials": args.trials, "hifi_trials": args.hifi_trials, "seed": args.seed,
            "no_revisit": args.no_revisit or args.odometry, "odometry": args.odometry,
-           "tta": args.tta}
+           "tta": args.tta, "only": args.only}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     if args.plot:
@@ -171,6 +177,9 @@ def main() -> int:
     p.add_argument("--tta", type=int, default=0,
                    help="perception with test-time augmentation: the median over the image shifted "
                         "by up to this many pixels (0: off)")
+    p.add_argument("--only", action="append", default=None, metavar="ROW",
+                   help="evaluate only the rows whose name starts with this (repeatable): EE1, "
+                        "EE2 (also matches EE2-FT), EE2-FT, CR")
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None)
     p.add_argument("--pipeline", action="store_true", help="run and time the full pipeline instead")
