@@ -18,8 +18,6 @@ SIM_BUDGET="${SIM_BUDGET:-330}"; ADAPT_BUDGET="${ADAPT_BUDGET:-90}"; SS="${SS:-2
 DEVICE="${DEVICE:-cuda}"; TEST_N="${TEST_N:-1000}"; VIRT="${VIRT:-20}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/bench/perception_eval_runs.sh"
-export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-reach() { python3 -m reach_core.cli "$@"; }
 RUNS="$OUT/runs"; mkdir -p "$RUNS"
 t0=$SECONDS
 stamp() { echo "[gpu_perception $((SECONDS - t0))s] $*"; }

@@ -15,8 +15,6 @@ SIM_LR="${SIM_LR:-5e-4}"; ADAPT_LR="${ADAPT_LR:-3e-4}"
 SS="${SS:-2}"; DEVICE="${DEVICE:-cuda}"; TEST_N="${TEST_N:-1000}"; VIRT="${VIRT:-20}"; EVAL="${EVAL:-1}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/bench/perception_eval_runs.sh"
-export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-reach() { python3 -m reach_core.cli "$@"; }
 RUNS="$OUT/runs"; mkdir -p "$RUNS"
 t0=$SECONDS
 stamp() { echo "[gpu_perception_continue $((SECONDS - t0))s] $*"; }

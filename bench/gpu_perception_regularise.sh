@@ -23,8 +23,6 @@ clutter_half|--real-clutter 0.75 --time-budget 115
 clutter_p50|--real-clutter 0.75 --real-fraction 0.5}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/bench/perception_eval_runs.sh"
-export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-reach() { python3 -m reach_core.cli "$@"; }
 RUNS="$OUT/runs"; mkdir -p "$RUNS"
 t0=$SECONDS
 

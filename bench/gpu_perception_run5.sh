@@ -24,8 +24,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/bench/perception_eval_runs.sh"
 MODELS="$ROOT/src/reach_core/reach_core/models"
 WIDE_FROM="${WIDE_FROM:-$MODELS/perception_sim.pt}"; SPATIAL_FROM="${SPATIAL_FROM:-$MODELS/perception_adapted.pt}"
-export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-reach() { python3 -m reach_core.cli "$@"; }
 RUNS="$OUT/runs"; mkdir -p "$RUNS"
 t0=$SECONDS
 

@@ -1,7 +1,12 @@
-# Sourced by bench/gpu_perception*.sh: evaluate every run under RUNS that has a model.pt
-# (Table 1 style) on TEST_N simulator images and the held-out hifi set, writing OUT/eval.json and
-# OUT/perception_errors.png.  Needs a `reach` function (python3 -m reach_core.cli) in the caller.
+# Sourced by bench/gpu_perception*.sh: puts this repository's reach_core on PYTHONPATH, defines
+# `reach` (python3 -m reach_core.cli), and eval_runs, which evaluates every run under RUNS that has
+# a model.pt (Table 1 style) on TEST_N simulator images and the held-out hifi set, writing
+# OUT/eval.json and OUT/perception_errors.png.
 #   eval_runs RUNS OUT TEST_N HIFI_TEST
+_bench_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PYTHONPATH="$_bench_root/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+reach() { python3 -m reach_core.cli "$@"; }
+
 eval_runs() {
   local runs=$1 out=$2 test_n=$3 hifi_test=$4 run models=()
   for run in "$runs"/*/; do
