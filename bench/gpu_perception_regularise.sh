@@ -43,8 +43,9 @@ python3 - "$RUNS" <<'EOF'
 import json, pathlib, sys
 rows = []
 for m in sorted(pathlib.Path(sys.argv[1]).glob("*/metrics.json")):
-    f = json.loads(m.read_text())["final"]
-    rows.append((m.parent.name, f.get("e_real_val"), f.get("e_sim"), json.loads(m.read_text())["steps"]))
+    metrics = json.loads(m.read_text())
+    f = metrics["final"]
+    rows.append((m.parent.name, f.get("e_real_val"), f.get("e_sim"), metrics["steps"]))
 ok = [r for r in rows if r[2] is not None and r[2] <= 0.011]
 for r in rows:
     print(f"{r[0]:14s} e hifi_val {r[1]:.4f}  e sim {r[2]:.4f}  steps {r[3]}")
