@@ -15,6 +15,14 @@ CPU to check that it works, with figures that mean nothing):
 
     python bench/bench_end2end.py --pipeline --device cuda --out /tmp/pipeline
     python bench/bench_end2end.py --pipeline --tiny --out /tmp/pipeline_tiny
+
+A pipeline can run in parts (a lent machine limits each call to 10 minutes): ``--stop-after
+STAGE`` ends it after a stage (data, sim, adapt, finetune, table3) and ``--resume`` skips the
+stages whose products are already in ``--out``, keeping their recorded times:
+
+    python bench/bench_end2end.py --pipeline --device cuda --out P --stop-after sim
+    python bench/bench_end2end.py --pipeline --device cuda --out P --resume --stop-after finetune
+    python bench/bench_end2end.py --pipeline --out P --resume          # Table 3, e.g. on a CPU machine
 """
 from __future__ import annotations
 
@@ -103,17 +111,18 @@ def pipeline(args) -> dict:
     # the shipped EE2-FT's setting (end2end_ee2ft.json): at the paper's beta 0.8 and the default
     # learning rates the task gradient, ~25x Lp here, pulls the bottleneck away from the true Omega
     ft_recipe = ["--beta", "0.99", "--lr-perception", "2e-5", "--lr-control", "2e-6", "--near-target", "0.25"]
+    # (key, name, command or a tuple of commands run side by side, products that mark it done)
     stages = [
-        ("hifi data", None if args.hifi_train else
+        ("data", "hifi data", None if args.hifi_train else
          ["data", "render", "--source", "hifi", "--n", "4" if tiny else "200", "--seed", "11",
-          "--out", str(hifi)]),
-        ("SIM perception | control (CR)", (
+          "--out", str(hifi)], [hifi / "labels.csv"]),
+        ("sim", "SIM perception | control (CR)", (
             ["train", "perception", "--out", str(out / "sim"), "--arch", "spatial", "--device", dev,
              *online, "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else str(args.sim_budget),
              "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "2000", "--no-progress"]
             + (["--batch", "16", "--warmup", "1", "--keypoints", "4"] if tiny else []),
-            control)),
-        ("adaptation (P75)", ["train", "perception", "--out", str(out / "p75"),
+            control), [out / "sim/model.pt", out / "control/best.pt"]),
+        ("adapt", "adaptation (P75)", ["train", "perception", "--out", str(out / "p75"),
                               "--adapt-from", str(out / "sim/model.pt"), "--real", str(hifi),
                               "--real-fraction", "0.75", "--virtual-targets", "2" if tiny else "20",
                               "--device", dev, *online,
@@ -121,25 +130,40 @@ def pipeline(args) -> dict:
                               "--lr", "3e-4", "--warmup", "1" if tiny else "100", "--noise", "0.01",
                               "--brightness", "0.1", "--real-clutter", "0.75", "--near-target", "0.25",
                               "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "1000",
-                              "--no-progress"] + (["--batch", "16"] if tiny else [])),
-        ("fine-tuning (EE2-FT)", ["train", "end2end", "--perception", str(out / "p75/model.pt"),
+                              "--no-progress"] + (["--batch", "16"] if tiny else []),
+         [out / "p75/model.pt"]),
+        ("finetune", "fine-tuning (EE2-FT)", ["train", "end2end", "--perception", str(out / "p75/model.pt"),
                                   "--control", str(out / "control/best.pt"), "--real", str(hifi),
                                   "--out", str(out / "ee2ft"), "--device", dev, "--no-progress",
                                   "--steps", "3" if tiny else str(args.ft_steps), *ft_recipe]
          + (["--task-batch", "8", "--perception-batch", "8", "--learning-starts", "32", "--num-envs", "4",
              "--eval-every", "3", "--eval-trials", "2", "--sim-pool", "16", "--virtual-targets", "2"]
-            if tiny else ["--eval-every", "500", "--eval-trials", "100"])),
-        ("Table 3", ["eval", "end2end", "--control", str(out / "control/best.pt"),
+            if tiny else ["--eval-every", str(args.ft_steps), "--eval-trials", "100"]),
+         [out / "ee2ft/model.pt"]),
+        ("table3", "Table 3", ["eval", "end2end", "--no-revisit-odometry", "--threads", str(args.threads),
+                               "--control", str(out / "control/best.pt"),
                      "--sim-perception", str(out / "sim/model.pt"),
                      "--adapted-perception", str(out / "p75/model.pt"),
                      "--finetuned", f"EE2-FT={out / 'ee2ft/model.pt'}",
                      "--trials", "4" if tiny else str(args.trials), "--hifi-trials", "2" if tiny else str(args.hifi_trials),
-                     "--json", str(out / "table3.json"), "--plot", str(out / "table3.png")]),
+                     "--json", str(out / "table3.json"), "--plot", str(out / "table3.png")],
+         [out / "table3.json"]),
     ]
+    keys = [k for k, *_ in stages]
+    if args.stop_after and args.stop_after not in keys:
+        raise SystemExit(f"--stop-after: unknown stage {args.stop_after!r} (one of {', '.join(keys)})")
+    times_file = out / "pipeline_times.json"
+    earlier = json.loads(times_file.read_text()) if args.resume and times_file.exists() else {}
     times = {}
     t_all = time.perf_counter()
-    for name, cmds in stages:
+    for key, name, cmds, products in stages:
         if cmds is None:
+            continue
+        if args.resume and all(Path(f).exists() for f in products):
+            times[name] = earlier.get(name, "done before (time not recorded)")
+            print(f"== {name}: done before ({times[name]} s), skipped", flush=True)
+            if key == args.stop_after:
+                break
             continue
         cmds = cmds if isinstance(cmds, tuple) else (cmds,)   # a tuple: side by side
         for cmd in cmds:
@@ -151,12 +175,18 @@ def pipeline(args) -> dict:
             print(f"stage {name!r} failed (exit {codes})", file=sys.stderr)
             times["failed"] = name
             break
-    times["total"] = round(time.perf_counter() - t_all, 1)
+        if key == args.stop_after:
+            break
+    times["this call"] = round(time.perf_counter() - t_all, 1)
+    times["total"] = round(sum(v for k, v in times.items()
+                               if k != "this call" and isinstance(v, (int, float))), 1)
+    times["training stages"] = round(sum(v for k, v in times.items() if isinstance(v, (int, float))
+                                         and k not in ("this call", "total", "Table 3", "hifi data")), 1)
     print(f"\npipeline stage times (device {dev}{', tiny' if tiny else ''}):")
     for k, v in times.items():
         print(f"  {k:<30} {v}")
-    print(f"  target: total <= 1200 s on one GPU (training stages)")
-    (out / "pipeline_times.json").write_text(json.dumps(times, indent=2) + "\n")
+    print("  target: training stages <= 1200 s on one GPU")
+    times_file.write_text(json.dumps(times, indent=2) + "\n")
     return times
 
 
@@ -190,8 +220,13 @@ def main() -> int:
     p.add_argument("--control-budget", type=float, default=0,
                    help="pipeline: control training seconds at most (default: the SIM budget)")
     p.add_argument("--control-threads", type=int, default=2, help="pipeline: control training threads")
-    p.add_argument("--adapt-budget", type=float, default=100, help="pipeline: P75 adaptation seconds")
-    p.add_argument("--ft-steps", type=int, default=3000, help="pipeline: end-to-end fine-tuning updates")
+    p.add_argument("--adapt-budget", type=float, default=150, help="pipeline: P75 adaptation seconds")
+    p.add_argument("--ft-steps", type=int, default=1200,
+                   help="pipeline: end-to-end fine-tuning updates (the shipped EE2-FT's 1200)")
+    p.add_argument("--resume", action="store_true",
+                   help="pipeline: skip the stages whose products are already in --out")
+    p.add_argument("--stop-after", default=None, metavar="STAGE",
+                   help="pipeline: end after this stage (data, sim, adapt, finetune, table3)")
     p.add_argument("--hifi-train", default=None,
                    help="pipeline: an existing hifi training set instead of rendering one (e.g. "
                         "rendered on a CPU machine: a GPU machine may lack MuJoCo's GL libraries)")
