@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -135,7 +136,8 @@ def pipeline(args) -> dict:
         ("finetune", "fine-tuning (EE2-FT)", ["train", "end2end", "--perception", str(out / "p75/model.pt"),
                                   "--control", str(out / "control/best.pt"), "--real", str(hifi),
                                   "--out", str(out / "ee2ft"), "--device", dev, "--no-progress",
-                                  "--steps", "3" if tiny else str(args.ft_steps), *ft_recipe]
+                                  "--steps", "3" if tiny else str(args.ft_steps), "--threads", str(args.ft_threads),
+                                  *ft_recipe]
          + (["--task-batch", "8", "--perception-batch", "8", "--learning-starts", "32", "--num-envs", "4",
              "--eval-every", "3", "--eval-trials", "2", "--sim-pool", "16", "--virtual-targets", "2"]
             if tiny else ["--eval-every", str(args.ft_steps), "--eval-trials", "100"]),
@@ -223,6 +225,9 @@ def main() -> int:
     p.add_argument("--adapt-budget", type=float, default=150, help="pipeline: P75 adaptation seconds")
     p.add_argument("--ft-steps", type=int, default=1200,
                    help="pipeline: end-to-end fine-tuning updates (the shipped EE2-FT's 1200)")
+    p.add_argument("--ft-threads", type=int, default=min(8, os.cpu_count() or 1),
+                   help="pipeline: CPU threads of the fine-tuning, which renders its task images on the "
+                        "CPU (default: the cores, at most 8; `reach train end2end` alone uses 1)")
     p.add_argument("--resume", action="store_true",
                    help="pipeline: skip the stages whose products are already in --out")
     p.add_argument("--stop-after", default=None, metavar="STAGE",
