@@ -206,6 +206,13 @@ def test_clutter_is_pasted_around_the_robot_and_never_over_it():
     changed = (out != images).float().mean((1, 2))
     assert float(changed.max()) > 0.01                     # boxes landed on the background
     assert torch.equal(P.paste_clutter(images, keep, 0.0, gen), images)
+    # bars at any angle: drawn after the same boxes (same seed), still never over the robot
+    boxes = P.paste_clutter(images, keep, 1.0, torch.Generator().manual_seed(5))
+    barred = P.paste_clutter(images, keep, 1.0, torch.Generator().manual_seed(5), bars=1.0)
+    assert torch.equal(barred[keep], images[keep])
+    assert int((barred != images).sum()) > int((boxes != images).sum())
+    with pytest.raises(ValueError, match="distractors"):
+        P.train(P.TrainConfig(distractors=-0.1, steps=1), progress=False)
     with pytest.raises(ValueError, match="real-clutter"):
         P.train(P.TrainConfig(real_clutter=1.5, steps=1), progress=False)
     with pytest.raises(ValueError, match="l2sp"):

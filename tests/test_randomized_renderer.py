@@ -75,6 +75,32 @@ def test_render_batch_labels_and_errors():
         rr.render(torch.zeros(1, 2), torch.zeros(1, 3), randomize=0.5)
 
 
+def test_distractor_bars_only_on_randomised_images_and_off_by_default():
+    _, _, tt, qt = _scenes(32, seed=4)
+
+    def img(**kw):
+        return rr.render(tt, qt, torch.Generator().manual_seed(2), randomize=0.5, supersample=1, **kw)
+    plain = rr.render(tt, qt, supersample=1)
+    base = img()
+    assert torch.equal(img(distractors=0.0), base)          # 0: the same stream, the same images
+    bars = img(distractors=1.0)
+    picked = (base - plain).abs().flatten(1).max(dim=1).values > 1e-5
+    assert torch.equal(bars[~picked], plain[~picked])        # plain images stay plain
+    assert bool(picked.any()) and not torch.equal(bars[picked], base[picked])
+    # draw_bars itself: bars at several angles on the chosen images, none on the others
+    cv = rr._Canvas(DEFAULT_CAMERA, 1, "cpu")
+    gen = torch.Generator().manual_seed(0)
+
+    def u(*shape, lo=0.0, hi=1.0):
+        return lo + (hi - lo) * torch.rand(*shape, generator=gen)
+    canvas = torch.full((64, 84, 84), 0.5)
+    on = torch.arange(64) % 2 == 0
+    out = rr.draw_bars(cv, canvas, u, on)
+    assert torch.equal(out[~on], canvas[~on])
+    assert float((out[on] != 0.5).float().mean()) > 0.02
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
 def test_near_share_puts_the_target_at_the_hand():
     def gap(near):
         t, q = rr.sample_scenes(4000, torch.Generator().manual_seed(3), near=near)

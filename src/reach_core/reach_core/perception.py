@@ -370,6 +370,9 @@ class TrainConfig:
     l2sp: float = 0.0             # weight of ||theta - theta_start||^2 (L2-SP, Li et al. 2018)
     near_target: float = 0.0      # share of --online scenes and of virtual targets with the target
                                   # at the hand, as every reach ends (renderer.near_targets)
+    distractors: float = 0.0      # share of randomised --online scenes and of clutter-pasted real
+                                  # images also given bars at any angle behind the robot
+                                  # (randomized_renderer.draw_bars)
     # domain randomisation of simulator images: this fraction of them gets a random background
     # (grey level, smooth shading, clutter rectangles, floor band), random body greys, contrast,
     # gamma and noise, so that SIM features do not rely on the simulator's plain look
@@ -484,12 +487,13 @@ def robot_mask(omega: torch.Tensor, margin: int = 2, camera=DEFAULT_CAMERA) -> t
 
 
 def paste_clutter(x: torch.Tensor, keep: torch.Tensor, prob: float, gen: torch.Generator,
-                  max_boxes: int = 8) -> torch.Tensor:
+                  max_boxes: int = 8, bars: float = 0.0) -> torch.Tensor:
     """For a fraction ``prob`` of the images ``x`` (B, 84, 84), paste up to ``max_boxes`` random
     boxes (2-18 px, a grey with a vertical shade) outside the pixels ``keep`` (the robot and
     target: :func:`robot_mask`), as clutter behind the robot.  A network adapted on a few hundred
     real frames otherwise memorises each frame by its background; labels stay valid since the
-    robot and the target are never covered."""
+    robot and the target are never covered.  A share ``bars`` of the pasted images also gets
+    bars at any angle (:func:`reach_core.randomized_renderer.draw_bars`), stopped at ``keep``."""
     b, h, w = x.shape
     dev = x.device
 
@@ -508,6 +512,10 @@ def paste_clutter(x: torch.Tensor, keep: torch.Tensor, prob: float, gen: torch.G
         inside &= (k < n_box).view(b, 1, 1) & pick & ~keep
         grey = u(b, 1, 1, lo=0.1, hi=1.0) + u(b, 1, 1, lo=-0.03, hi=0.03) * (rows - y0) / 10
         out = torch.where(inside, grey.clamp(0.0, 1.0), out)
+    if bars > 0:
+        from .randomized_renderer import _Canvas, draw_bars
+        on = pick.view(b) & (u(b) < bars)
+        out = torch.where(keep, out, draw_bars(_Canvas(DEFAULT_CAMERA, 1, dev), out, u, on))
     return out
 
 
@@ -555,6 +563,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
 
     if not 0.0 <= cfg.real_clutter <= 1.0:
         raise ValueError(f"--real-clutter is a fraction in [0, 1], got {cfg.real_clutter}")
+    if not 0.0 <= cfg.distractors <= 1.0:
+        raise ValueError(f"--distractors is a fraction in [0, 1], got {cfg.distractors}")
     if not cfg.l2sp >= 0.0:
         raise ValueError(f"--l2sp must be >= 0, got {cfg.l2sp}")
     if not 0.0 <= cfg.near_target <= 1.0:
@@ -611,7 +621,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         sim_yt = torch.from_numpy(np.ascontiguousarray(sim_y, dtype=np.float32)).to(device)
     else:
         pool = ScenePool(cfg.online_pool, gen, device, randomize=cfg.randomize,
-                         supersample=cfg.supersample, near=cfg.near_target)
+                         supersample=cfg.supersample, near=cfg.near_target, distractors=cfg.distractors)
     n_real = 0
     if real is not None:
         real_xt = torch.from_numpy(real.images.astype(np.float16)).to(device)
@@ -669,7 +679,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             ridx = torch.randint(len(real_xt), (n_real,), device=device, generator=gen)
             xr = real_xt[ridx].float()
             if cfg.real_clutter:
-                xr = paste_clutter(xr, real_keep[ridx], cfg.real_clutter, gen)
+                xr = paste_clutter(xr, real_keep[ridx], cfg.real_clutter, gen, bars=cfg.distractors)
             xr = augment(xr, cfg, gen)
             x, y = torch.cat([x, xr]), torch.cat([y, real_yt[ridx]])
         loss = 0.5 * ((net(x) - y) ** 2).sum(dim=1).mean()   # Eq. 2
@@ -916,6 +926,9 @@ def add_train_cli(sub) -> None:
     a("--near-target", type=float, default=None,
       help="share of --online simulator scenes and of virtual targets with the target disc at the "
            "hand, as every reach ends (default 0)")
+    a("--distractors", type=float, default=None,
+      help="share of randomised --online simulator scenes (and of --real-clutter images) also given "
+           "bars at any angle behind the robot, like the hifi domain's background boxes (default 0)")
     a("--l2sp", type=float, default=None,
       help="adaptation: weight of the squared distance to the starting weights (L2-SP)")
     a("--randomize", type=float, default=None,
