@@ -17,14 +17,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from reach_core import hifi_renderer
 from reach_core.end_to_end import load_module
-from reach_core.perception import check_tta, perception_errors, predict_batched
+from reach_core.perception import check_tta, robot_mask, perception_errors, predict_batched
 from reach_core.renderer import add_target, preprocess, sample_scenes
 from reach_core.scene import normalise
 
+MARGIN = 5   # px of the 84 x 84 image around the robot, for the clutter split
 MODELS = Path(__file__).resolve().parents[1] / "src/reach_core/reach_core/models"
 
 # condition -> (what stays at its nominal value, sensor noise, JPEG round trip)
@@ -102,15 +104,27 @@ def main() -> int:
     omega = normalise(target, q)
     print(f"{args.n} scenes (seed {args.seed}); e = ||Omega_hat - Omega||, target cm, joint deg MAE")
     print(f"{'condition':<38} {'network':<10} {'e':>7} {'tgt cm':>7} {'s1':>6} {'e1':>6} {'w1':>6}")
+    rendered = {}
     for cond, (parts, noise, jpeg) in CONDITIONS.items():
         t0 = time.perf_counter()
-        images = render(target, q, args.seed * 1_000_003, parts, noise, jpeg)
-        for name, model in models.items():
-            m, _ = perception_errors(predict_batched(model, images), omega)
-            print(f"{cond:<38} {name:<10} {m['e_mean']:7.4f} {m['target_cm_mean']:7.2f} "
-                  f"{m['left_s1_deg_mae']:6.2f} {m['left_e1_deg_mae']:6.2f} {m['left_w1_deg_mae']:6.2f}"
-                  f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+        images = rendered[cond] = render(target, q, args.seed * 1_000_003, parts, noise, jpeg)
+        report(cond, images, models, omega, t0)
+    # the clutter split by where it falls: within MARGIN px of the robot (as the simulator draws
+    # it from the labels; the hifi camera moves it by a few px) or farther away
+    near = robot_mask(torch.from_numpy(omega).float(), margin=MARGIN).numpy()
+    full, clean = rendered["full (as the datasets)"], rendered["no clutter"]
+    report(f"clutter only within {MARGIN} px of the robot", np.where(near, full, clean), models, omega)
+    report(f"clutter only farther than {MARGIN} px", np.where(near, clean, full), models, omega)
     return 0
+
+
+def report(cond, images, models, omega, t0=None) -> None:
+    t0 = time.perf_counter() if t0 is None else t0
+    for name, model in models.items():
+        m, _ = perception_errors(predict_batched(model, images), omega)
+        print(f"{cond:<38} {name:<10} {m['e_mean']:7.4f} {m['target_cm_mean']:7.2f} "
+              f"{m['left_s1_deg_mae']:6.2f} {m['left_e1_deg_mae']:6.2f} {m['left_w1_deg_mae']:6.2f}"
+              f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
