@@ -211,6 +211,8 @@ def test_clutter_is_pasted_around_the_robot_and_never_over_it():
     barred = P.paste_clutter(images, keep, 1.0, torch.Generator().manual_seed(5), bars=1.0)
     assert torch.equal(barred[keep], images[keep])
     assert int((barred != images).sum()) > int((boxes != images).sum())
+    with pytest.raises(ValueError, match="clutter-margin"):
+        P.train(P.TrainConfig(clutter_margin=-1, steps=1), progress=False)
     with pytest.raises(ValueError, match="distractors"):
         P.train(P.TrainConfig(distractors=-0.1, steps=1), progress=False)
     with pytest.raises(ValueError, match="real-clutter"):
@@ -286,7 +288,10 @@ def test_adaptation_mixes_real_images_and_improves_on_them(tmp_path):
     assert after["e_mean"] < 0.8 * before["e_mean"], (before["e_mean"], after["e_mean"])
     # L2-SP: a strong pull keeps the adapted weights near the SIM network's
     P.train(_tiny(tmp_path, "sp", steps=40, adapt_from=str(tmp_path / "sim" / "model.pt"),
-                  real=str(hifi), virtual_targets=2, lr=1e-3, l2sp=10.0), progress=False)
+                  real=str(hifi), virtual_targets=2, lr=1e-3, l2sp=10.0, real_clutter=0.5,
+                  clutter_margin=0, distractors=0.5), progress=False)
+    sp_cfg = json.loads((tmp_path / "sp" / "config.json").read_text())
+    assert (sp_cfg["clutter_margin"], sp_cfg["distractors"]) == (0, 0.5)
     start = torch.load(tmp_path / "sim" / "model.pt", weights_only=True)["model"]
 
     def drift(run):

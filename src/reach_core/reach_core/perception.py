@@ -370,6 +370,8 @@ class TrainConfig:
     l2sp: float = 0.0             # weight of ||theta - theta_start||^2 (L2-SP, Li et al. 2018)
     near_target: float = 0.0      # share of --online scenes and of virtual targets with the target
                                   # at the hand, as every reach ends (renderer.near_targets)
+    clutter_margin: int = 2       # px around the robot (as drawn from the labels) that pasted
+                                  # clutter keeps clear of (the hifi camera moves by a few px)
     distractors: float = 0.0      # share of randomised --online scenes and of clutter-pasted real
                                   # images also given bars at any angle behind the robot
                                   # (randomized_renderer.draw_bars)
@@ -563,6 +565,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
 
     if not 0.0 <= cfg.real_clutter <= 1.0:
         raise ValueError(f"--real-clutter is a fraction in [0, 1], got {cfg.real_clutter}")
+    if not 0 <= cfg.clutter_margin <= 10:
+        raise ValueError(f"--clutter-margin is 0..10 pixels, got {cfg.clutter_margin}")
     if not 0.0 <= cfg.distractors <= 1.0:
         raise ValueError(f"--distractors is a fraction in [0, 1], got {cfg.distractors}")
     if not cfg.l2sp >= 0.0:
@@ -628,7 +632,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         real_yt = torch.from_numpy(real.omega.astype(np.float32)).to(device)
         n_real = int(round(cfg.batch * cfg.real_fraction))
         if cfg.real_clutter:
-            real_keep = torch.cat([robot_mask(real_yt[i:i + 1024], camera=real.camera)
+            real_keep = torch.cat([robot_mask(real_yt[i:i + 1024], margin=cfg.clutter_margin,
+                                              camera=real.camera)
                                    for i in range(0, len(real_yt), 1024)])
     start = [p.detach().clone() for p in net.parameters()] if cfg.l2sp else None
     n_sim = cfg.batch - n_real
@@ -926,6 +931,9 @@ def add_train_cli(sub) -> None:
     a("--near-target", type=float, default=None,
       help="share of --online simulator scenes and of virtual targets with the target disc at the "
            "hand, as every reach ends (default 0)")
+    a("--clutter-margin", type=int, default=None,
+      help="adaptation: pixels around the robot (drawn from the labels) that --real-clutter keeps "
+           "clear of (default 2; the hifi domain's clutter that touches the arm costs it most)")
     a("--distractors", type=float, default=None,
       help="share of randomised --online simulator scenes (and of --real-clutter images) also given "
            "bars at any angle behind the robot, like the hifi domain's background boxes (default 0)")
