@@ -563,16 +563,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
 
     from .datasets import load_dataset, sim_test_set
 
-    if not 0.0 <= cfg.real_clutter <= 1.0:
-        raise ValueError(f"--real-clutter is a fraction in [0, 1], got {cfg.real_clutter}")
+    for name in ("real_clutter", "distractors", "near_target"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"--{name.replace('_', '-')} is a fraction in [0, 1], got {getattr(cfg, name)}")
     if not 0 <= cfg.clutter_margin <= 10:
         raise ValueError(f"--clutter-margin is 0..10 pixels, got {cfg.clutter_margin}")
-    if not 0.0 <= cfg.distractors <= 1.0:
-        raise ValueError(f"--distractors is a fraction in [0, 1], got {cfg.distractors}")
     if not cfg.l2sp >= 0.0:
         raise ValueError(f"--l2sp must be >= 0, got {cfg.l2sp}")
-    if not 0.0 <= cfg.near_target <= 1.0:
-        raise ValueError(f"--near-target is a fraction in [0, 1], got {cfg.near_target}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
