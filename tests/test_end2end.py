@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 
@@ -274,7 +275,7 @@ def test_pipeline_runs_in_parts_and_keeps_each_stage_time(tmp_path):
     from pathlib import Path
     root = Path(__file__).resolve().parents[1]
     render_hifi_dataset(tmp_path / "hifi", 3, seed=5, progress=False)
-    env = {**__import__("os").environ, "TINY": "1"}
+    env = {**os.environ, "TINY": "1"}
 
     def part(n, pipe):
         res = subprocess.run(["bash", str(root / "bench/gpu_pipeline.sh"), str(n), str(pipe),

@@ -87,7 +87,7 @@ def test_distractor_bars_only_on_randomised_images_and_off_by_default():
     picked = (base - plain).abs().flatten(1).max(dim=1).values > 1e-5
     assert torch.equal(bars[~picked], plain[~picked])        # plain images stay plain
     assert bool(picked.any()) and not torch.equal(bars[picked], base[picked])
-    # draw_bars itself: bars at several angles on the chosen images, none on the others
+    # draw_bars itself: bars on the chosen images, none on the others, greys within [0, 1]
     cv = rr._Canvas(DEFAULT_CAMERA, 1, "cpu")
     gen = torch.Generator().manual_seed(0)
 
