@@ -10,10 +10,14 @@
 #   3. sim_d:      FROM continued as a SIM network on half-randomised scenes with --distractors 0.5
 #                  for SIM_BUDGET s;
 #   4. sim_d_p75:  sim_d adapted as run 2.
+#   5. swap*:      the shipped adaptation recipe from FROM, with each real frame's robot shown over
+#                  another frame's background (--background-swap: share, --clutter-margin: pixels
+#                  around the robot carried over): swap50_m1 | swap50_m2 side by side (stage
+#                  "swap"), swap75_m1 | swap25_m1 (stage "swap2").
 #
 #   bash bench/gpu_clutter.sh STAGES OUT FROM HIFI_TRAIN HIFI_VAL
 # STAGES: any of "adapt" (runs 1 and 2), "sim" (run 3), "simadapt" (run 4: OUT/runs/sim_d must
-# hold run 3), e.g. "adapt sim" (about 7 minutes; the device allows 10 a call). FROM: the SIM
+# hold run 3), "swap", "swap2" (runs 5), e.g. "adapt sim" (about 7 minutes; the device allows 10 a call). FROM: the SIM
 # network (the shipped adapted network's SIM stage is run 7's sim2). Knobs (environment):
 # ADAPT_BUDGET (150 s), SIM_BUDGET (250 s), DEVICE (cuda). Each run's hifi validation error is in
 # its metrics.json (e_real_val); the held-out hifi test set is evaluated afterwards (reach eval
@@ -62,6 +66,20 @@ if [[ $STAGES == *" simadapt "* ]]; then
   adapt sim_d_p75 "$RUNS/sim_d/model.pt" --clutter-margin 0 --distractors 0.5 \
     || { status=1; tail -n 3 "$RUNS/sim_d_p75.log"; }
   echo "[clutter $((SECONDS - t0))s] sim_d_p75 done"; summary sim_d_p75 || true
+fi
+pair() {  # NAME1 "ARGS1" NAME2 "ARGS2": two adaptations from FROM side by side
+  local a b
+  adapt "$1" "$FROM" $2 & a=$!
+  adapt "$3" "$FROM" $4 & b=$!
+  wait "$a" || { status=1; tail -n 3 "$RUNS/$1.log"; }
+  wait "$b" || { status=1; tail -n 3 "$RUNS/$3.log"; }
+  echo "[clutter $((SECONDS - t0))s] $1 | $3 done"; summary "$1" || true; summary "$3" || true
+}
+if [[ $STAGES == *" swap "* ]]; then
+  pair swap50_m1 "--background-swap 0.5 --clutter-margin 1" swap50_m2 "--background-swap 0.5"
+fi
+if [[ $STAGES == *" swap2 "* ]]; then
+  pair swap75_m1 "--background-swap 0.75 --clutter-margin 1" swap25_m1 "--background-swap 0.25 --clutter-margin 1"
 fi
 (cd "$OUT" && tar czf runs.tgz --exclude='checkpoint*' runs)
 exit "$status"

@@ -221,6 +221,31 @@ def test_clutter_is_pasted_around_the_robot_and_never_over_it():
         P.train(P.TrainConfig(l2sp=-1.0, steps=1), progress=False)
 
 
+def test_background_swap_keeps_each_robot_and_hides_the_other():
+    target, q = sample_scenes(6, np.random.default_rng(4))
+    omega = torch.from_numpy(normalise(target, q)).float()
+    images = torch.from_numpy(np.stack([preprocess(f) for f in render(target, q)])).float()
+    # each frame gets its own background: a horizontal ramp of a different slope
+    ramp = torch.linspace(0.2, 0.9, 84).view(1, 1, 84) * torch.linspace(0.5, 1.0, 6).view(6, 1, 1)
+    keep = P.robot_mask(omega, margin=1)
+    images = torch.where(keep, images, ramp.expand(6, 84, 84))
+    out = P.swap_backgrounds(images, keep, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out[keep], images[keep])                      # labels' pixels untouched
+    assert bool(torch.isfinite(out).all())
+    swapped = [i for i in range(6) if not torch.equal(out[i], images[i])]
+    assert len(swapped) >= 4                                         # (a frame may draw itself)
+    ramps = ramp.expand(6, 84, 84)
+    for i in swapped:
+        bg = ~keep[i]
+        # the background is another frame's ramp, that frame's robot filled in from its ramp
+        gaps = [float((out[i][bg] - ramps[j][bg]).abs().mean()) for j in range(6)]
+        j = int(np.argmin(gaps))
+        assert j != i and gaps[j] < 0.005, gaps
+    assert torch.equal(P.swap_backgrounds(images, keep, 0.0, torch.Generator()), images)
+    with pytest.raises(ValueError, match="background-swap"):
+        P.train(P.TrainConfig(background_swap=2.0, steps=1), progress=False)
+
+
 def test_lr_schedule():
     cfg = P.TrainConfig(steps=1000, lr=1e-3, warmup=100, lr_final_fraction=0.1)
     assert P.lr_at(0, cfg) == pytest.approx(1e-5)
@@ -289,9 +314,9 @@ def test_adaptation_mixes_real_images_and_improves_on_them(tmp_path):
     # L2-SP: a strong pull keeps the adapted weights near the SIM network's
     P.train(_tiny(tmp_path, "sp", steps=40, adapt_from=str(tmp_path / "sim" / "model.pt"),
                   real=str(hifi), virtual_targets=2, lr=1e-3, l2sp=10.0, real_clutter=0.5,
-                  clutter_margin=0, distractors=0.5), progress=False)
+                  clutter_margin=0, distractors=0.5, background_swap=0.5), progress=False)
     sp_cfg = json.loads((tmp_path / "sp" / "config.json").read_text())
-    assert (sp_cfg["clutter_margin"], sp_cfg["distractors"]) == (0, 0.5)
+    assert (sp_cfg["clutter_margin"], sp_cfg["distractors"], sp_cfg["background_swap"]) == (0, 0.5, 0.5)
     start = torch.load(tmp_path / "sim" / "model.pt", weights_only=True)["model"]
 
     def drift(run):

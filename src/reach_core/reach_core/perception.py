@@ -21,10 +21,11 @@ Training minimises the paper's quadratic loss (Eq. 2) with Adam and a cosine lea
 networks train from scratch on simulator images; adapted networks (P25-P100) start from a SIM
 checkpoint and draw ``real_fraction`` of every mini-batch from a "real" dataset (here the
 higher-fidelity MuJoCo domain, or robot images) and the rest from simulator images, with the
-paper's augmentations (rotation, translation, noise, brightness) as options.  Two regularisers
+paper's augmentations (rotation, translation, noise, brightness) as options.  Three regularisers
 for adaptations with few real frames (a few hundred frames are otherwise memorised): clutter
-pasted around the robot in real frames (``real_clutter``, :func:`paste_clutter`), and L2-SP, a
-pull towards the starting weights (``l2sp``).  ``near_target`` puts a share of the scenes'
+pasted around the robot in real frames (``real_clutter``, :func:`paste_clutter`), each frame's
+robot shown over another frame's background (``background_swap``, :func:`swap_backgrounds`), and
+L2-SP, a pull towards the starting weights (``l2sp``).  ``near_target`` puts a share of the scenes'
 targets at the hand (:func:`reach_core.renderer.near_targets`), the frames that end every reach.
 
 A checkpoint is a dictionary saved with ``torch.save`` (format ``reach.perception/1``) holding the
@@ -371,7 +372,10 @@ class TrainConfig:
     near_target: float = 0.0      # share of --online scenes and of virtual targets with the target
                                   # at the hand, as every reach ends (renderer.near_targets)
     clutter_margin: int = 2       # px around the robot (as drawn from the labels) that pasted
-                                  # clutter keeps clear of (the hifi camera moves by a few px)
+                                  # clutter keeps clear of and a background swap carries over
+                                  # (the hifi camera moves by a few px)
+    background_swap: float = 0.0  # share of real images whose robot and target are shown over the
+                                  # background of another real frame (swap_backgrounds)
     distractors: float = 0.0      # share of randomised --online scenes and of clutter-pasted real
                                   # images also given bars at any angle behind the robot
                                   # (randomized_renderer.draw_bars)
@@ -521,6 +525,29 @@ def paste_clutter(x: torch.Tensor, keep: torch.Tensor, prob: float, gen: torch.G
     return out
 
 
+def swap_backgrounds(x: torch.Tensor, keep: torch.Tensor, prob: float, gen: torch.Generator,
+                     fill_px: int = 15) -> torch.Tensor:
+    """For a fraction ``prob`` of the images ``x`` (B, 84, 84), show their robot and target (the
+    pixels ``keep``: :func:`robot_mask`) over the background of another image of the batch, whose
+    own robot and target are filled in from the background around them (a box blur of
+    ``fill_px`` normalised by the background pixels it covers).  Labels stay valid, and a few
+    hundred real frames can no longer be recognised by their background: the adapted network
+    otherwise memorises each frame's joint angles by it."""
+    b = x.shape[0]
+    dev = x.device
+    pick = (torch.rand(b, device=dev, generator=gen) < prob).view(b, 1, 1)
+    other = torch.randperm(b, device=dev, generator=gen)
+    bg, bg_keep = x[other], keep[other]
+    free = (~bg_keep).float()[:, None]
+    pool = dict(kernel_size=fill_px, stride=1, padding=fill_px // 2, count_include_pad=False)
+    num = F.avg_pool2d(bg[:, None] * free, **pool)
+    den = F.avg_pool2d(free, **pool)
+    mean = (bg[:, None] * free).sum((2, 3), keepdim=True) / free.sum((2, 3), keepdim=True).clamp_min(1.0)
+    fill = torch.where(den > 1e-3, num / den.clamp_min(1e-3), mean)[:, 0]
+    bg = torch.where(bg_keep, fill, bg)
+    return torch.where(keep | ~pick, x, bg)
+
+
 def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
     """Linear warm-up, then cosine decay to lr * lr_final_fraction over the steps (or over the
     time budget, given the training seconds elapsed)."""
@@ -563,7 +590,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
 
     from .datasets import load_dataset, sim_test_set
 
-    for name in ("real_clutter", "distractors", "near_target"):
+    for name in ("real_clutter", "background_swap", "distractors", "near_target"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"--{name.replace('_', '-')} is a fraction in [0, 1], got {getattr(cfg, name)}")
     if not 0 <= cfg.clutter_margin <= 10:
@@ -628,7 +655,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         real_xt = torch.from_numpy(real.images.astype(np.float16)).to(device)
         real_yt = torch.from_numpy(real.omega.astype(np.float32)).to(device)
         n_real = int(round(cfg.batch * cfg.real_fraction))
-        if cfg.real_clutter:
+        if cfg.real_clutter or cfg.background_swap:
             real_keep = torch.cat([robot_mask(real_yt[i:i + 1024], margin=cfg.clutter_margin,
                                               camera=real.camera)
                                    for i in range(0, len(real_yt), 1024)])
@@ -680,6 +707,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         if n_real:
             ridx = torch.randint(len(real_xt), (n_real,), device=device, generator=gen)
             xr = real_xt[ridx].float()
+            if cfg.background_swap:
+                xr = swap_backgrounds(xr, real_keep[ridx], cfg.background_swap, gen)
             if cfg.real_clutter:
                 xr = paste_clutter(xr, real_keep[ridx], cfg.real_clutter, gen, bars=cfg.distractors)
             xr = augment(xr, cfg, gen)
@@ -930,7 +959,11 @@ def add_train_cli(sub) -> None:
            "hand, as every reach ends (default 0)")
     a("--clutter-margin", type=int, default=None,
       help="adaptation: pixels around the robot (drawn from the labels) that --real-clutter keeps "
-           "clear of (default 2; the hifi domain's clutter that touches the arm costs it most)")
+           "clear of and --background-swap carries over (default 2; the hifi domain's clutter that "
+           "touches the arm costs it most)")
+    a("--background-swap", type=float, default=None,
+      help="adaptation: fraction of real images whose robot and target (pixels the labels give) "
+           "are shown over another real frame's background, its own robot filled in (default 0)")
     a("--distractors", type=float, default=None,
       help="share of randomised --online simulator scenes (and of --real-clutter images) also given "
            "bars at any angle behind the robot, like the hifi domain's background boxes (default 0)")
