@@ -14,10 +14,14 @@
 #                  another frame's background (--background-swap: share, --clutter-margin: pixels
 #                  around the robot carried over): swap50_m1 | swap50_m2 side by side (stage
 #                  "swap"), swap75_m1 | swap25_m1 (stage "swap2").
+#   6. part_*:     the shipped adaptation recipe from FROM, training only part of the network
+#                  (--adapt-part): part_features | part_early (stage "part"), and the same at a
+#                  learning rate of 1e-3 (stage "part2").
 #
 #   bash bench/gpu_clutter.sh STAGES OUT FROM HIFI_TRAIN HIFI_VAL
 # STAGES: any of "adapt" (runs 1 and 2), "sim" (run 3), "simadapt" (run 4: OUT/runs/sim_d must
-# hold run 3), "swap", "swap2" (runs 5), e.g. "adapt sim" (about 7 minutes; the device allows 10 a call). FROM: the SIM
+# hold run 3), "swap", "swap2" (runs 5), "part",
+# "part2" (runs 6), e.g. "adapt sim" (about 7 minutes; the device allows 10 a call). FROM: the SIM
 # network (the shipped adapted network's SIM stage is run 7's sim2). Knobs (environment):
 # ADAPT_BUDGET (150 s), SIM_BUDGET (250 s), DEVICE (cuda). Each run's hifi validation error is in
 # its metrics.json (e_real_val); the held-out hifi test set is evaluated afterwards (reach eval
@@ -80,6 +84,12 @@ if [[ $STAGES == *" swap "* ]]; then
 fi
 if [[ $STAGES == *" swap2 "* ]]; then
   pair swap75_m1 "--background-swap 0.75 --clutter-margin 1" swap25_m1 "--background-swap 0.25 --clutter-margin 1"
+fi
+if [[ $STAGES == *" part "* ]]; then
+  pair part_features "--adapt-part features" part_early "--adapt-part early"
+fi
+if [[ $STAGES == *" part2 "* ]]; then
+  pair part_features_lr1e-3 "--adapt-part features --lr 1e-3" part_early_lr1e-3 "--adapt-part early --lr 1e-3"
 fi
 (cd "$OUT" && tar czf runs.tgz --exclude='checkpoint*' runs)
 exit "$status"

@@ -246,6 +246,29 @@ def test_background_swap_keeps_each_robot_and_hides_the_other():
         P.train(P.TrainConfig(background_swap=2.0, steps=1), progress=False)
 
 
+def test_adapt_part_freezes_the_head_or_all_but_the_early_convolutions(tmp_path):
+    for arch, early in (("spatial", 3), ("paper", 2)):
+        net = P.PerceptionNet(P.ArchConfig(arch=arch, width=0.25))
+        convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+        assert len(P.trainable_parameters(net, "all")) == len(list(net.parameters()))
+        feats = P.trainable_parameters(net, "features")
+        assert all(p.requires_grad for p in feats) and not any(p.requires_grad for p in net.head.parameters())
+        P.trainable_parameters(net, "early")
+        assert [c.weight.requires_grad for c in convs] == [True] * early + [False] * (len(convs) - early)
+        assert not any(p.requires_grad for p in net.head.parameters())
+    # an adaptation with the head frozen leaves the head's weights as they were
+    sim_cfg = _tiny(tmp_path, "sim", steps=4, sim_images=64, val_sim=8, eval_every=2)
+    P.train(sim_cfg, progress=False)
+    P.train(_tiny(tmp_path, "f", steps=4, sim_images=64, val_sim=8, eval_every=2, adapt_part="features",
+                  adapt_from=str(tmp_path / "sim" / "model.pt")), progress=False)
+    a = torch.load(tmp_path / "sim" / "model.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "f" / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("head."))
+    assert not torch.equal(a["features.0.weight"], b["features.0.weight"])
+    with pytest.raises(ValueError, match="adapt-part"):
+        P.train(P.TrainConfig(adapt_part="head", steps=1), progress=False)
+
+
 def test_lr_schedule():
     cfg = P.TrainConfig(steps=1000, lr=1e-3, warmup=100, lr_final_fraction=0.1)
     assert P.lr_at(0, cfg) == pytest.approx(1e-5)

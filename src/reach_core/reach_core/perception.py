@@ -369,6 +369,8 @@ class TrainConfig:
     real_clutter: float = 0.0     # fraction of real images given random boxes pasted around the
                                   # robot (its pixels known from the labels: robot_mask)
     l2sp: float = 0.0             # weight of ||theta - theta_start||^2 (L2-SP, Li et al. 2018)
+    adapt_part: str = "all"       # the layers trained: all; features (the head, features -> Omega,
+                                  # frozen); early (the convolutions before the last feature layer)
     near_target: float = 0.0      # share of --online scenes and of virtual targets with the target
                                   # at the hand, as every reach ends (renderer.near_targets)
     clutter_margin: int = 2       # px around the robot (as drawn from the labels) that pasted
@@ -548,6 +550,29 @@ def swap_backgrounds(x: torch.Tensor, keep: torch.Tensor, prob: float, gen: torc
     return torch.where(keep | ~pick, x, bg)
 
 
+ADAPT_PARTS = ("all", "features", "early")
+
+
+def trainable_parameters(net: PerceptionNet, part: str = "all") -> list:
+    """The parameters an adaptation trains, the others frozen (``requires_grad`` off): ``all``;
+    ``features``, all but the head (the map from features to Omega, which is the same in every
+    domain, so that a few hundred real frames cannot be memorised there); ``early``, only the
+    convolutions before the last feature layer (spatial: convolutions 1-3, not the keypoint maps;
+    paper: convolutions 1-2)."""
+    mods = list(net.features)
+    if part == "all":
+        keep = list(net.parameters())
+    elif part == "features":
+        keep = list(net.features.parameters())
+    else:   # early: what comes before the last convolution (with its BatchNorm, if any)
+        last = max(i for i, m in enumerate(mods) if isinstance(m, nn.Conv2d))
+        keep = [p for m in mods[:last] for p in m.parameters()]
+    ids = {id(p) for p in keep}
+    for p in net.parameters():
+        p.requires_grad_(id(p) in ids)
+    return keep
+
+
 def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
     """Linear warm-up, then cosine decay to lr * lr_final_fraction over the steps (or over the
     time budget, given the training seconds elapsed)."""
@@ -597,6 +622,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         raise ValueError(f"--clutter-margin is 0..10 pixels, got {cfg.clutter_margin}")
     if not cfg.l2sp >= 0.0:
         raise ValueError(f"--l2sp must be >= 0, got {cfg.l2sp}")
+    if cfg.adapt_part not in ADAPT_PARTS:
+        raise ValueError(f"--adapt-part is one of {', '.join(ADAPT_PARTS)}, got {cfg.adapt_part!r}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
@@ -629,7 +656,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         net = PerceptionNet(cfg.arch_config())
         arch_note = "from scratch (random initialisation)"
     net.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trained = trainable_parameters(net, cfg.adapt_part)
+    opt = torch.optim.Adam(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     step, progress_rows, elapsed, reached = 0, [], 0.0, None
@@ -967,6 +995,9 @@ def add_train_cli(sub) -> None:
     a("--distractors", type=float, default=None,
       help="share of randomised --online simulator scenes (and of --real-clutter images) also given "
            "bars at any angle behind the robot, like the hifi domain's background boxes (default 0)")
+    a("--adapt-part", choices=ADAPT_PARTS, default=None,
+      help="layers trained: all (default); features (the head from features to Omega frozen); "
+           "early (only the convolutions before the last feature layer)")
     a("--l2sp", type=float, default=None,
       help="adaptation: weight of the squared distance to the starting weights (L2-SP)")
     a("--randomize", type=float, default=None,
