@@ -7,7 +7,7 @@ Table 3 (default): EE1 (SIM + CR), EE2 (P75 + CR), EE2-FT (the committed fine-tu
     python bench/bench_end2end.py --trials 100 --hifi-trials 10
     python bench/bench_end2end.py --odometry            # controllers as the ROS controller runs them
                                                         # (no-revisit rule on commanded configurations)
-    python bench/bench_end2end.py --only EE2-FT --trials 0 --hifi-trials 60 --odometry --tta 1
+    python bench/bench_end2end.py --only EE2-FT --trials 0 --hifi-trials 60 --odometry --tta 0  # no test-time augmentation
 
 Full pipeline (SIM perception -> adaptation -> control -> fine-tuning -> Table 3), one command,
 each stage timed (meant for one GPU: ``--device cuda``; ``--tiny`` runs it in about a minute on a
@@ -206,9 +206,10 @@ def main() -> int:
                    help="controllers with the ROS controller's no-revisit rule (its default there)")
     p.add_argument("--odometry", action="store_true",
                    help="the no-revisit rule on commanded configurations (the ROS controller's default)")
-    p.add_argument("--tta", type=int, default=0,
+    p.add_argument("--tta", type=int, default=1,
                    help="perception with test-time augmentation: the median over the image shifted "
-                        "by up to this many pixels (0: off)")
+                        "by up to this many pixels (default 1, as the perception node; 0: off), for "
+                        "networks trained with camera shifts (not the SIM network)")
     p.add_argument("--only", action="append", default=None, metavar="ROW",
                    help="evaluate only the rows whose name starts with this (repeatable): EE1, "
                         "EE2 (also matches EE2-FT), EE2-FT, CR")

@@ -29,8 +29,9 @@ ARGUMENTS = {
     'perception_model': ('', 'perception checkpoint (.pt), or a combined end-to-end one (its '
                              'perception half); empty: GROUND TRUTH joint angles from the robot '
                              'and the set target (no vision)'),
-    'perception_tta': ('0', 'perception network: test-time augmentation, the median over the '
-                             'image shifted by up to this many pixels (0..3; 0: off)'),
+    'perception_tta': ('1', 'perception network: test-time augmentation, the median over the '
+                             'image shifted by up to this many pixels (0..3; 0: off; only for '
+                             'networks trained with camera shifts)'),
     'target_x': ('0.5', 'virtual target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'virtual target y (m, arm plane, up)'),
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),

@@ -28,8 +28,9 @@ ARGUMENTS = {
     'perception_model': ('', 'perception checkpoint (.pt), or a combined end-to-end one (its '
                              'perception half); empty: ground truth from the fake '
                              'robot (no vision)'),
-    'perception_tta': ('0', 'perception network: test-time augmentation, the median over the '
-                             'image shifted by up to this many pixels (0..3; 0: off)'),
+    'perception_tta': ('1', 'perception network: test-time augmentation, the median over the '
+                             'image shifted by up to this many pixels (0..3; 0: off; only for '
+                             'networks trained with camera shifts)'),
     'target_x': ('0.5', 'initial target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'initial target y (m, arm plane, up)'),
     'camera_renderer': ('simple', 'simulated webcam: simple (the paper\'s simulator) or hifi (the '

@@ -128,6 +128,13 @@ def test_test_time_augmentation_in_the_model(tmp_path):
     assert P.trained_with_shifts(P.PerceptionModel(net, {"config": {"translation": 2.0}}))
     assert not P.trained_with_shifts(P.PerceptionModel(net, {"config": {"online": True, "randomize": 0.0}}))
     assert not P.trained_with_shifts(plain)
+    # what a model gets when tta is asked for (the perception node's and the evaluations' default
+    # is 1): the radius for a network trained with shifts, none for the others
+    shifted = P.PerceptionModel(net, {"config": {"online": True, "randomize": 0.5}})
+    assert (P.tta_for(shifted, 1), P.tta_for(shifted, 2), P.tta_for(shifted, 0)) == (1, 2, 0)
+    assert P.tta_for(plain, 1) == 0
+    with pytest.raises(ValueError, match="0..3"):
+        P.tta_for(shifted, 7)
 
 
 def test_load_errors_name_the_file(tmp_path):

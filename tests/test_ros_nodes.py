@@ -257,6 +257,8 @@ def test_perception_runs_a_network(probe, tmp_path):
     try:
         img = probe.publisher(Image, '/camera/image_raw', SENSOR_QOS)
         assert wait_log(probe, g, 'perception', 'perception network', 20.0), g.log('perception')
+        # the default tta 1 is not applied to a network trained without camera shifts
+        assert 'test-time augmentation (tta 1) is off for it' in g.log('perception')
         assert probe.spin_until(lambda: img.get_subscription_count() > 0, 10.0)
         probe.spin_for(0.5)
         n = len(scenes)
@@ -365,8 +367,8 @@ def test_nodes_run_the_halves_of_the_shipped_end_to_end_network(probe):
         assert g.alive()['controller']
     finally:
         g.stop()
-    # the perception node runs the perception half, here with test-time augmentation
-    g = start(probe, 'perception', overrides={'perception_model': path, 'perception_tta': '1'})
+    # the perception node runs the perception half, with test-time augmentation by default
+    g = start(probe, 'perception', overrides={'perception_model': path})
     try:
         assert wait_log(probe, g, 'perception', 'test-time augmentation: shifts up to 1 px', 30.0), \
             g.log('perception')

@@ -57,7 +57,7 @@ from torch import nn
 from .control import (END2END_FORMAT, CheckpointError, ControlPolicy, QNetwork, available_actions,
                       load_checkpoint, load_control, masked_argmax, save_atomic)
 from .perception import (NET_SIZE, PerceptionModel, PerceptionNet, check_tta, predict_shifted,
-                         trained_with_shifts)
+                         tta_for)
 from .scene import DEFAULT_CAMERA, denormalise, normalise
 from .simulator import NUM_ACTIONS, ReachEnv, TaskConfig, action_mask, success_bonus
 
@@ -413,8 +413,8 @@ def set_tta(rows: dict, radius: int, log=None) -> None:
     for name, row in rows.items():
         if not radius or not isinstance(row, EndToEndModel):
             continue
-        if trained_with_shifts(row.perception):
-            row.perception.tta = radius
+        row.perception.tta = tta_for(row.perception, radius)
+        if row.perception.tta:
             if log:
                 log(f"{name}: test-time augmentation, shifts up to {radius} px")
         elif log:
@@ -1009,9 +1009,10 @@ def add_eval_cli(sub) -> None:
     p.add_argument("--no-revisit-odometry", action="store_true",
                    help="the no-revisit rule on the commanded configurations (the first estimate "
                         "plus the moves commanded), as the ROS controller runs it by default")
-    p.add_argument("--tta", type=int, default=0,
+    p.add_argument("--tta", type=int, default=1,
                    help="perception with test-time augmentation: the median over the image shifted "
-                        "by up to this many pixels (0..3; default 0: off)")
+                        "by up to this many pixels (0..3; default 1, as the perception node; 0: "
+                        "off), for networks trained with camera shifts (not the SIM network)")
     p.add_argument("--no-paper", action="store_true", help="do not print the paper's rows")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", default=None, help="write the results here")

@@ -244,6 +244,14 @@ def trained_with_shifts(model: "PerceptionModel") -> bool:
     return bool((cfg.get("online") and cfg.get("randomize", 0) > 0) or cfg.get("translation", 0) > 0)
 
 
+def tta_for(model: "PerceptionModel", radius) -> int:
+    """The test-time augmentation radius a model gets when ``radius`` is asked for: ``radius``
+    for a network trained with camera shifts, 0 for one trained without (shifted images would
+    mislead it: :func:`trained_with_shifts`)."""
+    radius = check_tta(radius)
+    return radius if radius and trained_with_shifts(model) else 0
+
+
 def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA) -> torch.Tensor:
     """Omega_hat of images ``x`` (B, 84, 84) with test-time augmentation: ``forward`` runs once on
     (2r + 1)^2 copies of the batch, each shifted by (dx, dy) in -r..r pixels (``torch.roll``);

@@ -56,10 +56,10 @@ PARAMS = [
     Param('omega_tolerance', 0.02, 'estimates this far outside [0, 1] (normalised) are clipped; '
           'farther ones are refused', positive),
     Param('threads', 1, 'torch threads for the network', positive),
-    Param('tta', 0, 'test-time augmentation: the network\'s estimate is the median over the image '
+    Param('tta', 1, 'test-time augmentation: the network\'s estimate is the median over the image '
           'shifted by up to this many pixels, (2 tta + 1)^2 copies (0..3; 0: off; 1 costs about '
-          '6x the inference time and cut the adapted network\'s hifi error by a tenth; only for '
-          'networks trained with shifted cameras)',
+          '6x the inference time and cut the adapted network\'s hifi error by a tenth; applied '
+          'only to networks trained with shifted cameras, off for the others)',
           lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3
           else f'must be an integer in 0..3, got {v!r}'),
 ] + CAMERA_PARAMS
@@ -118,16 +118,11 @@ class Perception(Node):
                 import torch
                 torch.set_num_threads(int(self.p['threads']))
                 self.model = load_model(os.path.expanduser(path))
-                self.model.tta = int(self.p['tta'])
-                if self.model.tta:
-                    from reach_core.perception import trained_with_shifts
-                    if not trained_with_shifts(self.model):
-                        report(self, 'perception_tta', f'{path} was trained without camera '
-                               f'shifts: test-time augmentation (tta) will make it worse', 'warn')
+                self._set_tta(int(self.p['tta']))
                 self.source = f'network:{os.path.basename(path)}'
                 self.get_logger().info(f'perception network: {path}' + (
-                    f" (test-time augmentation: shifts up to {self.p['tta']} px)"
-                    if self.p['tta'] else ''))
+                    f" (test-time augmentation: shifts up to {self.model.tta} px)"
+                    if self.model.tta else ''))
             except ModelUnavailable as err:
                 self.model_error = str(err)
                 self.source = 'none'
@@ -156,8 +151,16 @@ class Perception(Node):
             raise ValueError(err)
         self.target = np.array([x, y], dtype=np.float64)
         if 'tta' in changes and self.model is not None:
-            self.model.tta = int(changes['tta'])
+            self._set_tta(int(changes['tta']))
         self.p.update(changes)
+
+    def _set_tta(self, radius: int):
+        from reach_core.perception import tta_for
+        self.model.tta = tta_for(self.model, radius)
+        if radius and not self.model.tta:
+            report(self, 'perception_tta', f'{self.p["model_path"]} was trained without camera '
+                   f'shifts: test-time augmentation (tta {radius}) is off for it (shifted images '
+                   f'would mislead it)', 'info')
 
     def on_target(self, msg: PointStamped):
         x, y = msg.point.x, msg.point.y
