@@ -288,6 +288,10 @@ def test_pipeline_runs_in_parts_and_keeps_each_stage_time(tmp_path):
     times1 = json.loads((tmp_path / "a/pipe/pipeline_times.json").read_text())
     assert "SIM perception | control (CR)" in times1 and "adaptation (P75)" not in times1
     assert not (tmp_path / "a/pipe/p75").exists()
+    # control in the shipped controller's two stages: the second starts from the first's network
+    stage2 = json.loads((tmp_path / "a/pipe/control/config.json").read_text())
+    assert stage2["init_from"] == str(tmp_path / "a/pipe/control_stage1/best.pt")
+    assert stage2["success_bonus"] == 0.5 and (tmp_path / "a/pipe/control_stage1/best.pt").exists()
     with tarfile.open(tmp_path / "p1.tgz") as tar:
         names = tar.getnames()
         assert "pipe/sim/model.pt" in names and "pipe/control/best.pt" in names
