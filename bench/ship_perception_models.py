@@ -1,6 +1,7 @@
 """Copy the perception networks trained by bench/gpu_perception.sh into the package.
 
     python bench/ship_perception_models.py RESULTS_DIR [--sim NAME] [--adapted NAME]
+    python bench/ship_perception_models.py RESULTS_DIR --only sim_dr --sim-dr NAME
 
 RESULTS_DIR holds what gpu_perception.sh wrote (runs/<name>/{model.pt,metrics.json,config.json},
 eval.json).  The SIM network shipped is the sim_* run with the lowest simulator test error unless
@@ -8,7 +9,9 @@ eval.json).  The SIM network shipped is the sim_* run with the lowest simulator 
 setting, chosen before looking at the results) unless --adapted names another.  Each model is
 written to src/reach_core/reach_core/models/perception_{sim,adapted}.pt with a .json giving the
 exact training command, seed, training metrics (device, images/s, time to target) and the
-evaluation of gpu_perception.sh (Table 1 style), plus the pipeline that produced it.
+evaluation of gpu_perception.sh (Table 1 style), plus the pipeline that produced it.  The
+``sim_dr`` role (``perception_sim_dr.pt``) is the SIM stage trained with domain randomisation
+that the adapted network was adapted from: the starting point for adapting to your own frames.
 """
 from __future__ import annotations
 
@@ -31,12 +34,14 @@ def main() -> None:
     ap.add_argument("results")
     ap.add_argument("--sim", default=None)
     ap.add_argument("--adapted", default=None)
+    ap.add_argument("--sim-dr", default=None,
+                    help="the domain-randomised SIM run the adapted network started from")
     ap.add_argument("--adapted-results", default=None,
                     help="take the adapted network from this results folder (another GPU run)")
     ap.add_argument("--pipeline", default=PIPELINE, help="how the results were made (recorded)")
     ap.add_argument("--adapted-pipeline", default=None)
     ap.add_argument("--note", default="", help="recorded as 'selection' in the adapted .json")
-    ap.add_argument("--only", choices=("sim", "adapted"), default=None,
+    ap.add_argument("--only", choices=("sim", "adapted", "sim_dr"), default=None,
                     help="ship only this role (the other shipped model stays as it is)")
     ap.add_argument("--concurrent-note", default="trained side by side with the other runs of "
                     "gpu_perception.sh on one GPU, so images/s and times are lower than a run alone")
@@ -49,9 +54,10 @@ def main() -> None:
     ares = Path(args.adapted_results) if args.adapted_results else res
     jobs = (("sim", sim, res, ev, args.pipeline),
             ("adapted", adapted, ares, json.loads((ares / "eval.json").read_text()),
-             args.adapted_pipeline or args.pipeline))
+             args.adapted_pipeline or args.pipeline),
+            ("sim_dr", args.sim_dr, res, ev, args.pipeline))
     for role, name, res, ev, pipeline in jobs:
-        if args.only and role != args.only:
+        if (args.only and role != args.only) or not name:
             continue
         run = res / "runs" / name
         model = PerceptionModel.load(run / "model.pt")   # refuse to ship a broken file

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,6 +275,23 @@ def test_adapt_part_freezes_the_head_or_all_but_the_early_convolutions(tmp_path)
     assert not torch.equal(a["features.0.weight"], b["features.0.weight"])
     with pytest.raises(ValueError, match="adapt-part"):
         P.train(P.TrainConfig(adapt_part="head", steps=1), progress=False)
+
+
+def test_shipped_perception_models_load_with_their_provenance():
+    models = Path(P.__file__).parent / "models"
+    for role in ("sim", "adapted", "sim_dr"):
+        P.PerceptionModel.load(models / f"perception_{role}.pt")
+        info = json.loads((models / f"perception_{role}.json").read_text())
+        assert info["file"] == f"perception_{role}.pt", role
+        assert info["command"].startswith("reach train perception") and "seed" in info, role
+        assert info["evaluation"]["sim"]["n"] >= 1000 and "hifi_test" in info["evaluation"], role
+    # the randomised SIM stage the walkthrough adapts from: the adapted network's architecture,
+    # trained with camera shifts, and a trained network on simulator images
+    dr = P.PerceptionModel.load(models / "perception_sim_dr.pt")
+    assert vars(dr.arch) == vars(P.PerceptionModel.load(models / "perception_adapted.pt").arch)
+    assert P.trained_with_shifts(dr)
+    test = sim_test_set(60, seed=5)
+    assert P.perception_errors(dr.predict(test.images), test.omega)[0]["e_mean"] < 0.03
 
 
 def test_lr_schedule():
