@@ -51,14 +51,17 @@ print(f"  {sys.argv[1]}: step {f['step']}, e_sim {f.get('e_sim', float('nan')):.
       f"e_real_val {f.get('e_real_val', float('nan')):.4f}")
 EOF
 }
+pair() {  # NAME1 "ARGS1" NAME2 "ARGS2": two adaptations from FROM side by side
+  local a b
+  adapt "$1" "$FROM" $2 & a=$!
+  adapt "$3" "$FROM" $4 & b=$!
+  wait "$a" || { status=1; tail -n 3 "$RUNS/$1.log"; }
+  wait "$b" || { status=1; tail -n 3 "$RUNS/$3.log"; }
+  echo "[clutter $((SECONDS - t0))s] $1 | $3 done"; summary "$1" || true; summary "$3" || true
+}
 status=0
 if [[ $STAGES == *" adapt "* ]]; then
-  adapt margin0 "$FROM" --clutter-margin 0 & a=$!
-  adapt margin0_d "$FROM" --clutter-margin 0 --distractors 0.5 & b=$!
-  wait "$a" || { status=1; tail -n 3 "$RUNS/margin0.log"; }
-  wait "$b" || { status=1; tail -n 3 "$RUNS/margin0_d.log"; }
-  echo "[clutter $((SECONDS - t0))s] adaptations from $FROM done"
-  summary margin0 || true; summary margin0_d || true
+  pair margin0 "--clutter-margin 0" margin0_d "--clutter-margin 0 --distractors 0.5"
 fi
 if [[ $STAGES == *" sim "* ]]; then
   reach train perception --out "$RUNS/sim_d" --adapt-from "$FROM" --distractors 0.5 \
@@ -71,14 +74,6 @@ if [[ $STAGES == *" simadapt "* ]]; then
     || { status=1; tail -n 3 "$RUNS/sim_d_p75.log"; }
   echo "[clutter $((SECONDS - t0))s] sim_d_p75 done"; summary sim_d_p75 || true
 fi
-pair() {  # NAME1 "ARGS1" NAME2 "ARGS2": two adaptations from FROM side by side
-  local a b
-  adapt "$1" "$FROM" $2 & a=$!
-  adapt "$3" "$FROM" $4 & b=$!
-  wait "$a" || { status=1; tail -n 3 "$RUNS/$1.log"; }
-  wait "$b" || { status=1; tail -n 3 "$RUNS/$3.log"; }
-  echo "[clutter $((SECONDS - t0))s] $1 | $3 done"; summary "$1" || true; summary "$3" || true
-}
 if [[ $STAGES == *" swap "* ]]; then
   pair swap50_m1 "--background-swap 0.5 --clutter-margin 1" swap50_m2 "--background-swap 0.5"
 fi
