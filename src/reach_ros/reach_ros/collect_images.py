@@ -63,8 +63,8 @@ from sensor_msgs.msg import Image, JointState
 
 from .common import (ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, JOINT_LIMITS, LEFT_ARM_JOINTS,
                      SENSOR_QOS, FatalNodeError, ImageError, Param, camera_from, declare_params,
-                     finite, image_to_rgb, joint_positions, length, non_negative, one_of,
-                     positive, report, stamp_ns)
+                     finite, image_to_rgb, init, joint_positions, length, non_negative, one_of,
+                     positive, report, spin_until, stamp_ns)
 
 
 def _counts(v) -> str | None:
@@ -541,13 +541,12 @@ class Collector(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
+    stop = init(args)
     node = None
     code = EXIT_ERROR
     try:
         node = Collector()
-        while rclpy.ok() and node.exit_code is None:
-            rclpy.spin_once(node, timeout_sec=0.1)
+        spin_until(node, stop, done=lambda: node.exit_code is not None)
         if node.exit_code is not None:
             code = node.exit_code
         else:

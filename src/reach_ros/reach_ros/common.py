@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import array
 import math
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -27,9 +29,10 @@ import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
@@ -296,14 +299,50 @@ def joint_positions(msg, names) -> np.ndarray | None:
 
 
 # ----------------------------------------------------------------------------------- main
+def init(args=None) -> threading.Event:
+    """rclpy.init with SIGINT/SIGTERM that only set the returned event.
+
+    rclpy's own handlers let Python raise KeyboardInterrupt at any bytecode, also while the
+    executor converts a taken message, where it surfaces as a bare RuntimeError from
+    take_message. Here a signal only asks the spin loop to stop between callbacks; a second
+    one (Ctrl-C again while a long callback runs) raises KeyboardInterrupt at once.
+    """
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_signal)
+    return stop
+
+
+def spin_until(node: Node, stop: threading.Event, done: Callable[[], bool] | None = None,
+               period: float = 0.1) -> None:
+    """Run ``node``'s callbacks until a signal, a shutdown or ``done()``; a signal waits at
+    most ``period`` seconds to be seen."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok() and not stop.is_set() and not (done is not None and done()):
+            executor.spin_once(timeout_sec=period)
+    finally:
+        executor.shutdown(timeout_sec=0)
+
+
 def spin(node_factory: Callable[[], Node], args=None) -> int:
-    """rclpy.init, build the node, spin until Ctrl-C or shutdown, clean up; return an exit code."""
-    rclpy.init(args=args if args is not None else sys.argv)
+    """Init, build the node, spin until Ctrl-C, SIGTERM or shutdown, clean up; return an exit
+    code."""
+    stop = init(args)
     node = None
     code = 0
     try:
         node = node_factory()
-        rclpy.spin(node)
+        spin_until(node, stop)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except FatalNodeError as err:
@@ -312,11 +351,6 @@ def spin(node_factory: Callable[[], Node], args=None) -> int:
         else:
             print(f'error: {err}', file=sys.stderr)
         code = 1
-    except RuntimeError:
-        # A SIGINT/SIGTERM shuts the context down while the executor may be taking a message;
-        # rclpy then raises a bare RuntimeError from inside take_message. Only that is quiet.
-        if rclpy.ok():
-            raise
     finally:
         if node is not None:
             try:
