@@ -17,11 +17,16 @@
 #   6. part_*:     the shipped adaptation recipe from FROM, training only part of the network
 #                  (--adapt-part): part_features | part_early (stage "part"), and the same at a
 #                  learning rate of 1e-3 (stage "part2").
+#   7. design_*:   the shipped adaptation recipe from FROM on 200 frames whose joint configurations
+#                  fill the joint box evenly (reach data render --source hifi --seed 1 --design
+#                  halton|grid: the same looks as HIFI_TRAIN): design_halton | design_grid (stage
+#                  "design"), design_uniform (HIFI_TRAIN again, as a baseline side by side) |
+#                  design_halton_s1 (training seed 1) (stage "design2"); HALTON, GRID: those folders.
 #
 #   bash bench/gpu_clutter.sh STAGES OUT FROM HIFI_TRAIN HIFI_VAL
 # STAGES: any of "adapt" (runs 1 and 2), "sim" (run 3), "simadapt" (run 4: OUT/runs/sim_d must
 # hold run 3), "swap", "swap2" (runs 5), "part",
-# "part2" (runs 6), e.g. "adapt sim" (about 7 minutes; the device allows 10 a call). FROM: the SIM
+# "part2" (runs 6), "design", "design2" (runs 7), e.g. "adapt sim" (about 7 minutes; the device allows 10 a call). FROM: the SIM
 # network (the shipped adapted network's SIM stage is run 7's sim2). Knobs (environment):
 # ADAPT_BUDGET (150 s), SIM_BUDGET (250 s), DEVICE (cuda). Each run's hifi validation error is in
 # its metrics.json (e_real_val); the held-out hifi test set is evaluated afterwards (reach eval
@@ -85,6 +90,12 @@ if [[ $STAGES == *" part "* ]]; then
 fi
 if [[ $STAGES == *" part2 "* ]]; then
   pair part_features_lr1e-3 "--adapt-part features --lr 1e-3" part_early_lr1e-3 "--adapt-part early --lr 1e-3"
+fi
+if [[ $STAGES == *" design "* ]]; then
+  pair design_halton "--real ${HALTON:?HALTON dataset}" design_grid "--real ${GRID:?GRID dataset}"
+fi
+if [[ $STAGES == *" design2 "* ]]; then
+  pair design_uniform "" design_halton_s1 "--real ${HALTON:?HALTON dataset} --seed 1"
 fi
 (cd "$OUT" && tar czf runs.tgz --exclude='checkpoint*' runs)
 exit "$status"

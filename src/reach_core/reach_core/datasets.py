@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .kinematics import BAXTER_LEFT
+from .kinematics import BAXTER_LEFT, JOINT_DESIGNS
 from .renderer import add_target, near_targets, preprocess, render, render_net_images, sample_scenes
 from .scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW, OMEGA_NAMES, CameraConfig, normalise
 
@@ -139,19 +139,26 @@ def write_dataset(out: str | os.PathLike, frames_fn, target: np.ndarray, q: np.n
     return out
 
 
-def render_sim_dataset(out, n: int, seed: int = 0, **kw) -> Path:
-    """N simple-simulator frames (targets drawn in), scenes uniform as in Algorithm 1."""
-    target, q = sample_scenes(n, seed)
+def _design_meta(design: str) -> dict:
+    return {} if design == "uniform" else {"joint_design": design}
+
+
+def render_sim_dataset(out, n: int, seed: int = 0, *, design: str = "uniform", **kw) -> Path:
+    """N simple-simulator frames (targets drawn in), scenes uniform as in Algorithm 1 (or joint
+    configurations laid out by ``design``: :meth:`~reach_core.kinematics.PlanarArm.design_joints`)."""
+    target, q = sample_scenes(n, seed, design=design)
     return write_dataset(out, lambda t, qq, start: render(t, qq), target, q, target_mode="in_image",
-                         meta={"source": "sim", "seed": seed}, **kw)
+                         meta={"source": "sim", "seed": seed, **_design_meta(design)}, **kw)
 
 
-def render_hifi_dataset(out, n: int, seed: int = 0, *, virtual: bool = True, **kw) -> Path:
+def render_hifi_dataset(out, n: int, seed: int = 0, *, virtual: bool = True,
+                        design: str = "uniform", **kw) -> Path:
     """N higher-fidelity frames (:mod:`reach_core.hifi_renderer`); with ``virtual`` the frames
-    hold no target and the labels' targets are painted at load time, as for real webcam frames."""
+    hold no target and the labels' targets are painted at load time, as for real webcam frames.
+    ``design`` lays out the joint configurations (uniform, halton, grid)."""
     from .hifi_renderer import render_hifi
 
-    target, q = sample_scenes(n, seed)
+    target, q = sample_scenes(n, seed, design=design)
     look_seed = seed * 1_000_003
 
     def frames(t, qq, start):
@@ -159,7 +166,7 @@ def render_hifi_dataset(out, n: int, seed: int = 0, *, virtual: bool = True, **k
 
     kw.setdefault("image_format", "jpg")
     return write_dataset(out, frames, target, q, target_mode="virtual" if virtual else "in_image",
-                         meta={"source": "hifi", "seed": seed}, **kw)
+                         meta={"source": "hifi", "seed": seed, **_design_meta(design)}, **kw)
 
 
 def save_net_dataset(out, images: np.ndarray, target: np.ndarray, q: np.ndarray,
@@ -438,30 +445,35 @@ def _cmd_render(args) -> int:
     import time
 
     t0 = time.perf_counter()
+    n = args.n
     try:
         if args.n < 1:
             raise DatasetError(f"--n must be at least 1, got {args.n}")
         if args.net:
             if args.source != "sim":
                 raise DatasetError("--net (network images) is for the simple simulator only")
+            if args.design != "uniform":
+                raise DatasetError("--net images are uniform scenes (no --design)")
             images, target, q = render_sim_net_images(args.n, args.seed, args.supersample,
                                                       workers=args.workers)
             out = save_net_dataset(args.out, images, target, q,
                                    meta={"source": "sim", "seed": args.seed,
                                          "supersample": args.supersample})
         elif args.source == "sim":
-            out = render_sim_dataset(args.out, args.n, args.seed, image_format=args.format or "png")
+            out = render_sim_dataset(args.out, args.n, args.seed, design=args.design,
+                                     image_format=args.format or "png")
         else:
             from .hifi_renderer import HifiRenderError
             try:
                 out = render_hifi_dataset(args.out, args.n, args.seed, virtual=not args.target_in_image,
-                                          image_format=args.format or "jpg")
+                                          design=args.design, image_format=args.format or "jpg")
             except HifiRenderError as err:
                 raise DatasetError(str(err)) from None
     except (DatasetError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {args.n} labelled {args.source} images to {out} in {time.perf_counter() - t0:.1f} s")
+    n = json.loads((Path(out) / "dataset.json").read_text()).get("n", n)
+    print(f"wrote {n} labelled {args.source} images to {out} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -490,6 +502,10 @@ def add_cli(sub) -> None:
     p.add_argument("--out", required=True, help="dataset folder to write")
     p.add_argument("--format", choices=("png", "jpg"), default=None,
                    help="image files (default: png for sim, jpg for hifi)")
+    p.add_argument("--design", choices=JOINT_DESIGNS, default="uniform",
+                   help="joint configurations: uniform draws (default, Algorithm 1), a shifted "
+                        "Halton sequence, or a grid of at most N points (fills the joint box "
+                        "evenly, for few labelled frames)")
     p.add_argument("--target-in-image", action="store_true",
                    help="hifi: draw the target into the frames instead of marking it virtual")
     p.add_argument("--net", action="store_true",

@@ -123,6 +123,60 @@ class PlanarArm:
         hi = self.joint_limits[:, 1] - margin
         return rng.uniform(lo, hi, size=(n, 3))
 
+    def design_joints(self, rng: np.random.Generator, n: int, design: str = "uniform") -> np.ndarray:
+        """``n`` joint configurations inside the limits laid out by ``design``:
+
+        * ``uniform``: independent uniform draws (:meth:`sample_joints`);
+        * ``halton``: a randomly shifted Halton sequence (bases 2, 3, 5), which fills the joint box
+          more evenly than independent draws, for few labelled frames;
+        * ``grid``: the centres of a regular grid of at most ``n`` cells, more cells along the
+          joints of wider range (as ``collect_images`` drives a real arm through a grid).
+        """
+        lo, hi = self.joint_limits[:, 0], self.joint_limits[:, 1]
+        if design == "uniform":
+            return self.sample_joints(rng, n)
+        if design == "halton":
+            u = (halton(n, 3) + rng.uniform(0, 1, 3)) % 1.0
+        elif design == "grid":
+            counts = grid_counts(n, hi - lo)
+            axes = [(np.arange(c) + 0.5) / c for c in counts]
+            u = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        else:
+            raise ValueError(f"joint design must be one of {JOINT_DESIGNS}, got {design!r}")
+        return lo + u * (hi - lo)
+
+
+JOINT_DESIGNS = ("uniform", "halton", "grid")
+
+
+def halton(n: int, dim: int) -> np.ndarray:
+    """The first ``n`` points (after 0) of the Halton sequence in ``dim`` <= 6 dimensions."""
+    bases = (2, 3, 5, 7, 11, 13)[:dim]
+    out = np.zeros((n, dim))
+    for j, b in enumerate(bases):
+        i = np.arange(1, n + 1)
+        f = 1.0
+        while np.any(i > 0):
+            f /= b
+            out[:, j] += f * (i % b)
+            i //= b
+    return out
+
+
+def grid_counts(n: int, ranges) -> tuple[int, ...]:
+    """Points per axis of a grid of at most ``n`` points, cells as square as the ranges allow."""
+    ranges = np.asarray(ranges, dtype=np.float64)
+    if n < 1:
+        raise ValueError(f"a grid needs at least 1 point, got {n}")
+    counts = np.ones(len(ranges), dtype=int)
+    while True:
+        k = int(np.argmax(ranges / counts))           # the axis with the widest cells
+        trial = counts.copy()
+        trial[k] += 1
+        if np.prod(trial) > n:
+            return tuple(int(c) for c in counts)
+        counts = trial
+
 
 BAXTER_LEFT = PlanarArm()
 

@@ -368,16 +368,23 @@ def render_net_images(target, q, camera: CameraConfig = DEFAULT_CAMERA, *,
     return out[0] if single else out
 
 
-def sample_scenes(n: int, seed: int = 0, dof: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def sample_scenes(n: int, seed: int = 0, dof: int = 3, design: str = "uniform"
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random reachable scenes as in Algorithm 1: (target (n, 2) m, q (n, 3) rad).
 
     q and q* are uniform in the joint limits; with fewer than 3 DoF the inactive joints of q* are
     those of q (the paper's 1- and 2-DoF tasks move e1, and e1 and w1).  The target is K(q*).
+    ``design`` lays out q instead (:meth:`PlanarArm.design_joints`: halton, grid); a grid may
+    have fewer than ``n`` points, and so as many scenes.
     """
     if dof not in ACTIVE_JOINTS:
         raise ValueError(f"dof must be 1, 2 or 3, got {dof!r}")
     rng = np.random.default_rng(seed)
-    q = BAXTER_LEFT.sample_joints(rng, n)
+    if design == "uniform":
+        q = BAXTER_LEFT.sample_joints(rng, n)
+    else:
+        q = BAXTER_LEFT.design_joints(rng, n, design)
+        n = len(q)
     q_star = BAXTER_LEFT.sample_joints(rng, n)
     inactive = np.setdiff1d(np.arange(3), ACTIVE_JOINTS[dof])
     q_star[:, inactive] = q[:, inactive]
