@@ -11,8 +11,8 @@
 # PIPE_DIR holds the products of the earlier parts (unpack the previous PACK there); PACK is the
 # archive written at the end (e.g. $OUT/pipe.tgz on the lent machine). Knobs (environment):
 # SIM_BUDGET (500 s), CONTROL_THREADS (4), ADAPT_BUDGET (150 s), FT_STEPS (1200), FT_THREADS (8),
-# TRIALS (400), HIFI_TRIALS (60), TINY (1: the pipeline's --tiny sizes, a functional check on a CPU,
-# all parts on the CPU). The stage times add up in PIPE_DIR/pipeline_times.json.
+# TRIALS (400), HIFI_TRIALS (60), DEVICE (cuda: parts 1 and 2; cpu runs them on a machine without
+# a GPU), TINY (1: the pipeline's --tiny sizes, a functional check on a CPU, all parts on the CPU). The stage times add up in PIPE_DIR/pipeline_times.json.
 set -euo pipefail
 PART="${1:?PART 1, 2 or 3}"; PIPE="${2:?PIPE_DIR}"; HIFI="${3:?HIFI_TRAIN}"; PACK="${4:?PACK}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +23,7 @@ case "$PART" in
   3) stop=(--resume) ;;
   *) echo "PART must be 1, 2 or 3" >&2; exit 2 ;;
 esac
-dev=cuda; [ "$PART" = 3 ] && dev=cpu
+dev="${DEVICE:-cuda}"; [ "$PART" = 3 ] && dev=cpu
 tiny=(); [ "${TINY:-0}" = 1 ] && { tiny=(--tiny); dev=cpu; }
 status=0
 python3 "$ROOT/bench/bench_end2end.py" --pipeline --device "$dev" --out "$PIPE" --hifi-train "$HIFI" \

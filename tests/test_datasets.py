@@ -11,7 +11,7 @@ from PIL import Image
 from reach_core import datasets as D
 from reach_core.cli import main
 from reach_core.hifi_renderer import camera_distance, render_hifi
-from reach_core.kinematics import BAXTER_LEFT
+from reach_core.kinematics import BAXTER_LEFT, grid_counts, halton
 from reach_core.renderer import add_target, preprocess, render, sample_scenes
 from reach_core.scene import DEFAULT_CAMERA, normalise
 
@@ -184,3 +184,52 @@ def test_net_dataset_and_cli(tmp_path, capsys):
     assert main(["data", "check", str(_bad_dataset(tmp_path))]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "images/000001.png" in err
+
+
+# ------------------------------------------------------------------ joint designs (few frames)
+def _fill(q):
+    """Mean distance from random points of the joint box to the nearest design point (in units
+    of each joint's range)."""
+    lo, hi = BAXTER_LEFT.joint_limits.T
+    u = (q - lo) / (hi - lo)
+    p = np.random.default_rng(0).uniform(0, 1, (4000, 3))
+    return np.sqrt(((p[:, None] - u[None]) ** 2).sum(-1)).min(1).mean()
+
+
+def test_joint_designs_stay_in_the_limits_and_fill_the_box_better_than_uniform_draws():
+    lo, hi = BAXTER_LEFT.joint_limits.T
+    rng = np.random.default_rng(1)
+    uniform = BAXTER_LEFT.design_joints(rng, 200, "uniform")
+    for design in ("halton", "grid"):
+        q = BAXTER_LEFT.design_joints(np.random.default_rng(1), 200, design)
+        assert 150 <= len(q) <= 200 and np.all(q > lo) and np.all(q < hi), design
+        assert len(np.unique(q.round(9), axis=0)) == len(q), f"{design}: repeated points"
+        assert _fill(q) < 0.95 * _fill(uniform), design
+    a = BAXTER_LEFT.design_joints(np.random.default_rng(1), 50, "halton")
+    b = BAXTER_LEFT.design_joints(np.random.default_rng(2), 50, "halton")
+    assert not np.allclose(a, b), "the seed shifts the Halton points"
+    with pytest.raises(ValueError, match="joint design"):
+        BAXTER_LEFT.design_joints(rng, 10, "sobol")
+
+
+def test_halton_points_and_grid_counts():
+    assert np.allclose(halton(4, 2), [[0.5, 1 / 3], [0.25, 2 / 3], [0.75, 1 / 9], [0.125, 4 / 9]])
+    assert grid_counts(8, [1, 1, 1]) == (2, 2, 2)
+    assert grid_counts(200, [3.2, 2.7, 3.7]) == (6, 5, 6)      # Baxter's s1, e1, w1 ranges
+    assert grid_counts(1, [1, 2, 3]) == (1, 1, 1)
+    assert grid_counts(7, [1, 10, 1]) == (1, 7, 1)
+    with pytest.raises(ValueError):
+        grid_counts(0, [1, 1, 1])
+
+
+def test_render_with_a_joint_design_records_it(tmp_path):
+    out = tmp_path / "grid"
+    assert main(["data", "render", "--n", "20", "--design", "grid", "--out", str(out)]) == 0
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["n"] == 18 and meta["joint_design"] == "grid"      # a 3 x 2 x 3 grid
+    ds = D.load_dataset(out)
+    assert len(ds.images) == 18
+    s1 = np.unique(ds.omega[:, 2].round(5))                        # normalised left_s1
+    assert len(s1) == 3
+    assert main(["data", "render", "--net", "--n", "4", "--design", "halton", "--out",
+                 str(tmp_path / "net")]) == 2
