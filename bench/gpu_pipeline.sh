@@ -12,7 +12,8 @@
 # archive written at the end (e.g. $OUT/pipe.tgz on the lent machine). Knobs (environment):
 # SIM_BUDGET (500 s), CONTROL_THREADS (4), ADAPT_BUDGET (150 s), FT_STEPS (1200), FT_THREADS (8),
 # TRIALS (400), HIFI_TRIALS (60), DEVICE (cuda: parts 1 and 2; cpu runs them on a machine without
-# a GPU), TINY (1: the pipeline's --tiny sizes, a functional check on a CPU, all parts on the CPU). The stage times add up in PIPE_DIR/pipeline_times.json.
+# a GPU), TINY (1: the pipeline's --tiny sizes, a functional check on a CPU, all parts on the CPU).
+# The stage times add up in PIPE_DIR/pipeline_times.json.
 set -euo pipefail
 PART="${1:?PART 1, 2 or 3}"; PIPE="${2:?PIPE_DIR}"; HIFI="${3:?HIFI_TRAIN}"; PACK="${4:?PACK}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
