@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -256,8 +258,6 @@ sys.exit(spin(SelfStop))
 def test_a_signal_stops_the_node_between_callbacks(probe):
     """A SIGINT never breaks into a callback (or rclpy's take_message): the running callback
     ends, then the node exits 0 with no traceback."""
-    import subprocess
-    import sys
     env = dict(os.environ, ROS_DOMAIN_ID=str(probe.context.get_domain_id()))
     r = subprocess.run([sys.executable, '-c', _SIGNAL_IN_CALLBACK], env=env, capture_output=True,
                        text=True, timeout=30)

@@ -445,7 +445,6 @@ def _cmd_render(args) -> int:
     import time
 
     t0 = time.perf_counter()
-    n = args.n
     try:
         if args.n < 1:
             raise DatasetError(f"--n must be at least 1, got {args.n}")
@@ -472,7 +471,7 @@ def _cmd_render(args) -> int:
     except (DatasetError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    n = json.loads((Path(out) / "dataset.json").read_text()).get("n", n)
+    n = json.loads((Path(out) / "dataset.json").read_text())["n"]   # a grid may hold fewer
     print(f"wrote {n} labelled {args.source} images to {out} in {time.perf_counter() - t0:.1f} s")
     return 0
 

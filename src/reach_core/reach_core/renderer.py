@@ -380,11 +380,8 @@ def sample_scenes(n: int, seed: int = 0, dof: int = 3, design: str = "uniform"
     if dof not in ACTIVE_JOINTS:
         raise ValueError(f"dof must be 1, 2 or 3, got {dof!r}")
     rng = np.random.default_rng(seed)
-    if design == "uniform":
-        q = BAXTER_LEFT.sample_joints(rng, n)
-    else:
-        q = BAXTER_LEFT.design_joints(rng, n, design)
-        n = len(q)
+    q = BAXTER_LEFT.design_joints(rng, n, design)
+    n = len(q)
     q_star = BAXTER_LEFT.sample_joints(rng, n)
     inactive = np.setdiff1d(np.arange(3), ACTIVE_JOINTS[dof])
     q_star[:, inactive] = q[:, inactive]
