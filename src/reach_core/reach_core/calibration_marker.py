@@ -60,7 +60,8 @@ def marker_corners(q, spec: MarkerSpec = DEFAULT_MARKER, arm: PlanarArm = BAXTER
 
 
 def marker_image(spec: MarkerSpec = DEFAULT_MARKER, pixels: int = 200) -> np.ndarray:
-    """The printed marker as a uint8 grey image (pixels x pixels), with a one-cell white border."""
+    """The marker as a uint8 grey image (pixels x pixels): its black square spans ``size_m``;
+    print it with a white margin of at least one cell around it (the detector needs the margin)."""
     import cv2
     dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, spec.dictionary))
     return cv2.aruco.generateImageMarker(dictionary, spec.marker_id, pixels)
