@@ -152,13 +152,19 @@ class CameraModel:
         return out[0] if single else out
 
     def frame_error_px(self, other: CameraModel, camera: CameraConfig = DEFAULT_CAMERA,
-                       step: int = 10) -> dict:
+                       step: int = 10, region: str = "crop") -> dict:
         """How far this camera's projection of the plane is from ``other``'s, in pixels of this
-        frame, over the plane region the virtual camera's crop shows (every ``step`` px of it)."""
+        frame, over the plane region the virtual camera's crop shows (``region="crop"``) or only
+        the part of it the arm reaches (``"reach"``), every ``step`` virtual pixels."""
+        from .kinematics import BAXTER_LEFT
         x0, y0, w, h = camera.roi
         jj, ii = np.meshgrid(np.arange(x0, x0 + w + 1, step), np.arange(y0, y0 + h + 1, step))
         xy = np.stack([(jj - camera.origin_px[0]) / camera.px_per_m,
                        (camera.origin_px[1] - ii) / camera.px_per_m], axis=-1).reshape(-1, 2)
+        if region == "reach":
+            xy = xy[np.linalg.norm(xy, axis=-1) <= BAXTER_LEFT.reach]
+        elif region != "crop":
+            raise ValueError(f"region is 'crop' or 'reach', got {region!r}")
         d = np.linalg.norm(self.project(xy) - other.project(xy), axis=-1)
         return {"mean_px": float(d.mean()), "p95_px": float(np.percentile(d, 95)),
                 "max_px": float(d.max()), "points": int(d.size)}
@@ -218,6 +224,22 @@ class CameraModel:
         except yaml.YAMLError as err:
             raise CameraFileError(f"{path}: not YAML ({err})") from None
         return cls.from_dict(data, str(path))
+
+
+def read_camera_info(path) -> CameraModel:
+    """Intrinsics from a ROS camera_info YAML (the plane's pose, if any, is ignored)."""
+    import yaml
+    path = Path(os.path.expanduser(str(path)))
+    if not path.is_file():
+        raise CameraFileError(f"camera_info file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise CameraFileError(f"{path}: not YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise CameraFileError(f"{path}: not a mapping")
+    data = {**data, "plane_pose": {"rvec": [math.pi, 0, 0], "tvec": [0, 0, NOMINAL_DISTANCE_M]}}
+    return CameraModel.from_dict(data, str(path))
 
 
 def load_camera(path) -> CameraModel | None:

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     end_to_end.add_train_cli(train)
     end_to_end.add_eval_cli(evaluate)
     end_to_end.add_export_cli(export)
+    from . import calibration
+    calibration.add_cli(groups)
     return parser
 
 

@@ -323,6 +323,31 @@ def read_frame(path: Path, camera: CameraConfig) -> np.ndarray:
     return arr
 
 
+def read_raw_frames(root: str | os.PathLike, limit: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A dataset's camera frames as they were taken, uint8 RGB (B, H, W, 3), and their joint
+    angles (B, 3) rad: what ``reach calibrate`` fits the camera to.  Unreadable rows are skipped;
+    a dataset of network images only (no camera frames) is refused."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder not found: {root}")
+    meta = _read_meta(root)
+    if meta.get("net_images"):
+        raise DatasetError(f"{root}: holds network images only; calibration needs camera frames")
+    camera = _camera_from(meta)
+    _, names, phys, _ = _read_labels(root, limit)
+    frames, q = [], []
+    for name, row in zip(names, phys):
+        try:
+            frames.append(read_frame(root / name, camera))
+            q.append(row[2:])
+        except ValueError:
+            continue
+    if not frames:
+        raise DatasetError(f"{root}: no readable camera frames")
+    return np.stack(frames), np.array(q)
+
+
 def _load_net_images(root: Path, rows, names, phys, bad) -> tuple[np.ndarray, list[int]]:
     path = root / "net_images.npy"
     try:
