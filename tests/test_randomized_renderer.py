@@ -143,3 +143,43 @@ def test_scene_pool_renews_its_oldest_images_a_chunk_at_a_time():
     assert x.shape == (5, 84, 84) and x.dtype == torch.float32 and y.shape == (5, 5)
     with pytest.raises(ValueError):
         rr.ScenePool(0, gen)
+
+
+def test_the_real_look_off_leaves_every_image_as_it_was():
+    import torch
+    from reach_core.randomized_renderer import render_batch
+    a = render_batch(32, torch.Generator().manual_seed(5), randomize=0.7, distractors=0.3)
+    b = render_batch(32, torch.Generator().manual_seed(5), randomize=0.7, distractors=0.3,
+                     realism=0.0)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_real_look_images_are_valid_and_unlike_the_plain_randomised_ones():
+    import torch
+    from reach_core.randomized_renderer import render_batch
+    plain, omega = render_batch(32, torch.Generator().manual_seed(6), randomize=1.0)
+    real, omega_real = render_batch(32, torch.Generator().manual_seed(6), randomize=1.0,
+                                    realism=1.0)
+    assert torch.equal(omega, omega_real)          # the labels never change
+    assert torch.isfinite(real).all() and real.min() >= 0 and real.max() <= 1
+    assert (real - plain).abs().mean() > 0.05
+
+
+def test_the_real_look_keeps_a_painted_target_at_its_nominal_place():
+    import torch
+    from reach_core.randomized_renderer import RealLook, _Canvas
+    from reach_core.scene import DEFAULT_CAMERA
+    cv = _Canvas(DEFAULT_CAMERA, 1, "cpu")
+    gen = torch.Generator().manual_seed(0)
+
+    def u(*shape, lo=0.0, hi=1.0):
+        return lo + (hi - lo) * torch.rand(*shape, generator=gen)
+    look = RealLook.draw(u, torch.ones(4, dtype=torch.bool), 1.0, 84)
+    look.physical[:] = torch.tensor([False, False, True, True])
+    target = torch.tensor([[0.5, 0.2]] * 4)
+    shifted = lambda xy: cv.to_px(xy) + 6.0                                  # noqa: E731
+    cov, _ = look._target(cv, target, shifted, torch.full((4,), cv.k))
+    centres = torch.stack([(cov[i].nonzero().float().mean(0)).flip(0) + 0.5 for i in range(4)])
+    nominal = cv.to_px(target[0])
+    assert torch.allclose(centres[0], nominal, atol=0.6)
+    assert (centres[2] - nominal).norm() > 4

@@ -378,7 +378,8 @@ def _load_net_images(root: Path, rows, names, phys, bad) -> tuple[np.ndarray, li
 
 def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int = 0,
                  max_bad_fraction: float = 0.1, strict: bool = False, limit: int | None = None,
-                 workers: int = 4, verbose: bool = True, near_target: float = 0.0) -> Dataset:
+                 workers: int = 4, verbose: bool = True, near_target: float = 0.0,
+                 calibration=None) -> Dataset:
     """Load a dataset folder as network images and normalised Omega.
 
     For ``"target": "virtual"`` datasets every frame is used ``virtual_targets`` times: first with
@@ -386,6 +387,10 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
     targets at random positions, which multiply a small set of robot frames).  ``near_target``:
     this share of the drawn targets is put at the frame's hand instead
     (:func:`reach_core.renderer.near_targets`: the disc over the gripper, as when a reach ends).
+    ``calibration``: the camera that took the frames (a :class:`~reach_core.camera_model.
+    CameraModel`, from ``reach calibrate``); its frames are resampled into the virtual camera's
+    before anything else, so targets are painted and crops taken as for a camera at the nominal
+    pose.  Frames of another size than the calibration's are refused, row by row.
     """
     if not 0.0 <= near_target <= 1.0:
         raise ValueError(f"near_target is a fraction in [0, 1], got {near_target!r}")
@@ -408,12 +413,15 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
         phys = phys[keep]
         names = [names[k] for k in keep]
     else:
+        raw_camera = camera if calibration is None else \
+            replace(camera, width=calibration.width, height=calibration.height)
+
         def one(k):
             try:
-                frame = read_frame(root / names[k], camera)
+                frame = read_frame(root / names[k], raw_camera)
             except ValueError as err:
                 return k, None, str(err)
-            return k, frame, None
+            return k, frame if calibration is None else calibration.to_virtual(frame, camera), None
 
         images_list, keep = [], []
         with ThreadPoolExecutor(max(1, workers)) as pool:

@@ -127,12 +127,15 @@ class _Canvas:
 
 def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = None, *,
            randomize: float = 0.0, camera: CameraConfig = DEFAULT_CAMERA,
-           supersample: int = 3, distractors: float = 0.0) -> torch.Tensor:
+           supersample: int = 3, distractors: float = 0.0, realism: float = 0.0) -> torch.Tensor:
     """Network images (B, net_size, net_size) float32 in [0, 1] of scenes ``target`` (B, 2) m and
     ``q`` (B, 3) rad, on their device; a fraction ``randomize`` of them (drawn per image with
     ``gen``) gets a random look (module docstring), the others the simulator's own.  A fraction
     ``distractors`` of the randomised images also gets up to :data:`N_BARS` rotated, shaded bars
-    behind the robot (:func:`draw_bars`); 0 draws nothing and leaves the random stream as it was."""
+    behind the robot (:func:`draw_bars`); 0 draws nothing and leaves the random stream as it was.
+    A fraction ``realism`` of the randomised images looks like a real robot in a real room
+    (:class:`RealLook`: a webcam placed by hand, with perspective and lens distortion, a dark
+    robot, posters and lights, physical targets); 0 leaves the random stream as it was."""
     target = torch.as_tensor(target, dtype=torch.float32)
     q = torch.as_tensor(q, dtype=torch.float32, device=target.device)
     b, dev = q.shape[0], q.device
@@ -145,6 +148,8 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
 
     pick = (u(b) < randomize) if randomize > 0 else torch.zeros(b, dtype=torch.bool, device=dev)
     on = pick.float()
+    real = RealLook.draw(u, pick, realism, camera.net_size) if realism > 0 and randomize > 0 \
+        else None
 
     def vary(nominal, lo, hi, *shape):
         """Per-image value: nominal for plain images, nominal * U(lo, hi) for randomised ones."""
@@ -170,7 +175,8 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
         """Plane metres (B, 2) or (2,) -> this image's camera pixels (B, 2)."""
         p = cv.to_px(xy_m.expand(b, 2)) - centre
         rot = torch.stack([cos * p[:, 0] - sin * p[:, 1], sin * p[:, 0] + cos * p[:, 1]], dim=-1)
-        return centre + scale[:, None] * rot + shift
+        out = centre + scale[:, None] * rot + shift
+        return out if real is None else real.warp(out, centre)
 
     r_px = cv.k * scale  # metres -> px of this image, (B,)
 
@@ -201,6 +207,8 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
             bg = torch.where(inside, g, bg)
         if distractors > 0:
             bg = draw_bars(cv, bg, u, u(b) < distractors)
+        if real is not None:
+            bg = real.posters(cv, bg, u)
         canvas = torch.where(pick.view(-1, 1, 1), bg.clamp(0, 1), canvas)
 
     # ---------------------------------------------------------------- the robot's fixed body
@@ -209,6 +217,8 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
         if rgb not in body_grey:
             body_grey[rgb] = grey(_grey(rgb), 0.1 if _grey(rgb) < 0.4 else 0.3,
                                   0.5 if _grey(rgb) < 0.4 else 0.85)
+            if real is not None:   # Baxter's body is black and dark grey
+                body_grey[rgb] = real.darken(body_grey[rgb], u)
         size = vary(1.0, 0.85, 1.15, 2)
         pos = torch.as_tensor(p, dtype=torch.float32, device=dev)
         if kind == "box":
@@ -264,9 +274,106 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
         img = torch.where(pick.view(-1, 1, 1), img.clamp(0, 1), plain)
 
     # ---------------------------------------------------------------- the (virtual) target
+    if real is not None:
+        return real.finish(cv, img, target, cam, r_px)
     t_px = cv.to_px(target)
     alpha = cv.pool(cv.capsule(t_px, t_px, TARGET_RADIUS_M * cv.k)[0])
     return cv.over(img, alpha, _grey(TARGET_RGB)).clamp(0, 1)
+
+
+class RealLook:
+    """The per-image draws that make a randomised image look like a real Baxter in a real room
+    (issue: sim-to-real on a robot and camera never seen).  Everything here is chosen from what a
+    real setup is known to be, never from the held-out proxy's frames:
+
+    * a webcam placed by hand: on top of the shift, scale and roll, a keystone (the camera yawed
+      or pitched up to about 10 degrees) and radial lens distortion;
+    * a dark robot: the arm, joints, gripper and body drawn in dark greys (Baxter is black and
+      dark grey with red shells, which are dark in luma);
+    * a room: posters and furniture as textured rectangles, a light gradient over the frame;
+    * targets: painted (the virtual target, at its nominal place, as before) or physical (a blue
+      disc through the same camera as the robot, any blue, seen slightly obliquely, shaded, on a
+      stand, and behind the arm in some frames).
+    """
+
+    def __init__(self, on, keystone, k1, physical, ellipse, tilt, shade, target_grey, stand,
+                 behind, light):
+        self.on, self.keystone, self.k1, self.physical = on, keystone, k1, physical
+        self.ellipse, self.tilt, self.shade, self.target_grey = ellipse, tilt, shade, target_grey
+        self.stand, self.behind, self.light = stand, behind, light
+
+    @classmethod
+    def draw(cls, u, pick: torch.Tensor, realism: float, size: int) -> "RealLook":
+        b = pick.shape[0]
+        on = (pick & (u(b) < realism)).float()
+        return cls(on=on, keystone=on[:, None] * u(b, 2, lo=-1.6, hi=1.6) / size,
+                   k1=on * u(b, lo=-0.07, hi=0.04), physical=(u(b) < 0.5) & (on > 0),
+                   ellipse=u(b, 2, lo=0.8, hi=1.1), tilt=u(b, lo=0.0, hi=torch.pi),
+                   shade=u(b, lo=-0.5, hi=0.5), target_grey=u(b, lo=0.05, hi=0.5),
+                   stand=u(b) < 0.7, behind=u(b) < 0.35,
+                   light=on[:, None] * u(b, 3, lo=-0.25, hi=0.25))
+
+    def darken(self, grey: torch.Tensor, u) -> torch.Tensor:
+        """Dark greys (0.03-0.3) instead of ``grey`` (B,) for most real-look images."""
+        dark = (self.on > 0) & (u(grey.shape[0]) < 0.8)
+        return torch.where(dark, u(grey.shape[0], lo=0.03, hi=0.3), grey)
+
+    def warp(self, p: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        """Keystone (a plane seen off-axis) and radial distortion of points p (B, 2) px."""
+        d = p - centre
+        d = d / (1 + (self.keystone * d).sum(-1, keepdim=True))
+        r2 = (d ** 2).sum(-1, keepdim=True) / centre[0] ** 2
+        return centre + d * (1 + self.k1[:, None] * r2)
+
+    def posters(self, cv: "_Canvas", bg: torch.Tensor, u) -> torch.Tensor:
+        """Up to five textured rectangles (posters, shelves, furniture) on the background."""
+        b, size = bg.shape[0], cv.camera.net_size
+        for _ in range(5):
+            x0, y0 = u(b, 1, 1, lo=-10, hi=size), u(b, 1, 1, lo=-10, hi=size)
+            w, h = u(b, 1, 1, lo=6, hi=40), u(b, 1, 1, lo=6, hi=40)
+            inside = (cv.u >= x0) & (cv.u < x0 + w) & (cv.v >= y0) & (cv.v < y0 + h)
+            inside &= (u(b, 1, 1) < 0.6) & (self.on.view(-1, 1, 1) > 0)
+            cells = 3 + int(10 * u(1).item())     # the texture's scale: any
+            smooth = F.interpolate(u(b, 1, cells, cells), size=(cv.n, cv.n), mode="bilinear",
+                                   align_corners=False)[:, 0]
+            blocky = F.interpolate(u(b, 1, cells, cells), size=(cv.n, cv.n), mode="nearest")[:, 0]
+            tex = torch.where(u(b, 1, 1) < 0.5, smooth, blocky)
+            g = u(b, 1, 1, lo=0.05, hi=0.9) + u(b, 1, 1, lo=0.0, hi=0.6) * (tex - 0.5)
+            bg = torch.where(inside, g.clamp(0, 1), bg)
+        return bg
+
+    def _target(self, cv: "_Canvas", target, cam, r_px) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coverage and grey (B, H, W) of the target disc (and its stand), supersampled."""
+        nominal = cv.to_px(target)
+        c = torch.where(self.physical[:, None], cam(target), nominal)
+        radius = TARGET_RADIUS_M * torch.where(self.physical, r_px, torch.full_like(r_px, cv.k))
+        dx, dy = cv.u - c[:, 0].view(-1, 1, 1), cv.v - c[:, 1].view(-1, 1, 1)
+        cs, sn = torch.cos(self.tilt).view(-1, 1, 1), torch.sin(self.tilt).view(-1, 1, 1)
+        a = (dx * cs + dy * sn) / self.ellipse[:, 0].view(-1, 1, 1)
+        e = (-dx * sn + dy * cs) / self.ellipse[:, 1].view(-1, 1, 1)
+        phys = self.physical.view(-1, 1, 1)
+        dist = torch.where(phys, torch.hypot(a, e), torch.hypot(dx, dy))
+        cov = cv.coverage(dist - radius.view(-1, 1, 1))
+        grey = torch.where(phys, self.target_grey.view(-1, 1, 1)
+                           * (1 + self.shade.view(-1, 1, 1) * a / radius.view(-1, 1, 1)),
+                           torch.full_like(cov, _grey(TARGET_RGB)))
+        foot = torch.stack([c[:, 0], torch.full_like(c[:, 0], cv.camera.net_size + 4.0)], -1)
+        stand = cv.capsule(c, foot, 0.6)[0] * (phys & self.stand.view(-1, 1, 1)).float()
+        cov_all = torch.maximum(cov, stand)
+        return cov_all, torch.where(cov >= stand, grey, torch.full_like(grey, 0.25)).clamp(0, 1)
+
+    def finish(self, cv: "_Canvas", img, target, cam, r_px) -> torch.Tensor:
+        """The light gradient, then the target: in front of everything, or (physical targets,
+        some frames) composited under the arm by keeping the arm's darker pixels on top."""
+        ramp = (self.light[:, 0].view(-1, 1, 1) * (cv.u[..., ::cv.s] / cv.camera.net_size - 0.5)
+                + self.light[:, 1].view(-1, 1, 1) * (cv.v[:, ::cv.s] / cv.camera.net_size - 0.5))
+        img = (img * (1 + 2 * ramp + self.light[:, 2].view(-1, 1, 1) * 0.5)).clamp(0, 1)
+        cov, grey = self._target(cv, target, cam, r_px)
+        alpha, grey = cv.pool(cov), cv.pool(grey * cov) / cv.pool(cov).clamp_min(1e-6)
+        front = cv.over(img, alpha, grey)
+        behind = torch.where(img < grey, img, front)   # the arm's darker pixels stay on top
+        use_behind = (self.physical & self.behind).view(-1, 1, 1)
+        return torch.where(use_behind, behind, front).clamp(0, 1)
 
 
 N_BARS = 6
@@ -297,12 +404,12 @@ def draw_bars(cv: "_Canvas", canvas: torch.Tensor, u, on: torch.Tensor) -> torch
 
 def render_batch(n: int, gen: torch.Generator, device="cpu", *, randomize: float = 0.0,
                  supersample: int = 3, camera: CameraConfig = DEFAULT_CAMERA, near: float = 0.0,
-                 distractors: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                 distractors: float = 0.0, realism: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` fresh random scenes rendered on ``device``: (images (n, 84, 84), Omega (n, 5));
     a share ``near`` with the target at the hand (:func:`sample_scenes`)."""
     target, q = sample_scenes(n, gen, device, near)
     images = render(target, q, gen, randomize=randomize, camera=camera, supersample=supersample,
-                    distractors=distractors)
+                    distractors=distractors, realism=realism)
     return images, normalise(target, q)
 
 
@@ -317,11 +424,12 @@ class ScenePool:
 
     def __init__(self, size: int, gen: torch.Generator, device="cpu", *, randomize: float = 0.0,
                  supersample: int = 3, chunk: int = 2048, camera: CameraConfig = DEFAULT_CAMERA,
-                 near: float = 0.0, distractors: float = 0.0):
+                 near: float = 0.0, distractors: float = 0.0, realism: float = 0.0):
         if size < 1:
             raise ValueError(f"pool size must be positive, got {size}")
         self.gen, self.device, self.camera, self.near = gen, device, camera, near
         self.randomize, self.supersample, self.distractors = randomize, supersample, distractors
+        self.realism = realism
         self.size, self.chunk = int(size), int(min(chunk, size))
         n = camera.net_size
         self.images = torch.empty(self.size, n, n, dtype=torch.float16, device=device)
@@ -333,7 +441,7 @@ class ScenePool:
     def _render(self, k: int) -> None:
         x, y = render_batch(k, self.gen, self.device, randomize=self.randomize,
                             supersample=self.supersample, camera=self.camera, near=self.near,
-                            distractors=self.distractors)
+                            distractors=self.distractors, realism=self.realism)
         idx = (self.next + torch.arange(k, device=self.device)) % self.size
         self.images[idx], self.omega[idx] = x.to(torch.float16), y
         self.next = (self.next + k) % self.size
