@@ -278,7 +278,7 @@ def test_adapt_part_freezes_the_head_or_all_but_the_early_convolutions(tmp_path)
 
 
 def test_shipped_perception_models_load_with_their_provenance():
-    models = Path(P.__file__).parent / "models"
+    models = Path(P.__file__).parents[1] / "models"
     for role in ("sim", "adapted", "sim_dr"):
         P.PerceptionModel.load(models / f"perception_{role}.pt")
         info = json.loads((models / f"perception_{role}.json").read_text())

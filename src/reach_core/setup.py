@@ -8,7 +8,7 @@ Trained models under reach_core/models/ ship twice: as package data (so that
 import os
 from collections import defaultdict
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 package_name = 'reach_core'
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,7 +49,7 @@ def _package_data():
 setup(
     name=package_name,
     version='0.1.0',
-    packages=[package_name],
+    packages=find_packages(include=[package_name, package_name + '.*']),
     package_data=_package_data(),
     include_package_data=False,
     data_files=_data_files(),

@@ -3,7 +3,9 @@
 The paper's network is fully connected 5 -> 400 -> 300 -> 9 with ReLUs; other hidden sizes are
 allowed through ``hidden``.  A checkpoint is a plain dictionary saved with ``torch.save`` that holds
 the weights and everything needed to rebuild and check the network (architecture, task), so a
-trained model loads by path alone: ``ControlPolicy.load(path)``.
+trained model loads by path alone: ``ControlPolicy.load(path)`` (the save/load contract of
+:mod:`reach_core.checkpoints`, whose ``CheckpointError``, ``load_checkpoint`` and ``save_atomic``
+this module re-exports for the code that imported them from here).
 """
 from __future__ import annotations
 
@@ -14,19 +16,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoints import (CONTROL_FORMAT, END2END_FORMAT, Checkpointable, CheckpointError, check_format,
+                          cpu_state, load_checkpoint, load_weights, part_of, save_atomic)
 from .kinematics import JOINT_LIMITS, LINK_ANGLE_OFFSETS, LINK_LENGTHS
 from .scene import OMEGA_HIGH, OMEGA_LOW, denormalise
 from .simulator import NUM_ACTIONS, TaskConfig, action_deltas, action_mask
 
 ACTION_STEP = TaskConfig.step  # rad per action, for the kinematic look-ahead features
 
-CHECKPOINT_FORMAT = "reach.control/1"
-END2END_FORMAT = "reach.end2end/1"   # a combined checkpoint (reach_core.end_to_end), read by load_control
+CHECKPOINT_FORMAT = CONTROL_FORMAT
 PAPER_HIDDEN = (400, 300)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, or does not fit what it is loaded for."""
+__all__ = ["CHECKPOINT_FORMAT", "END2END_FORMAT", "PAPER_HIDDEN", "CheckpointError", "ControlPolicy",
+           "NoRevisit", "QNetwork", "available_actions", "forward_kinematics", "load_checkpoint",
+           "load_control", "masked_argmax", "save_atomic", "target_distance"]
 
 
 def forward_kinematics(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -149,8 +151,11 @@ def available_actions(omega: torch.Tensor, dof_mask: torch.Tensor, hold_radius: 
 
 
 @dataclass
-class ControlPolicy:
-    """A Q-network with the task it was trained for; the unit that is saved, loaded and run."""
+class ControlPolicy(Checkpointable):
+    """A Q-network with the task it was trained for; the unit that is saved, loaded and run
+    (``save(path)``, ``ControlPolicy.load(path, dof=None)``: :class:`reach_core.checkpoints.Checkpointable`)."""
+
+    FORMAT = CHECKPOINT_FORMAT
 
     net: QNetwork
     task: TaskConfig
@@ -184,29 +189,17 @@ class ControlPolicy:
         return a[0] if single else a
 
     # ---------------------------------------------------------------------------------------
-    def checkpoint(self, **extra) -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "arch": {"hidden": list(self.net.hidden), "dueling": self.net.dueling,
-                     "encoding": self.net.encoding, "kinematic": self.net.kinematic, "in_dim": 5,
-                     "num_actions": NUM_ACTIONS},
-            "task": self.task.as_dict(),
-            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-            "meta": self.meta,
-            **extra,
-        }
-
-    def save(self, path: str | os.PathLike, **extra) -> None:
-        save_atomic(self.checkpoint(**extra), path)
+    def _payload(self) -> dict:
+        return {"arch": {"hidden": list(self.net.hidden), "dueling": self.net.dueling,
+                         "encoding": self.net.encoding, "kinematic": self.net.kinematic, "in_dim": 5,
+                         "num_actions": NUM_ACTIONS},
+                "task": self.task.as_dict(), "model": cpu_state(self.net)}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict, source: str = "checkpoint",
                         dof: int | None = None) -> "ControlPolicy":
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-            raise CheckpointError(
-                f"{source} is not a reach control checkpoint (format {found!r}, "
-                f"expected {CHECKPOINT_FORMAT!r})")
+        """Rebuild a policy from a loaded ``reach.control/1`` dictionary, checking it fits."""
+        check_format(ckpt, CHECKPOINT_FORMAT, source, "control")
         try:
             arch = ckpt["arch"]
             task = TaskConfig(**ckpt["task"])
@@ -221,20 +214,10 @@ class ControlPolicy:
         if dof is not None and task.dof != dof:
             raise CheckpointError(f"{source} is a {task.dof}-DoF controller, a {dof}-DoF one was asked for")
         net = QNetwork(hidden, dueling, encoding, kinematic)
-        try:
-            net.load_state_dict(ckpt["model"])
-        except (RuntimeError, KeyError, TypeError, AttributeError) as err:
-            first = str(err).strip().splitlines()
-            raise CheckpointError(
-                f"{source}: weights do not fit a Q-network with hidden layers {hidden}"
-                f"{' (dueling)' if dueling else ''} "
-                f"({first[1].strip() if len(first) > 1 else first[0]})") from None
+        load_weights(net, ckpt, source,
+                     f"a Q-network with hidden layers {hidden}{' (dueling)' if dueling else ''}")
         net.eval()
         return cls(net, task, dict(ckpt.get("meta", {})))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, dof: int | None = None) -> "ControlPolicy":
-        return cls.from_checkpoint(load_checkpoint(path), str(path), dof=dof)
 
 
 class NoRevisit:
@@ -353,32 +336,5 @@ def load_control(path: str | os.PathLike, dof: int | None = None) -> ControlPoli
     """The controller at ``path``: a control checkpoint, or the control half of a combined
     end-to-end checkpoint ("reach.end2end/1", e.g. ``end2end_ee2ft.pt``).  Light on purpose (no
     perception code is imported): the ROS controller node and the trial runner use it."""
-    ckpt = load_checkpoint(path)
-    if isinstance(ckpt, dict) and ckpt.get("format") == END2END_FORMAT:
-        if not isinstance(ckpt.get("control"), dict):
-            raise CheckpointError(f"{path} is an end-to-end checkpoint without its control module")
-        return ControlPolicy.from_checkpoint(ckpt["control"], f"{path} [control]", dof=dof)
-    return ControlPolicy.from_checkpoint(ckpt, str(path), dof=dof)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint file with a clear error for a missing, empty or corrupt file."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    if os.path.getsize(path) == 0:
-        raise CheckpointError(f"checkpoint file is empty: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt files
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200]}") from None
-
-
-def save_atomic(obj: dict, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file then rename, so an interrupted save never corrupts."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    ckpt, source = part_of(load_checkpoint(path), "control", str(path))
+    return ControlPolicy.from_checkpoint(ckpt, source, dof=dof)

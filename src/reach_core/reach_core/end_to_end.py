@@ -54,8 +54,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .control import (END2END_FORMAT, CheckpointError, ControlPolicy, QNetwork, available_actions,
-                      load_checkpoint, load_control, masked_argmax, save_atomic)
+from .checkpoints import (CONTROL_FORMAT, END2END_FORMAT, KIND_OF_FORMAT, PERCEPTION_FORMAT, Checkpointable,
+                          CheckpointError, check_format, load_checkpoint)
+from .control import ControlPolicy, QNetwork, available_actions, load_control, masked_argmax
 from .perception import (NET_SIZE, PerceptionModel, PerceptionNet, check_tta, predict_shifted,
                          tta_for)
 from .scene import DEFAULT_CAMERA, denormalise, normalise
@@ -123,8 +124,12 @@ def _check_images(images) -> np.ndarray:
     return x.astype(np.float32, copy=False)
 
 
-class EndToEndModel:
-    """A combined network with its task: the unit that is saved, loaded, run and exported."""
+class EndToEndModel(Checkpointable):
+    """A combined network with its task: the unit that is saved, loaded, run and exported
+    (``save(path)``, ``EndToEndModel.load(path, dof=None)``: :class:`reach_core.checkpoints.Checkpointable`)."""
+
+    FORMAT = CHECKPOINT_FORMAT
+    ERROR = EndToEndError
 
     def __init__(self, perception: PerceptionModel, control: ControlPolicy, meta: dict | None = None):
         self.perception = perception
@@ -163,13 +168,13 @@ class EndToEndModel:
 
     @classmethod
     def from_checkpoint(cls, ckpt, source: str = "checkpoint", dof: int | None = None) -> "EndToEndModel":
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-            hint = ""
-            if found in ("reach.perception/1", "reach.control/1"):
-                hint = " (a module checkpoint: combine it with --perception and --control)"
-            raise EndToEndError(f"{source} is not a reach end-to-end checkpoint (format {found!r}, "
-                                f"expected {CHECKPOINT_FORMAT!r}){hint}")
+        """Rebuild a combined model from a loaded ``reach.end2end/1`` dictionary, checking it fits."""
+        def hint(found):
+            if found in (PERCEPTION_FORMAT, CONTROL_FORMAT):
+                return " (a module checkpoint: combine it with --perception and --control)"
+            return ""
+
+        check_format(ckpt, CHECKPOINT_FORMAT, source, "end-to-end", EndToEndError, hint)
         try:
             perception = PerceptionModel.from_checkpoint(ckpt["perception"], f"{source} [perception]")
             control = ControlPolicy.from_checkpoint(ckpt["control"], f"{source} [control]", dof=dof)
@@ -179,16 +184,8 @@ class EndToEndModel:
         model.check()
         return model
 
-    @classmethod
-    def load(cls, path, dof: int | None = None) -> "EndToEndModel":
-        return cls.from_checkpoint(load_checkpoint(path), str(path), dof=dof)
-
-    def checkpoint(self) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "perception": self.perception.checkpoint(),
-                "control": self.control.checkpoint(), "meta": self.meta}
-
-    def save(self, path) -> None:
-        save_atomic(self.checkpoint(), path)
+    def _payload(self) -> dict:
+        return {"perception": self.perception.checkpoint(), "control": self.control.checkpoint()}
 
     def to(self, device) -> "EndToEndModel":
         self.net.to(device)
@@ -281,10 +278,9 @@ def _load_module(path, kind: str, dof: int | None = None):
     except CheckpointError as err:
         raise EndToEndError(f"--{kind}: {err}") from None
     fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
-    want = "reach.perception/1" if kind == "perception" else "reach.control/1"
+    want = PERCEPTION_FORMAT if kind == "perception" else CONTROL_FORMAT
     if fmt != want:
-        what = {"reach.perception/1": "a perception checkpoint", "reach.control/1": "a control checkpoint",
-                CHECKPOINT_FORMAT: "a combined end-to-end checkpoint"}.get(fmt, f"format {fmt!r}")
+        what = KIND_OF_FORMAT.get(fmt, f"format {fmt!r}")
         raise EndToEndError(f"--{kind}: {path} is {what}, expected a {kind} checkpoint ({want})")
     try:
         if kind == "perception":

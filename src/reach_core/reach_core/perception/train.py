@@ -1,0 +1,401 @@
+"""Training and adaptation of the perception network (paper section 5.1, Eq. 2).
+
+Read :func:`train` top to bottom: load the data, build the network (from scratch, adapted from a
+SIM checkpoint, or resumed), then the loop, each step of which is
+
+1. set the learning rate (:func:`lr_at`: linear warm-up, cosine decay over steps or time),
+2. draw a mini-batch (:class:`BatchSampler`: simulator images, rendered in memory, read from a
+   dataset or rendered online, plus ``real_fraction`` real images with the augmentations and
+   regularisers of :mod:`reach_core.perception.augment`),
+3. minimise Eq. 2, 0.5 ||Omega_hat - Omega||^2 (+ L2-SP towards the starting weights),
+4. every ``eval_every`` steps validate and record a progress row, and checkpoint,
+
+and finally save ``model.pt`` and the run folder's files (:class:`reach_core.runs.Run`).
+Every random draw comes from one ``torch.Generator`` seeded with ``cfg.seed`` (and
+``torch.manual_seed`` for the initialisation), so that a run resumed from its checkpoint equals an
+uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..randomized_renderer import ScenePool
+from ..runs import Run, plot_progress
+from .augment import augment, paste_clutter, randomize_background, robot_mask, swap_backgrounds
+from .config import ARCH_FIELDS, SIM_VAL_SEED, TrainConfig
+from .evaluate import perception_errors
+from .model import PerceptionModel, PerceptionNet, predict_batched
+
+
+# ----------------------------------------------------------------------------- pieces of a step
+def trainable_parameters(net: PerceptionNet, part: str = "all") -> list:
+    """The parameters an adaptation trains, the others frozen (``requires_grad`` off): ``all``;
+    ``features``, all but the head (the map from features to Omega, which is the same in every
+    domain, so that a few hundred real frames cannot be memorised there); ``early``, only the
+    convolutions before the last feature layer (spatial: convolutions 1-3, not the keypoint maps;
+    paper: convolutions 1-2)."""
+    mods = list(net.features)
+    if part == "all":
+        keep = list(net.parameters())
+    elif part == "features":
+        keep = list(net.features.parameters())
+    else:   # early: what comes before the last convolution (with its BatchNorm, if any)
+        last = max(i for i, m in enumerate(mods) if isinstance(m, nn.Conv2d))
+        keep = [p for m in mods[:last] for p in m.parameters()]
+    ids = {id(p) for p in keep}
+    for p in net.parameters():
+        p.requires_grad_(id(p) in ids)
+    return keep
+
+
+def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
+    """Linear warm-up, then cosine decay to lr * lr_final_fraction over the steps (or over the
+    time budget, given the training seconds elapsed)."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.time_budget and elapsed is not None:
+        t = min(1.0, elapsed / cfg.time_budget)
+    else:
+        t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    lo = cfg.lr * cfg.lr_final_fraction
+    return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * t))
+
+
+def perception_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, l2sp: float = 0.0,
+                    start: list | None = None) -> torch.Tensor:
+    """Eq. 2, 0.5 ||Omega_hat - Omega||^2 averaged over the batch, plus ``l2sp`` times the squared
+    distance of the weights to ``start`` (L2-SP) when ``start`` is given."""
+    loss = 0.5 * ((net(x) - y) ** 2).sum(dim=1).mean()
+    if start is not None:
+        loss = loss + l2sp * sum(((p - p0) ** 2).sum() for p, p0 in zip(net.parameters(), start))
+    return loss
+
+
+def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> torch.Tensor:
+    """One Adam step on ``loss`` at learning rate ``lr``; returns the loss, detached."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def validate(net: PerceptionNet, val: dict) -> dict:
+    """Mean e per validation set ({name: Dataset} -> {name: e_mean}); the net is left training."""
+    net.eval()
+    model = PerceptionModel(net)
+    res = {}
+    for name, ds in val.items():
+        res[name] = perception_errors(predict_batched(model, ds.images), ds.omega)[0]["e_mean"]
+    net.train()
+    return res
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class TrainData:
+    """What a run trains and validates on."""
+
+    sim_x: np.ndarray | None      # simulator images (N, 84, 84) float16; None when online
+    sim_y: np.ndarray | None      # their normalised Omega (N, 5)
+    real: object | None           # a reach_core.datasets.Dataset of real images (adaptation)
+    val: dict                     # {name: Dataset} monitored during training
+    seconds: float                # time spent loading or rendering it
+
+
+def _sim_data(cfg: TrainConfig):
+    from ..datasets import load_dataset, render_sim_net_images
+    from ..scene import normalise
+
+    if cfg.sim:
+        ds = load_dataset(cfg.sim, seed=cfg.seed, workers=max(4, cfg.workers), limit=cfg.sim_limit)
+        return ds.images.astype(np.float16, copy=False), ds.omega
+    t0 = time.perf_counter()
+    images, target, q = render_sim_net_images(cfg.sim_images, seed=cfg.seed, supersample=cfg.supersample,
+                                              workers=cfg.workers)
+    Run.log(f"rendered {cfg.sim_images} simulator images in {time.perf_counter() - t0:.1f} s "
+            f"({cfg.workers} workers, supersample {cfg.supersample})")
+    return images, normalise(target, q)
+
+
+def load_data(cfg: TrainConfig) -> TrainData:
+    """The simulator set (unless online), the real set (an adaptation) and the validation sets."""
+    from ..datasets import load_dataset, sim_test_set
+
+    t0 = time.perf_counter()
+    sim_x, sim_y = _sim_data(cfg) if not cfg.online else (None, None)
+    real = None
+    if cfg.adapt_from and cfg.real:
+        real = load_dataset(cfg.real, virtual_targets=cfg.virtual_targets, seed=cfg.seed,
+                            workers=max(4, cfg.workers), near_target=cfg.near_target)
+    val = {"sim": sim_test_set(cfg.val_sim, SIM_VAL_SEED)} if cfg.val_sim else {}
+    if cfg.val_real:
+        val["real_val"] = load_dataset(cfg.val_real, seed=cfg.seed + 1)
+    return TrainData(sim_x, sim_y, real, val, time.perf_counter() - t0)
+
+
+class BatchSampler:
+    """Eq. 2's mini-batches: ``batch - n_real`` simulator images then ``n_real`` real ones.
+
+    Simulator images come from the in-memory set (a share ``randomize`` given a random look,
+    :func:`randomize_background`) or, online, from a :class:`ScenePool` renewed every step; with
+    ``augment_sim`` they are augmented too.  Real images get, in this order, background swaps,
+    pasted clutter (both kept off the robot: :func:`robot_mask`) and the augmentations."""
+
+    def __init__(self, cfg: TrainConfig, data: TrainData, device: torch.device, gen: torch.Generator):
+        self.cfg, self.gen, self.device = cfg, gen, device
+        self.pool = None
+        if cfg.online:
+            self.pool = ScenePool(cfg.online_pool, gen, device, randomize=cfg.randomize,
+                                  supersample=cfg.supersample, near=cfg.near_target,
+                                  distractors=cfg.distractors)
+        else:
+            self.sim_x = torch.from_numpy(np.ascontiguousarray(data.sim_x)).to(device)
+            self.sim_y = torch.from_numpy(np.ascontiguousarray(data.sim_y, dtype=np.float32)).to(device)
+        self.n_real = 0
+        if data.real is not None:
+            self.real_x = torch.from_numpy(data.real.images.astype(np.float16)).to(device)
+            self.real_y = torch.from_numpy(data.real.omega.astype(np.float32)).to(device)
+            self.n_real = int(round(cfg.batch * cfg.real_fraction))
+            if cfg.real_clutter or cfg.background_swap:
+                self.real_keep = torch.cat([
+                    robot_mask(self.real_y[i:i + 1024], margin=cfg.clutter_margin, camera=data.real.camera)
+                    for i in range(0, len(self.real_y), 1024)])
+        self.n_sim = cfg.batch - self.n_real
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One mini-batch (images (B, 84, 84) float32, normalised Omega (B, 5))."""
+        x, y = self._sim()
+        if self.cfg.augment_sim:
+            x = augment(x, self.cfg, self.gen)
+        if self.n_real:
+            xr, yr = self._real()
+            x, y = torch.cat([x, xr]), torch.cat([y, yr])
+        return x, y
+
+    def _sim(self):
+        cfg = self.cfg
+        if self.pool is not None:
+            self.pool.refresh(cfg.online_refresh)
+            return self.pool.sample(self.n_sim)
+        idx = torch.randint(len(self.sim_x), (self.n_sim,), device=self.device, generator=self.gen)
+        x, y = self.sim_x[idx].float(), self.sim_y[idx]
+        if cfg.randomize:
+            x = randomize_background(x, cfg.randomize, self.gen)
+        return x, y
+
+    def _real(self):
+        cfg, gen = self.cfg, self.gen
+        idx = torch.randint(len(self.real_x), (self.n_real,), device=self.device, generator=gen)
+        x = self.real_x[idx].float()
+        if cfg.background_swap:
+            x = swap_backgrounds(x, self.real_keep[idx], cfg.background_swap, gen)
+        if cfg.real_clutter:
+            x = paste_clutter(x, self.real_keep[idx], cfg.real_clutter, gen, bars=cfg.distractors)
+        return augment(x, cfg, gen), self.real_y[idx]
+
+    def sim_images(self, data: TrainData) -> int:
+        """Simulator images seen: the set's size, or the scenes rendered online."""
+        return self.pool.rendered if self.pool is not None else len(data.sim_x)
+
+
+# ----------------------------------------------------------------------------- run state
+@dataclass
+class TrainState:
+    """Where a run is: steps done, training seconds (validation excluded), when the simulator
+    validation error first reached ``target_e``; with the clock of the current segment."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    reached: dict | None = None
+    t_seg: float = 0.0
+
+    def start_clock(self) -> None:
+        """Start timing a training segment."""
+        self.t_seg = time.perf_counter()
+
+    def now(self) -> float:
+        """Training seconds so far, the running segment included."""
+        return self.elapsed + time.perf_counter() - self.t_seg
+
+    def stop_clock(self, device: torch.device) -> None:
+        """Add the running segment (after the GPU's queued work) to ``elapsed``."""
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        self.elapsed += time.perf_counter() - self.t_seg
+
+    def out_of_time(self, cfg: TrainConfig, now: float) -> bool:
+        """Whether the time budget (if any) is spent."""
+        return bool(cfg.time_budget and now >= cfg.time_budget)
+
+
+def training_device(cfg: TrainConfig) -> torch.device:
+    """The device of ``cfg.device``, a clear error for CUDA without a GPU."""
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA GPU is available to this torch")
+    return device
+
+
+def build_net(cfg: TrainConfig, adapting: bool) -> tuple[PerceptionNet, str]:
+    """The network to train and a note on where it starts: ``adapt_from`` (whose architecture
+    then overrides the config's), or a fresh one of the config's architecture."""
+    if not cfg.adapt_from:
+        return PerceptionNet(cfg.arch_config()), "from scratch (random initialisation)"
+    base = PerceptionModel.load(cfg.adapt_from)
+    for name in ARCH_FIELDS:
+        setattr(cfg, name, getattr(base.arch, name))
+    return base.net, f"{'adapted' if adapting else 'continued'} from {cfg.adapt_from}"
+
+
+def save_state(run: Run, cfg: TrainConfig, net, opt, gen, state: TrainState) -> None:
+    """The run's checkpoint.pt: everything :func:`restore_state` needs to continue."""
+    run.save_checkpoint({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                         "generator": gen.get_state(), "step": state.step, "elapsed": state.elapsed,
+                         "reached": state.reached, "config": asdict(cfg)})
+
+
+def restore_state(run: Run, net, opt, gen) -> TrainState:
+    """Load the run's checkpoint.pt into ``net``, ``opt`` and ``gen``; its progress rows into
+    ``run``."""
+    ck = run.load_checkpoint()
+    net.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    gen.set_state(ck["generator"])
+    run.log(f"resuming {run.out} at step {ck['step']}")
+    return TrainState(ck["step"], ck["elapsed"], ck.get("reached"))
+
+
+def describe(cfg: TrainConfig, net, note: str, data: TrainData, device) -> str:
+    """The line a run logs before its first step."""
+    params = sum(p.numel() for p in net.parameters())
+    real = data.real
+    return (f"perception {cfg.arch_config()} ({params} parameters), {note}; "
+            + (f"{len(data.sim_x)} simulator images" if not cfg.online else
+               f"simulator scenes rendered on {device} ({cfg.randomize:.0%} randomised; a pool of "
+               f"{cfg.online_pool} renewed by {cfg.online_refresh:g} a step)")
+            + (f", {len(real)} real images ({cfg.real_fraction:.0%} of each batch)" if real else "")
+            + f"; {cfg.steps} steps of {cfg.batch} on {device}")
+
+
+# ----------------------------------------------------------------------------- the run
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+          stop_at: int | None = None) -> dict | None:
+    """Train (or adapt) a perception network; writes the run folder ``cfg.out``; returns metrics.
+
+    ``stop_at`` stops after that many steps with a checkpoint but no final model, as an
+    interrupted run would (``resume=True`` then continues it)."""
+    cfg.validate()
+    run = Run(cfg.out)
+    device = training_device(cfg)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    data = load_data(cfg)
+    net, note = build_net(cfg, adapting=data.real is not None)
+    net.to(device)
+    opt = torch.optim.Adam(trainable_parameters(net, cfg.adapt_part), lr=cfg.lr,
+                           weight_decay=cfg.weight_decay)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    state = restore_state(run, net, opt, gen) if resume else TrainState()
+    run.write_config(cfg)
+    batches = BatchSampler(cfg, data, device, gen)
+    start = [p.detach().clone() for p in net.parameters()] if cfg.l2sp else None
+    run.log(describe(cfg, net, note, data, device))
+    if not fit(run, cfg, net, opt, gen, batches, data, state, start, progress, stop_at):
+        return None
+    return finish(run, cfg, net, data, batches, state, note, device)
+
+
+def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: TrainData,
+        state: TrainState, start, progress: bool, stop_at: int | None) -> bool:
+    """The training loop; False when stopped at ``stop_at`` (checkpointed, not finished)."""
+    from tqdm import tqdm
+
+    device = batches.device
+    net.train()
+    bar = tqdm(total=cfg.steps, initial=state.step, desc="train perception", unit="step",
+               disable=not progress, file=sys.stderr, mininterval=2.0)
+    loss_sum, loss_n = torch.zeros((), device=device), 0
+    state.start_clock()
+    now = state.elapsed
+    while state.step < cfg.steps and not state.out_of_time(cfg, now):
+        lr = lr_at(state.step, cfg, now)
+        x, y = batches.sample()
+        loss_sum += optimise(opt, perception_loss(net, x, y, cfg.l2sp, start), lr)
+        loss_n += 1
+        state.step += 1
+        bar.update(1)
+        now = state.now()
+        last = state.step == cfg.steps or state.out_of_time(cfg, now)
+        if state.step % cfg.eval_every == 0 or last:
+            mean_loss = float(loss_sum) / loss_n
+            state.stop_clock(device)
+            row = record_validation(run, cfg, net, data, state, lr, mean_loss)
+            state.start_clock()
+            now = state.elapsed
+            loss_sum, loss_n = torch.zeros((), device=device), 0
+            bar.set_postfix(loss=f"{mean_loss:.2e}",
+                            **{k: f"{v:.4f}" for k, v in row.items() if k.startswith("e_")})
+            if state.step % cfg.checkpoint_every < cfg.eval_every or last:
+                save_state(run, cfg, net, opt, gen, state)
+        if stop_at is not None and state.step >= stop_at:
+            save_state(run, cfg, net, opt, gen, state)
+            bar.close()
+            return False
+    bar.close()
+    return True
+
+
+def record_validation(run: Run, cfg: TrainConfig, net, data: TrainData, state: TrainState,
+                      lr: float, mean_loss: float) -> dict:
+    """Validate, note when the simulator error first reaches ``target_e`` (a SIM run), and
+    record the progress row."""
+    ev = validate(net, data.val)
+    elapsed = state.elapsed
+    row = {"step": state.step, "loss": mean_loss, "lr": lr, "train_seconds": round(elapsed, 3),
+           "images_per_s": round(state.step * cfg.batch / max(elapsed, 1e-9), 1),
+           **{f"e_{k}": v for k, v in ev.items()}}
+    if state.reached is None and ev.get("sim", 1.0) <= cfg.target_e and data.real is None:
+        state.reached = {"step": state.step, "train_seconds": round(elapsed, 2)}
+    return run.record(row)
+
+
+def finish(run: Run, cfg: TrainConfig, net, data: TrainData, batches: BatchSampler,
+           state: TrainState, note: str, device) -> dict:
+    """Save model.pt (with the metrics in its metadata) and the run folder's files."""
+    real = data.real
+    model = PerceptionModel(net.eval(), {
+        "kind": "adapted" if real is not None else "sim", "config": asdict(cfg),
+        "steps": state.step, "train_seconds": round(state.elapsed, 2)})
+    model.to("cpu")
+    metrics = {
+        "steps": state.step, "batch": cfg.batch, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": str(torch.__version__), "train_seconds": round(state.elapsed, 2),
+        "data_seconds": round(data.seconds, 2),
+        "images_per_s": round(state.step * cfg.batch / max(state.elapsed, 1e-9), 1),
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "final": run.rows[-1] if run.rows else {},
+        "reached_target": state.reached, "target_e": cfg.target_e,
+        "sim_images": batches.sim_images(data),
+        "real_images": len(real) if real is not None else 0,
+        "real_frames": len(set(real.files)) if real is not None else 0,
+        "real_frames_skipped": len(real.skipped) if real is not None else 0,
+        "command": cfg.command,
+    }
+    model.meta["metrics"] = metrics
+    model.save(run.path("model.pt"))
+    run.finish(metrics, plot_progress, "loss_curve.png", title=f"{run.name}: {note}",
+               loss_label="training loss (Eq. 2)")
+    run.log(f"wrote {run.out}/model.pt; final {run.rows[-1] if run.rows else {}}")
+    return metrics
