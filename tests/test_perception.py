@@ -396,3 +396,40 @@ def test_cli_train_eval_and_errors(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(["train", "perception", "--out", str(tmp_path / "g"), "--device", "cuda"]) == 2
         assert "CUDA" in capsys.readouterr().err
+
+
+def test_an_adaptation_reads_a_calibrated_camera_and_unlabelled_frames(tmp_path):
+    import math
+    from dataclasses import replace as dc_replace
+
+    from reach_core.camera_model import CameraModel
+    from reach_core.datasets import load_unlabelled, write_dataset
+    from reach_core.kinematics import BAXTER_LEFT
+    from reach_core.renderer import render
+    nominal = CameraModel.nominal()
+    moved = dc_replace(nominal, rvec=(math.pi - 0.05, 0.04, 0.03), tvec=(0.05, 0.02, 2.8))
+    rng = np.random.default_rng(0)
+    q = BAXTER_LEFT.sample_joints(rng, 6)
+    target = BAXTER_LEFT.forward(q)
+    frames = np.stack([render(np.full(2, 5.0), q[i]) for i in range(6)])   # no disc: virtual
+    write_dataset(tmp_path / "real", lambda t, qc, s: frames[s:s + len(qc)], target, q,
+                  target_mode="virtual", progress=False)
+    moved.save(tmp_path / "camera.yaml")
+    x, t = load_unlabelled(tmp_path / "real", calibration=moved, copies=2)
+    assert x.shape == (12, 84, 84) and t.shape == (12, 2) and np.all((t >= 0) & (t <= 1))
+    P.train(_tiny(tmp_path, "sim", steps=30), progress=False)
+    ad = _tiny(tmp_path, "ad", steps=30, adapt_from=str(tmp_path / "sim" / "model.pt"),
+               real=str(tmp_path / "real"), virtual_targets=2, camera=str(tmp_path / "camera.yaml"),
+               unlabelled=str(tmp_path / "real"), unlabelled_fraction=0.5, unlabelled_weight=1.0)
+    metrics = P.train(ad, progress=False)
+    assert metrics["real_images"] == 12 and metrics["unlabelled_images"] == 12
+    with pytest.raises(ValueError, match="unlabelled"):
+        P.train(_tiny(tmp_path, "x", unlabelled=str(tmp_path / "real")), progress=False)
+
+
+def test_an_online_run_with_the_real_look_trains(tmp_path):
+    metrics = P.train(_tiny(tmp_path, "rl", steps=20, online=True, randomize=1.0, realism=0.5,
+                            online_pool=256, supersample=1), progress=False)
+    assert metrics["steps"] == 20 and np.isfinite(metrics["final"]["loss"])
+    with pytest.raises(ValueError, match="realism"):
+        _tiny(tmp_path, "bad", realism=1.5)

@@ -348,6 +348,40 @@ def read_raw_frames(root: str | os.PathLike, limit: int | None = None
     return np.stack(frames), np.array(q)
 
 
+def load_unlabelled(root: str | os.PathLike, *, calibration=None, copies: int = 1, seed: int = 0,
+                    limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Real frames without labels for an adaptation: every image under ``root`` (a dataset folder's
+    images/, or any folder of PNG/JPEG frames; labels are not read), resampled into the virtual
+    camera's frame through ``calibration``, each used ``copies`` times with a virtual target painted
+    at a random reachable position (whose place is then known: the target half of Omega is a
+    label, the arm's half is not).  Returns network images (N, 84, 84) float32 and the targets'
+    normalised coordinates (N, 2)."""
+    root = Path(root)
+    folder = root / "images" if (root / "images").is_dir() else root
+    if not folder.is_dir():
+        raise DatasetError(f"unlabelled frames: folder not found: {root}")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
+    if not paths:
+        raise DatasetError(f"unlabelled frames: no PNG or JPEG images in {folder}")
+    camera = DEFAULT_CAMERA if calibration is None else \
+        replace(DEFAULT_CAMERA, width=calibration.width, height=calibration.height)
+    rng = np.random.default_rng([seed, 17])
+    images, targets = [], []
+    for path in paths:
+        try:
+            frame = read_frame(path, camera)
+        except ValueError as err:
+            raise DatasetError(f"unlabelled frame {path}: {err}") from None
+        if calibration is not None:
+            frame = calibration.to_virtual(frame)
+        drawn = BAXTER_LEFT.forward(BAXTER_LEFT.sample_joints(rng, copies))
+        images.append(preprocess(add_target(np.repeat(frame[None], copies, 0), drawn)))
+        targets.append(drawn)
+    target = np.concatenate(targets)
+    omega = normalise(target, np.zeros((len(target), 3)))[:, :2]
+    return np.concatenate(images).astype(np.float32), omega
+
+
 def _load_net_images(root: Path, rows, names, phys, bad) -> tuple[np.ndarray, list[int]]:
     path = root / "net_images.npy"
     try:

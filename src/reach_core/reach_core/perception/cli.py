@@ -60,6 +60,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from ..datasets import DatasetError, load_dataset, sim_test_set
 
     try:
+        from ..camera_model import load_camera
+        calibration = load_camera(args.camera)
         models = {}
         for spec in args.model:
             name, _, path = spec.partition("=") if "=" in spec else (Path(spec).stem, "", spec)
@@ -69,7 +71,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             data["sim"] = sim_test_set(args.sim_test, args.sim_seed)
         for spec in args.dataset or []:
             name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
-            data[name] = load_dataset(path, seed=args.sim_seed)
+            data[name] = load_dataset(path, seed=args.sim_seed, calibration=calibration)
     except (CheckpointError, DatasetError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -173,6 +175,23 @@ def add_train_cli(sub) -> None:
       help=f"--online: images kept on the device (default {d.online_pool})")
     a("--online-refresh", type=float, default=None,
       help=f"--online: fresh images per step replacing the oldest (default {d.online_refresh:g})")
+    a("--realism", type=float, default=None,
+      help="--online: share of randomised scenes given a real robot's look: a hand-placed webcam "
+           "(keystone, lens distortion), a dark robot, posters and lights, physical targets "
+           "(default 0)")
+    a("--camera", default=None,
+      help="camera file (reach calibrate) of the camera that took --real, --val-real and "
+           "--unlabelled: their frames are resampled into the virtual camera's first")
+    a("--unlabelled", default=None,
+      help="folder of real frames without labels (images, or a dataset): adapted to with a "
+           "mean-teacher consistency loss beside Eq. 2")
+    a("--unlabelled-fraction", type=float, default=None,
+      help=f"unlabelled frames added to each batch, as a share of --batch (default "
+           f"{d.unlabelled_fraction})")
+    a("--unlabelled-weight", type=float, default=None,
+      help=f"weight of the consistency loss (default {d.unlabelled_weight})")
+    a("--teacher-decay", type=float, default=None,
+      help=f"EMA decay of the teacher's weights (default {d.teacher_decay})")
     a("--val-sim", type=int, default=None, help=f"simulator validation images (default {d.val_sim})")
     a("--val-real", default=None, help="dataset folder monitored during training (not used to select)")
     a("--eval-every", type=int, default=None, help=f"steps between validations ({d.eval_every})")
@@ -197,6 +216,9 @@ def add_eval_cli(sub) -> None:
     p.add_argument("--sim-seed", type=int, default=SIM_TEST_SEED,
                    help=f"seed of the simulator test scenes (default {SIM_TEST_SEED})")
     p.add_argument("--dataset", action="append", help="dataset folder, or NAME=folder; repeatable")
+    p.add_argument("--camera", default=None,
+                   help="camera file (reach calibrate) of the camera that took the --dataset "
+                        "frames: resampled into the virtual camera's first")
     p.add_argument("--tta", type=int, default=0,
                    help="test-time augmentation: the median over the image shifted by up to this "
                         "many pixels (0..3; default 0: off)")

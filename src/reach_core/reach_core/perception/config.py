@@ -17,7 +17,8 @@ SIM_TEST_SEED = 400_2017     # the benchmark's simulator test images (never used
 SIM_VAL_SEED = 300_2017      # validation images seen during training
 ADAPT_PARTS = ("all", "features", "early")
 ARCH_FIELDS = ("arch", "width", "batchnorm", "fc_hidden", "keypoints")
-FRACTIONS = ("real_clutter", "background_swap", "distractors", "near_target")
+FRACTIONS = ("real_clutter", "background_swap", "distractors", "near_target", "realism",
+             "unlabelled_fraction")
 
 
 @dataclass
@@ -111,6 +112,19 @@ class TrainConfig:
     online: bool = False
     online_pool: int = 65536      # images kept on the device (randomized_renderer.ScenePool)
     online_refresh: float = 32.0  # fresh images per step replacing the pool's oldest
+    realism: float = 0.0          # share of randomised --online scenes given a real robot's look
+                                  # (randomized_renderer.RealLook: a hand-placed webcam, a dark
+                                  # robot, posters and lights, physical targets)
+    # the real camera: frames of --real, --val-real and --unlabelled are resampled into the
+    # virtual camera's through this camera file (reach calibrate) before anything else
+    camera: str | None = None
+    # unlabelled real frames (a folder of images, labels not needed): a mean-teacher consistency
+    # loss, the prediction on an augmented frame pulled towards an averaged network's prediction
+    # on the plain frame, so that the adaptation also fits frames it has no labels for
+    unlabelled: str | None = None
+    unlabelled_fraction: float = 0.25   # share of each batch's size added as unlabelled frames
+    unlabelled_weight: float = 1.0      # weight of the consistency loss against Eq. 2
+    teacher_decay: float = 0.99         # exponential moving average of the teacher's weights
     # monitoring
     val_sim: int = 1000
     val_real: str | None = None
@@ -135,6 +149,11 @@ class TrainConfig:
             raise ValueError(f"--adapt-part is one of {', '.join(ADAPT_PARTS)}, got {self.adapt_part!r}")
         if self.real and not self.adapt_from:
             raise ValueError("--real needs --adapt-from (a trained SIM network to adapt)")
+        if self.unlabelled and not self.adapt_from:
+            raise ValueError("--unlabelled needs --adapt-from (a trained SIM network to adapt)")
+        if not (0.0 <= self.unlabelled_weight <= 100.0 and 0.0 <= self.teacher_decay < 1.0):
+            raise ValueError(f"--unlabelled-weight is 0..100 and --teacher-decay in [0, 1), got "
+                             f"{self.unlabelled_weight}, {self.teacher_decay}")
         self.arch_config()
 
     def arch_config(self) -> ArchConfig:

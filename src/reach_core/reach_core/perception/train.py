@@ -17,6 +17,7 @@ uninterrupted one.
 """
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -78,6 +79,36 @@ def perception_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, l2sp: floa
     return loss
 
 
+def consistency_loss(net: nn.Module, teacher: nn.Module, plain: torch.Tensor,
+                     augmented: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Unlabelled frames (mean teacher, Tarvainen & Valpola 2017): the student's Omega on the
+    augmented frame against the teacher's on the plain frame for the arm's half, and against the
+    painted virtual target's known place for the target's half."""
+    with torch.no_grad():
+        soft = teacher(plain)
+    pred = net(augmented)
+    return 0.5 * (((pred[:, 2:] - soft[:, 2:]) ** 2).sum(1) + ((pred[:, :2] - target) ** 2).sum(1)
+                  ).mean()
+
+
+@torch.no_grad()
+def update_teacher(teacher: nn.Module, net: nn.Module, decay: float) -> None:
+    """The teacher's weights: an exponential moving average of the student's."""
+    for t, s in zip(teacher.parameters(), net.parameters()):
+        t.lerp_(s, 1.0 - decay)
+    for t, s in zip(teacher.buffers(), net.buffers()):
+        t.copy_(s)
+
+
+def step_loss(net, teacher, batches, cfg, start) -> torch.Tensor:
+    """One step's loss: Eq. 2 on a mini-batch, plus the unlabelled frames' consistency."""
+    x, y = batches.sample()
+    loss = perception_loss(net, x, y, cfg.l2sp, start)
+    if teacher is not None:
+        loss = loss + cfg.unlabelled_weight * consistency_loss(net, teacher, *batches.unlabelled())
+    return loss
+
+
 def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> torch.Tensor:
     """One Adam step on ``loss`` at learning rate ``lr``; returns the loss, detached."""
     for g in opt.param_groups:
@@ -109,6 +140,7 @@ class TrainData:
     real: object | None           # a reach_core.datasets.Dataset of real images (adaptation)
     val: dict                     # {name: Dataset} monitored during training
     seconds: float                # time spent loading or rendering it
+    unlabelled: tuple | None = None   # (images (N, 84, 84), painted targets' Omega (N, 2))
 
 
 def _sim_data(cfg: TrainConfig):
@@ -128,18 +160,24 @@ def _sim_data(cfg: TrainConfig):
 
 def load_data(cfg: TrainConfig) -> TrainData:
     """The simulator set (unless online), the real set (an adaptation) and the validation sets."""
-    from ..datasets import load_dataset, sim_test_set
+    from ..camera_model import load_camera
+    from ..datasets import load_dataset, load_unlabelled, sim_test_set
 
     t0 = time.perf_counter()
+    calibration = load_camera(cfg.camera)
     sim_x, sim_y = _sim_data(cfg) if not cfg.online else (None, None)
-    real = None
+    real = unlabelled = None
     if cfg.adapt_from and cfg.real:
         real = load_dataset(cfg.real, virtual_targets=cfg.virtual_targets, seed=cfg.seed,
-                            workers=max(4, cfg.workers), near_target=cfg.near_target)
+                            workers=max(4, cfg.workers), near_target=cfg.near_target,
+                            calibration=calibration)
+    if cfg.adapt_from and cfg.unlabelled:
+        unlabelled = load_unlabelled(cfg.unlabelled, calibration=calibration,
+                                     copies=max(1, cfg.virtual_targets), seed=cfg.seed)
     val = {"sim": sim_test_set(cfg.val_sim, SIM_VAL_SEED)} if cfg.val_sim else {}
     if cfg.val_real:
-        val["real_val"] = load_dataset(cfg.val_real, seed=cfg.seed + 1)
-    return TrainData(sim_x, sim_y, real, val, time.perf_counter() - t0)
+        val["real_val"] = load_dataset(cfg.val_real, seed=cfg.seed + 1, calibration=calibration)
+    return TrainData(sim_x, sim_y, real, val, time.perf_counter() - t0, unlabelled)
 
 
 class BatchSampler:
@@ -156,7 +194,7 @@ class BatchSampler:
         if cfg.online:
             self.pool = ScenePool(cfg.online_pool, gen, device, randomize=cfg.randomize,
                                   supersample=cfg.supersample, near=cfg.near_target,
-                                  distractors=cfg.distractors)
+                                  distractors=cfg.distractors, realism=cfg.realism)
         else:
             self.sim_x = torch.from_numpy(np.ascontiguousarray(data.sim_x)).to(device)
             self.sim_y = torch.from_numpy(np.ascontiguousarray(data.sim_y, dtype=np.float32)).to(device)
@@ -170,6 +208,18 @@ class BatchSampler:
                     robot_mask(self.real_y[i:i + 1024], margin=cfg.clutter_margin, camera=data.real.camera)
                     for i in range(0, len(self.real_y), 1024)])
         self.n_sim = cfg.batch - self.n_real
+        self.n_unlabelled = 0
+        if data.unlabelled is not None:
+            self.unl_x = torch.from_numpy(data.unlabelled[0].astype(np.float16)).to(device)
+            self.unl_t = torch.from_numpy(data.unlabelled[1].astype(np.float32)).to(device)
+            self.n_unlabelled = max(1, int(round(cfg.batch * cfg.unlabelled_fraction)))
+
+    def unlabelled(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unlabelled frames: (plain images, augmented images, the painted targets' Omega)."""
+        idx = torch.randint(len(self.unl_x), (self.n_unlabelled,), device=self.device,
+                            generator=self.gen)
+        x = self.unl_x[idx].float()
+        return x, augment(x, self.cfg, self.gen), self.unl_t[idx]
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One mini-batch (images (B, 84, 84) float32, normalised Omega (B, 5))."""
@@ -283,6 +333,8 @@ def describe(cfg: TrainConfig, net, note: str, data: TrainData, device) -> str:
                f"simulator scenes rendered on {device} ({cfg.randomize:.0%} randomised; a pool of "
                f"{cfg.online_pool} renewed by {cfg.online_refresh:g} a step)")
             + (f", {len(real)} real images ({cfg.real_fraction:.0%} of each batch)" if real else "")
+            + (f", {len(data.unlabelled[0])} unlabelled real images (mean teacher)"
+               if data.unlabelled is not None else "")
             + f"; {cfg.steps} steps of {cfg.batch} on {device}")
 
 
@@ -323,6 +375,7 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
 
     device = batches.device
     net.train()
+    teacher = copy.deepcopy(net).eval() if batches.n_unlabelled else None
     bar = tqdm(total=cfg.steps, initial=state.step, desc="train perception", unit="step",
                disable=not progress, file=sys.stderr, mininterval=2.0)
     loss_sum, loss_n = torch.zeros((), device=device), 0
@@ -330,8 +383,9 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
     now = state.elapsed
     while state.step < cfg.steps and not state.out_of_time(cfg, now):
         lr = lr_at(state.step, cfg, now)
-        x, y = batches.sample()
-        loss_sum += optimise(opt, perception_loss(net, x, y, cfg.l2sp, start), lr)
+        loss_sum += optimise(opt, step_loss(net, teacher, batches, cfg, start), lr)
+        if teacher is not None:
+            update_teacher(teacher, net, cfg.teacher_decay)
         loss_n += 1
         state.step += 1
         bar.update(1)
@@ -391,6 +445,7 @@ def finish(run: Run, cfg: TrainConfig, net, data: TrainData, batches: BatchSampl
         "real_images": len(real) if real is not None else 0,
         "real_frames": len(set(real.files)) if real is not None else 0,
         "real_frames_skipped": len(real.skipped) if real is not None else 0,
+        "unlabelled_images": len(data.unlabelled[0]) if data.unlabelled is not None else 0,
         "command": cfg.command,
     }
     model.meta["metrics"] = metrics
