@@ -63,22 +63,27 @@ def test_the_arm_joints_lie_on_the_planar_kinematics():
 
 
 def test_the_marker_is_detected_at_its_projected_corners():
+    """The 9 cm marker is about 17 px wide at 3 m: detect on the frame upscaled twice, with
+    contour refinement, as a calibration would."""
     import cv2
     dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, DEFAULT_MARKER.dictionary))
-    detector = cv2.aruco.ArucoDetector(dictionary, cv2.aruco.DetectorParameters())
-    rng = np.random.default_rng(3)
-    q = BAXTER_LEFT.sample_joints(rng, 8)
+    params = cv2.aruco.DetectorParameters()
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_CONTOUR
+    detector = cv2.aruco.ArucoDetector(dictionary, params)
+    q = BAXTER_LEFT.sample_joints(np.random.default_rng(3), 12)
     frames = pr.render_proxy(None, q, seed=40, target_mode="none", marker=True)
-    good = 0
+    errors = []
     for i, frame in enumerate(frames):
-        corners, ids, _ = detector.detectMarkers(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+        grey = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), None, fx=2, fy=2,
+                          interpolation=cv2.INTER_CUBIC)
+        corners, ids, _ = detector.detectMarkers(grey)
         if ids is None or DEFAULT_MARKER.marker_id not in ids.ravel():
             continue
-        found = corners[list(ids.ravel()).index(DEFAULT_MARKER.marker_id)].reshape(4, 2) + 0.5
+        found = (corners[list(ids.ravel()).index(DEFAULT_MARKER.marker_id)].reshape(4, 2) + 0.5) / 2
         truth = pr.frame_cameras(40 + i, 1)[0].project(marker_corners(q[i]))
-        if np.max(np.linalg.norm(found - truth, axis=-1)) < 1.5:
-            good += 1
-    assert good >= 5
+        errors.append(np.max(np.linalg.norm(found - truth, axis=-1)))
+    assert len(errors) >= 4
+    assert np.mean(np.array(errors) < 1.5) >= 0.8
 
 
 def test_a_physical_disc_is_blue_where_the_target_is_and_a_painted_one_is_not_drawn():

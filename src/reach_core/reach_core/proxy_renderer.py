@@ -72,7 +72,7 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "page",
           "clock", "hubble_deep_field", "immunohistochemistry", "colorwheel", "cat", "logo")
 N_POSTERS = 6
 N_FURNITURE = 4
-PLATE_MARGIN_M = 0.02                 # white margin of the marker plate around the marker
+PLATE_MARGIN_M = 0.035                # white margin of the marker plate around the marker (>= 1 cell)
 
 
 class ProxyRenderError(RuntimeError):
@@ -528,6 +528,11 @@ def paint_face(canvas: np.ndarray, seg: np.ndarray, body: int, corners_px: np.nd
     BR, BL, canvas pixels) where the segmentation shows ``body``, times the shading there (the
     face was rendered white)."""
     import cv2
+    side = float(np.max(np.linalg.norm(corners_px - np.roll(corners_px, 1, axis=0), axis=-1)))
+    if side * 2 < max(image.shape[:2]):             # prefilter: no aliasing when shrinking
+        scale = side * 2 / max(image.shape[:2])
+        image = cv2.resize(image, (max(2, round(image.shape[1] * scale)),
+                                   max(2, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     h, w = image.shape[:2]
     x0, y0 = np.floor(corners_px.min(axis=0)).astype(int)
     x1, y1 = np.ceil(corners_px.max(axis=0)).astype(int) + 1
