@@ -63,11 +63,17 @@ from .camera_model import NOMINAL_DISTANCE_M, CameraModel
 from .kinematics import BAXTER_LEFT, KinematicsError
 from .scene import DEFAULT_CAMERA, TARGET_RADIUS_M
 
-PROXY_COLLECT_SEED = 1_000_000        # scene seeds of a user's collected (labelled) frames
-PROXY_TEST_SEED = 2_100_000_000       # scene seeds >= this: held-out test sets, benchmarks only
+PROXY_COLLECT_SEED = 100              # scene seeds PROXY_COLLECT_SEED.. of a user's collected frames
+PROXY_TEST_SEED = 2100                # scene seeds >= this: held-out test sets, benchmarks only
 LOOK_SEED_STRIDE = 1_000_003          # datasets: frame i of scene seed S has look S * stride + i
+
+
+def seed_split(seed: int) -> str:
+    """"test" for held-out test seeds (>= PROXY_TEST_SEED: benchmarks only, never train or tune
+    on them), "collect" for the seeds of a user's collected adaptation frames."""
+    return "test" if seed >= PROXY_TEST_SEED else "collect"
 TARGET_MODES = ("painted", "physical", "none")
-MARGIN_PX = 48                        # canvas margin around the frame for the lens distortion
+MARGIN_PX = 6                         # canvas margin beyond what the lens distortion needs
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "page", "text", "moon",
           "clock", "hubble_deep_field", "immunohistochemistry", "colorwheel", "cat", "logo")
 N_POSTERS = 6
@@ -165,37 +171,47 @@ def _gl_matrices(camera: CameraModel, width: int, height: int, margin: int,
     return view.T.ravel().tolist(), proj.T.ravel().tolist()
 
 
-def canvas_points(camera: CameraModel, world, margin: int = MARGIN_PX) -> np.ndarray:
+def canvas_points(camera: CameraModel, world) -> np.ndarray:
     """Undistorted pinhole pixels (OpenCV convention: centres at integers) of world points on
     the canvas of :func:`_gl_matrices`."""
     rot, t = _world_to_camera(camera)
     pc = np.asarray(world, np.float64) @ rot.T + t
-    k = camera.matrix
+    k, margin = camera.matrix, canvas_margin(camera)
     u = k[0, 0] * pc[..., 0] / pc[..., 2] + k[0, 2] + margin
     v = k[1, 1] * pc[..., 1] / pc[..., 2] + k[1, 2] + margin
     return np.stack([u, v], axis=-1)
 
 
 _MAPS: dict = {}
+_MAPS_LOCK = threading.Lock()
 
 
-def distortion_maps(camera: CameraModel, margin: int = MARGIN_PX) -> tuple[np.ndarray, np.ndarray]:
-    """cv2.remap maps from the distorted frame's pixels to the undistorted canvas: for each
-    frame pixel, where its ray meets the pinhole canvas (the inverse of the lens distortion)."""
+def distortion_maps(camera: CameraModel) -> tuple[np.ndarray, np.ndarray, int]:
+    """cv2.remap maps from the distorted frame's pixels to the undistorted canvas (for each
+    frame pixel, where its ray meets the pinhole canvas: the inverse of the lens distortion),
+    and the canvas's margin: enough pixels on every side for the maps to stay inside it."""
     import cv2
-    key = (camera.width, camera.height, tuple(camera.K), tuple(camera.dist), margin)
-    if key not in _MAPS:
-        jj, ii = np.meshgrid(np.arange(camera.width, dtype=np.float64),
-                             np.arange(camera.height, dtype=np.float64))
-        pts = np.stack([jj, ii], axis=-1).reshape(-1, 1, 2)
-        crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-10)
-        norm = cv2.undistortPointsIter(pts, camera.matrix, np.asarray(camera.dist, np.float64),
-                                       None, None, crit).reshape(camera.height, camera.width, 2)
-        k = camera.matrix
-        mx = (k[0, 0] * norm[..., 0] + k[0, 2] + margin).astype(np.float32)
-        my = (k[1, 1] * norm[..., 1] + k[1, 2] + margin).astype(np.float32)
-        _MAPS[key] = (mx, my)
-    return _MAPS[key]
+    key = (camera.width, camera.height, tuple(camera.K), tuple(camera.dist))
+    with _MAPS_LOCK:
+        if key not in _MAPS:
+            jj, ii = np.meshgrid(np.arange(camera.width, dtype=np.float64),
+                                 np.arange(camera.height, dtype=np.float64))
+            pts = np.stack([jj, ii], axis=-1).reshape(-1, 1, 2)
+            crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-10)
+            norm = cv2.undistortPointsIter(pts, camera.matrix, np.asarray(camera.dist, np.float64),
+                                           None, None, crit).reshape(camera.height, camera.width, 2)
+            k = camera.matrix
+            u = k[0, 0] * norm[..., 0] + k[0, 2]
+            v = k[1, 1] * norm[..., 1] + k[1, 2]
+            over = max(-u.min(), u.max() - (camera.width - 1), -v.min(), v.max() - (camera.height - 1))
+            margin = int(math.ceil(max(over, 0.0))) + MARGIN_PX
+            _MAPS[key] = ((u + margin).astype(np.float32), (v + margin).astype(np.float32), margin)
+        return _MAPS[key]
+
+
+def canvas_margin(camera: CameraModel) -> int:
+    """The undistorted canvas's margin around the frame (pixels on every side)."""
+    return distortion_maps(camera)[2]
 
 
 # ----------------------------------------------------------------------------- assets
@@ -399,7 +415,8 @@ class _World:
     # ------------------------------------------------------------------ per-frame look
     def vary_room(self, rng: np.random.Generator) -> list:
         """Draw this frame's furniture, wall (with posters) and floor; return the background
-        planes [(world corners (4, 3) TL TR BR BL as the camera sees them, RGB image, normal)]
+        planes [(world corners (4, 3) TL TR BR BL as the camera sees them, RGB image, normal,
+        tint)]
         that :func:`paint_background` draws where nothing was rasterised."""
         for body, (w, d, h) in zip(self.furniture, FURNITURE_SIZES):
             if rng.random() < 0.25:
@@ -415,8 +432,10 @@ class _World:
                          [WALL_HALF_W, WALL_Y, z0], [-WALL_HALF_W, WALL_Y, z0]])
         floor = np.array([[-WALL_HALF_W, WALL_Y, z0], [WALL_HALF_W, WALL_Y, z0],
                           [WALL_HALF_W, FLOOR_NEAR_Y, z0], [-WALL_HALF_W, FLOOR_NEAR_Y, z0]])
-        return [(wall, _wall_image(rng), (0.0, -1.0, 0.0)),
-                (floor, _floor_image(rng), (0.0, 0.0, 1.0))]
+        wall_image = _wall_image(rng)
+        floor_image, floor_tint = _floor_image(rng)
+        return [(wall, wall_image, (0.0, -1.0, 0.0), (1.0, 1.0, 1.0)),
+                (floor, floor_image, (0.0, 0.0, 1.0), floor_tint)]
 
     def place_disc(self, target, rng: np.random.Generator, camera: CameraModel) -> None:
         """The physical target: a blue disc on a stand, a few cm in front of or behind the arm's
@@ -456,8 +475,9 @@ class _World:
     def rasterise(self, camera: CameraModel, rng: np.random.Generator) -> tuple:
         """The undistorted pinhole canvas (uint8 RGB), its segmentation (body ids, -1 where
         nothing was drawn) and this frame's light."""
-        w, h = camera.width + 2 * MARGIN_PX, camera.height + 2 * MARGIN_PX
-        view, proj = _gl_matrices(camera, w, h, MARGIN_PX)
+        margin = canvas_margin(camera)
+        w, h = camera.width + 2 * margin, camera.height + 2 * margin
+        view, proj = _gl_matrices(camera, w, h, margin)
         warm = rng.uniform(-0.1, 0.1)
         light = dict(lightDirection=[rng.uniform(-3, 3), rng.uniform(-4, -1), rng.uniform(1.0, 4.0)],
                      lightColor=[1 + warm, 1.0, 1 - warm], lightDistance=5.0,
@@ -499,19 +519,24 @@ def _wall_image(rng: np.random.Generator) -> np.ndarray:
     return wall
 
 
-def _floor_image(rng: np.random.Generator) -> np.ndarray:
-    """The floor's texture: a grey photo tiled and washed out (linoleum, carpet or concrete)."""
+_FLOORS: dict = {}
+
+
+def _floor_image(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The floor's texture and tint: a grey photo tiled and washed out (linoleum, carpet or
+    concrete), tiles of 0.8 to 2 m."""
     import cv2
     photos = photographs()
-    grey = photos[int(rng.integers(len(photos)))].mean(axis=-1).astype(np.float32)
-    side = int(rng.uniform(0.8, 2.0) * WALL_PX_PER_M)
-    tile = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA)
-    base = rng.uniform(0.3, 0.7) * (0.8 + 0.2 * tile / 255.0)
-    h = int((WALL_Y - FLOOR_NEAR_Y) * WALL_PX_PER_M)
-    w = int(2 * WALL_HALF_W * WALL_PX_PER_M)
-    reps = (h // side + 1, w // side + 1)
-    tex = np.tile(base, reps)[:h, :w, None] * rng.uniform(0.85, 1.1, 3)
-    return np.clip(tex * 255, 0, 255).astype(np.uint8)
+    key = (int(rng.integers(len(photos))), int(rng.integers(4)))
+    if key not in _FLOORS:
+        grey = photos[key[0]].mean(axis=-1).astype(np.float32)
+        side = int((0.8 + 0.4 * key[1]) * WALL_PX_PER_M)
+        tile = 200 + 55 * cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA) / 255.0
+        h = int((WALL_Y - FLOOR_NEAR_Y) * WALL_PX_PER_M)
+        w = int(2 * WALL_HALF_W * WALL_PX_PER_M)
+        tex = np.tile(tile, (h // side + 1, w // side + 1))[:h, :w]
+        _FLOORS[key] = cv2.cvtColor(tex.astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    return _FLOORS[key], rng.uniform(0.3, 0.7) * rng.uniform(0.85, 1.1, 3)
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
@@ -558,23 +583,21 @@ def paint_background(canvas: np.ndarray, seg: np.ndarray, planes: list, camera: 
     textured through its homography and lit by the frame's light (ambient + diffuse)."""
     import cv2
     h, w = seg.shape
-    empty = seg < 0
     to_light = np.asarray(light["lightDirection"], np.float64)
     to_light /= np.linalg.norm(to_light)
-    colour = np.asarray(light["lightColor"], np.float32)
-    canvas[empty] = (60, 60, 62)                      # a dark ceiling where no plane is seen
-    for corners, image, normal in planes:
+    colour = np.asarray(light["lightColor"], np.float64)
+    back = np.empty((h, w, 3), np.uint8)
+    back[:] = (60, 60, 62)                             # a dark ceiling where no plane is seen
+    for corners, image, normal, tint in planes:
         ih, iw = image.shape[:2]
         src = np.float32([[-0.5, -0.5], [iw - 0.5, -0.5], [iw - 0.5, ih - 0.5], [-0.5, ih - 0.5]])
-        dst = np.float32(canvas_points(camera, corners))
-        hom = cv2.getPerspectiveTransform(src, dst)
-        rgba = np.concatenate([image, np.full((ih, iw, 1), 255, np.uint8)], axis=-1)
-        warped = cv2.warpPerspective(rgba, hom, (w, h), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        sel = empty & (warped[..., 3] > 127)
+        hom = cv2.getPerspectiveTransform(src, np.float32(canvas_points(camera, corners)))
         shade = light["lightAmbientCoeff"] + light["lightDiffuseCoeff"] * max(
             0.0, float(np.dot(normal, to_light)))
-        canvas[sel] = np.clip(warped[..., :3][sel] * (shade * colour), 0, 255).astype(np.uint8)
+        lit = cv2.multiply(image, tuple(float(c) for c in shade * colour * np.asarray(tint)) + (0.0,))
+        cv2.warpPerspective(lit, hom, (w, h), dst=back, flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_TRANSPARENT)
+    np.copyto(canvas, back, where=(seg < 0)[..., None])
 
 
 def plate_image(pixels_per_m: float = 2000.0) -> np.ndarray:
@@ -588,26 +611,39 @@ def plate_image(pixels_per_m: float = 2000.0) -> np.ndarray:
 def distort(canvas: np.ndarray, camera: CameraModel) -> np.ndarray:
     """The pinhole canvas seen through the camera's lens: the distorted frame."""
     import cv2
-    mx, my = distortion_maps(camera)
+    mx, my, _ = distortion_maps(camera)
     return cv2.remap(canvas, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+_VIGNETTE: dict = {}
+
+
+def _vignette(h: int, w: int) -> np.ndarray:
+    """Squared distance from the frame's centre, 1 at the corners (float32, h x w)."""
+    if (h, w) not in _VIGNETTE:
+        yy, xx = np.ogrid[:h, :w]
+        r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (w * w / 4 + h * h / 4)
+        _VIGNETTE[(h, w)] = r2.astype(np.float32)
+    return _VIGNETTE[(h, w)]
+
+
 def sensor(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A webcam's sensor and encoder: vignetting, white balance, exposure, contrast, gamma, a
-    slight blur, noise and JPEG compression."""
+    """A webcam's sensor and encoder: white balance, exposure, contrast and gamma (a tone curve
+    per channel), vignetting, a slight blur, noise and JPEG compression."""
     import cv2
     h, w = frame.shape[:2]
-    x = frame.astype(np.float32) / 255.0
-    yy, xx = np.ogrid[:h, :w]
-    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (w * w / 4 + h * h / 4)
-    x *= (1.0 - rng.uniform(0.05, 0.3) * r2)[..., None].astype(np.float32)
-    gain = rng.uniform(0.9, 1.1, 3).astype(np.float32) * rng.uniform(0.85, 1.15)
-    x = np.clip((x * gain - 0.5) * rng.uniform(0.85, 1.1) + 0.5, 0, 1) ** rng.uniform(0.85, 1.2)
-    x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.35, 0.9))
-    x = x + rng.normal(0.0, rng.uniform(1.0, 4.0) / 255.0, x.shape).astype(np.float32)
-    out = np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8)
+    gain = rng.uniform(0.9, 1.1, 3) * rng.uniform(0.85, 1.15)
+    contrast, gamma = rng.uniform(0.85, 1.1), rng.uniform(0.85, 1.2)
+    x = np.arange(256)[:, None] / 255.0
+    lut = np.clip((x * gain - 0.5) * contrast + 0.5, 0, 1) ** gamma
+    out = cv2.LUT(frame, np.rint(lut * 255).astype(np.uint8).reshape(1, 256, 3))
+    falloff = 1.0 - rng.uniform(0.05, 0.3) * _vignette(h, w)
+    out = cv2.multiply(out, cv2.merge([falloff] * 3), dtype=cv2.CV_8U)
+    out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.35, 0.9))
+    noise = rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(rng.uniform(1.0, 4.0))
+    out = cv2.add(out, noise, dtype=cv2.CV_8U)
     ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 92))])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else out
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]) if ok else out
 
 
 # ----------------------------------------------------------------------------- rendering
