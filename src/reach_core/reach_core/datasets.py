@@ -169,6 +169,33 @@ def render_hifi_dataset(out, n: int, seed: int = 0, *, virtual: bool = True,
                          meta={"source": "hifi", "seed": seed, **_design_meta(design)}, **kw)
 
 
+def render_proxy_dataset(out, n: int, seed: int = 0, *, target: str = "painted",
+                         marker: bool = False, design: str = "uniform", **kw) -> Path:
+    """N frames of the held-out realistic proxy domain (:mod:`reach_core.proxy_renderer`): raw
+    camera frames (not rectified) of the proxy camera, ``target`` "painted" (no disc in the
+    frames: ``"target": "virtual"``) or "physical" (a blue disc on a stand: ``"in_image"``),
+    with the calibration marker on the hand if ``marker``.  The true camera is saved as
+    ``true_camera.yaml`` (ground truth for benchmarks only; training never reads it)."""
+    from .proxy_renderer import LOOK_SEED_STRIDE, PROXY_CAMERA, render_proxy, seed_split
+
+    if target not in ("painted", "physical"):
+        raise DatasetError(f"--target must be painted or physical, got {target!r}")
+    targets, q = sample_scenes(n, seed, design=design)
+    look_seed = seed * LOOK_SEED_STRIDE
+
+    def frames(t, qq, start):
+        return render_proxy(t, qq, seed=look_seed + start, target_mode=target, marker=marker)
+
+    kw.setdefault("image_format", "jpg")
+    meta = {"source": "proxy", "domain": "proxy", "seed": seed, "split": seed_split(seed),
+            "proxy_target": target,
+            "marker": bool(marker), "true_camera": "true_camera.yaml", **_design_meta(design)}
+    out = write_dataset(out, frames, targets, q,
+                        target_mode="virtual" if target == "painted" else "in_image", meta=meta, **kw)
+    PROXY_CAMERA.save(Path(out) / "true_camera.yaml")
+    return out
+
+
 def save_net_dataset(out, images: np.ndarray, target: np.ndarray, q: np.ndarray,
                      meta: dict | None = None) -> Path:
     """Large simulator datasets as network images: ``net_images.npy`` (N, 84, 84) float16 and
@@ -515,6 +542,8 @@ def _cmd_render(args) -> int:
     try:
         if args.n < 1:
             raise DatasetError(f"--n must be at least 1, got {args.n}")
+        if args.source != "proxy" and (args.marker or args.target != "painted"):
+            raise DatasetError("--target and --marker are for --source proxy")
         if args.net:
             if args.source != "sim":
                 raise DatasetError("--net (network images) is for the simple simulator only")
@@ -528,6 +557,14 @@ def _cmd_render(args) -> int:
         elif args.source == "sim":
             out = render_sim_dataset(args.out, args.n, args.seed, design=args.design,
                                      image_format=args.format or "png")
+        elif args.source == "proxy":
+            from .proxy_renderer import ProxyRenderError
+            try:
+                out = render_proxy_dataset(args.out, args.n, args.seed, target=args.target,
+                                           marker=args.marker, design=args.design,
+                                           image_format=args.format or "jpg")
+            except ProxyRenderError as err:
+                raise DatasetError(str(err)) from None
         else:
             from .hifi_renderer import HifiRenderError
             try:
@@ -562,18 +599,25 @@ def add_cli(sub) -> None:
                     "folder (images/ + labels.csv + dataset.json; format in README.md).  "
                     "--source hifi frames hold no target: it is painted at load time (virtual "
                     "target), as for real webcam frames.")
-    p.add_argument("--source", choices=("sim", "hifi"), default="sim")
+    p.add_argument("--source", choices=("sim", "hifi", "proxy"), default="sim",
+                   help="sim, hifi (MuJoCo, the tuning domain) or proxy (the held-out realistic "
+                        "domain: test it, never train or tune on its test seeds)")
     p.add_argument("--n", type=int, required=True, help="number of images")
     p.add_argument("--seed", type=int, default=0, help="scene (and look) seed (default 0)")
     p.add_argument("--out", required=True, help="dataset folder to write")
     p.add_argument("--format", choices=("png", "jpg"), default=None,
-                   help="image files (default: png for sim, jpg for hifi)")
+                   help="image files (default: png for sim, jpg for hifi and proxy)")
     p.add_argument("--design", choices=JOINT_DESIGNS, default="uniform",
                    help="joint configurations: uniform draws (default, Algorithm 1), a shifted "
                         "Halton sequence, or a grid of at most N points (fills the joint box "
                         "evenly, for few labelled frames)")
     p.add_argument("--target-in-image", action="store_true",
                    help="hifi: draw the target into the frames instead of marking it virtual")
+    p.add_argument("--target", choices=("painted", "physical"), default="painted",
+                   help="proxy: painted (no disc in the frames, the virtual target is painted at "
+                        "load time) or physical (a blue disc on a stand in the frames)")
+    p.add_argument("--marker", action="store_true",
+                   help="proxy: the calibration marker on the hand (calibration frames)")
     p.add_argument("--net", action="store_true",
                    help="sim: store 84x84 network images (net_images.npy) instead of camera frames")
     p.add_argument("--supersample", type=int, default=5, help="--net: renderer supersampling (5)")
