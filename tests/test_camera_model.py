@@ -76,3 +76,18 @@ def test_a_broken_camera_file_is_refused_with_the_problem_named(tmp_path, edit, 
         CameraModel.load(path)
     with pytest.raises(CameraFileError, match="not found"):
         CameraModel.load(tmp_path / "none.yaml")
+
+
+def test_reach_data_rectify_writes_the_crop_the_networks_see(tmp_path):
+    from reach_core.cli import main
+    from reach_core.datasets import load_dataset, render_sim_dataset
+    src = render_sim_dataset(tmp_path / "s", 4, 0, progress=False)
+    CameraModel.nominal().save(tmp_path / "cam.yaml")
+    assert main(["data", "rectify", str(src), "--camera", str(tmp_path / "cam.yaml"),
+                 "--out", str(tmp_path / "r")]) == 0
+    a, b = load_dataset(src, verbose=False), load_dataset(tmp_path / "r", verbose=False)
+    assert b.camera.width == DEFAULT_CAMERA.roi[2]          # the crop only
+    np.testing.assert_allclose(a.images, b.images, atol=0.02)   # JPEG's rounding
+    np.testing.assert_array_equal(a.omega, b.omega)
+    assert main(["data", "rectify", str(src), "--camera", str(tmp_path / "none.yaml"),
+                 "--out", str(tmp_path / "x")]) == 2

@@ -580,6 +580,47 @@ def _cmd_render(args) -> int:
     return 0
 
 
+def rectify_dataset(src, calibration, out, *, crop: bool = True, progress: bool = True) -> Path:
+    """Write ``src``'s frames as the virtual camera sees them (through ``calibration``, the camera
+    that took them): a dataset of the nominal camera that needs no camera file any more, to look
+    at or to train on elsewhere.  ``crop`` keeps only the networks' crop (its camera recorded in
+    dataset.json), a quarter of the bytes of a full frame."""
+    src = Path(src)
+    meta = _read_meta(src)
+    camera = _camera_from(meta)
+    raw = replace(camera, width=calibration.width, height=calibration.height)
+    _, names, phys, bad = _read_labels(src)
+    keep = [k for k, name in enumerate(names) if (src / name).is_file()]
+    x0, y0, w, h = camera.roi
+    virtual = replace(camera, width=w, height=h, roi=(0, 0, w, h),
+                      origin_px=(camera.origin_px[0] - x0, camera.origin_px[1] - y0)) \
+        if crop else camera
+
+    def frames(_target, _q, start):
+        rows = keep[start:start + len(_q)]
+        out_frames = [calibration.to_virtual(read_frame(src / names[k], raw), camera) for k in rows]
+        return [f[y0:y0 + h, x0:x0 + w] for f in out_frames] if crop else out_frames
+
+    info = {k: v for k, v in meta.items() if k not in ("format", "n", "camera")}
+    info.update(camera=virtual.as_dict(), rectified_from=str(src),
+                camera_file=calibration.as_dict())
+    return write_dataset(out, frames, phys[keep, :2], phys[keep, 2:],
+                         target_mode=meta.get("target", "in_image"), meta=info,
+                         image_format="jpg", jpeg_quality=95, progress=progress)
+
+
+def _cmd_rectify(args) -> int:
+    from .camera_model import CameraFileError, CameraModel
+    try:
+        out = rectify_dataset(args.dir, CameraModel.load(args.camera), args.out,
+                              crop=not args.full_frame)
+    except (DatasetError, CameraFileError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.dir} as the virtual camera sees it to {out}")
+    return 0
+
+
 def _cmd_check(args) -> int:
     try:
         ds = load_dataset(args.dir, max_bad_fraction=args.max_bad_fraction, strict=args.strict,
@@ -623,6 +664,17 @@ def add_cli(sub) -> None:
     p.add_argument("--supersample", type=int, default=5, help="--net: renderer supersampling (5)")
     p.add_argument("--workers", type=int, default=1, help="--net: rendering processes (default 1)")
     p.set_defaults(func=_cmd_render)
+
+    r = sub.add_parser("rectify", help="a dataset's frames as the virtual camera sees them",
+                       description="Resample a dataset's frames through the camera file of the "
+                                   "camera that took them (reach calibrate) into the virtual "
+                                   "camera the networks see, and write them as a new dataset "
+                                   "(the networks' crop only, unless --full-frame).")
+    r.add_argument("dir")
+    r.add_argument("--camera", required=True, help="camera file (reach calibrate)")
+    r.add_argument("--out", required=True, help="dataset folder to write")
+    r.add_argument("--full-frame", action="store_true", help="keep the whole virtual frame")
+    r.set_defaults(func=_cmd_rectify)
 
     c = sub.add_parser("check", help="load a dataset and report its bad rows",
                        description="Load a dataset folder through the camera pipeline and list "
