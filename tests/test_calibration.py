@@ -99,27 +99,9 @@ def test_reach_calibrate_writes_a_camera_file_and_check_finds_a_moved_camera(tmp
     assert "moved" in capsys.readouterr().out
 
 
-def _board_frames(camera: CameraModel, n: int, seed: int = 0, cols=9, rows=6, square=0.06):
-    """Views of a checkerboard held at several angles in front of the camera (projected with its
-    distortion), as a user waves one for the ROS camera calibrator."""
-    from reach_core.calibration import board_points
-    rng = np.random.default_rng(seed)
-    pts = board_points(cols + 2, rows + 2, square) - np.array([square, square, 0])
-    frames = []
-    for _ in range(n):
-        rvec = rng.uniform(-0.4, 0.4, 3)
-        tvec = np.array([rng.uniform(-0.4, 0.1), rng.uniform(-0.3, 0.1), rng.uniform(1.3, 2.2)])
-        view = replace(camera, rvec=tuple(rvec), tvec=tuple(tvec))
-        frame = np.full((480, 640, 3), 255, np.uint8)
-        uv = view.project(pts).reshape(rows + 2, cols + 2, 2) - 0.5
-        for i in range(rows + 1):
-            for j in range(cols + 1):
-                if (i + j) % 2 == 0:
-                    quad = np.array([uv[i, j], uv[i, j + 1], uv[i + 1, j + 1], uv[i + 1, j]])
-                    cv2.fillConvexPoly(frame, np.round(quad * 16).astype(np.int32), (0, 0, 0),
-                                       lineType=cv2.LINE_AA, shift=4)
-        frames.append(frame)
-    return np.stack(frames)
+def _board_frames(camera: CameraModel, n: int, seed: int = 0):
+    from reach_core.calibration import render_board_views
+    return render_board_views(camera, n, seed, 9, 6, 0.06)
 
 
 def test_with_checkerboard_intrinsics_few_marker_frames_recover_the_camera_over_the_whole_frame():

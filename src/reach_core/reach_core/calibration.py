@@ -267,6 +267,32 @@ def check_camera(camera: CameraModel, root, spec: MarkerSpec = DEFAULT_MARKER) -
     return {"frames": c.n_frames, "rms_px": _rms(camera, c.obj, c.img)}
 
 
+def render_board_views(camera: CameraModel, n: int, seed: int = 0, cols: int = 9, rows: int = 6,
+                       square_m: float = 0.06) -> np.ndarray:
+    """Frames of a checkerboard (``cols`` x ``rows`` inner corners) held at ``n`` random angles and
+    places 1.3-2.2 m in front of ``camera``, drawn through its lens: a rehearsal of waving a board
+    for the ROS camera calibrator, for tests and benchmarks of a simulated camera."""
+    import cv2
+    from dataclasses import replace
+    rng = np.random.default_rng(seed)
+    pts = board_points(cols + 2, rows + 2, square_m) - np.array([square_m, square_m, 0])
+    frames = []
+    for _ in range(n):
+        rvec = rng.uniform(-0.4, 0.4, 3)
+        tvec = np.array([rng.uniform(-0.4, 0.1), rng.uniform(-0.3, 0.1), rng.uniform(1.3, 2.2)])
+        view = replace(camera, rvec=tuple(rvec), tvec=tuple(tvec))
+        frame = np.full((camera.height, camera.width, 3), 255, np.uint8)
+        uv = view.project(pts).reshape(rows + 2, cols + 2, 2) - 0.5
+        for i in range(rows + 1):
+            for j in range(cols + 1):
+                if (i + j) % 2 == 0:
+                    quad = np.array([uv[i, j], uv[i, j + 1], uv[i + 1, j + 1], uv[i + 1, j]])
+                    cv2.fillConvexPoly(frame, np.round(quad * 16).astype(np.int32), (0, 0, 0),
+                                       lineType=cv2.LINE_AA, shift=4)
+        frames.append(frame)
+    return np.stack(frames)
+
+
 # ----------------------------------------------------------------------------- CLI
 def _intrinsics(args) -> CameraModel | None:
     """--intrinsics FILE (a camera_info YAML) or --checkerboard DIR (images of a board)."""
