@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoints import CheckpointError
+from .configs import add_config_args, option, resolve
 from .control import PAPER_HIDDEN, ControlPolicy, QNetwork, available_actions, masked_argmax
 from .evaluation import EVAL_SEED, run_trials
 from .runs import Run
@@ -41,55 +42,59 @@ from .simulator import ReachEnv, TaskConfig, reward, success_bonus
 class TrainConfig:
     """Hyper-parameters of a control training run (defaults: 3-DoF K-GPS)."""
 
-    dof: int = 3
-    exploration: str = "kgps"          # "kgps" (Eq. 6) or "egreedy" (baseline)
+    dof: int = option(3, "active joints", choices=(1, 2, 3))
+    exploration: str = option("kgps", "policy search guide: kgps (Eq. 6) or egreedy (baseline)",
+                              choices=("kgps", "egreedy"))
     # The defaults follow the paper (one-step DQN, 5-400-300-9 MLP); the variants below it are
     # off by default and recorded in every checkpoint and metrics file that uses them.
-    total_steps: int = 600_000         # environment steps (transitions) in the run
-    num_envs: int = 32                 # trials stepped side by side
-    eps_start: float = 1.0
-    eps_end: float = 0.1
-    eps_decay_fraction: float = 0.5    # epsilon reaches eps_end after this fraction of the run
-    buffer_size: int = 300_000
-    learning_starts: int = 10_000
-    batch_size: int = 256
-    updates_per_step: float = 0.125    # gradient updates per environment step
-    lr: float = 5e-4
-    gamma: float = 0.99
-    target_tau: float = 0.005          # Polyak averaging of the target network each update
-    policy_ema: float = 0.0            # >0: the saved/evaluated policy is an exponential moving
-                                       # average of the online weights with this rate per update
-                                       # (variant; 0: the online network itself)
-    double_dqn: bool = True
-    n_step: int = 1                    # n-step returns (1: the one-step target of Eq. 3)
-    lr_final_fraction: float = 1.0     # learning rate falls linearly to lr * this by the end
-    loss: str = "huber"                # "huber" or "mse" (Eq. 3)
-    hidden: tuple = PAPER_HIDDEN
-    dueling: bool = False              # dueling head (variant; see control.QNetwork)
-    encoding: int = 0                  # positional-encoding octaves of Omega (variant; 0: paper)
-    kinematic: bool = False            # forward-kinematics input features (variant; see QNetwork)
-    action_gap: float = 0.0            # advantage learning alpha (Bellemare et al. 2016; 0: plain DQN)
-    guide_margin: float = 0.0          # DQfD-style large-margin loss on guided K-GPS actions (0: off)
-    hold_only_at_target: bool = False  # "unchanged" only within delta of the target (variant)
-    noop_augment: float = 0.0          # share of steps away from the target that also store the
-                                       # known outcome of "unchanged" there (variant; 0: off)
-    random_fraction: float = 0.0       # share of exploratory actions that are uniformly random
-                                       # instead of the guide's (variant; 0: the paper's K-GPS)
-    guide_margin_weight: float = 1.0   # weight of that loss beside the TD loss
-    success_bonus: float = 0.0         # the success reward of Eq. 5 becomes 1 + this * (1 - d/delta),
-                                       # d the final distance: a reason to end closer than delta
-                                       # (variant; 0: the paper's 1).  Evaluation keeps Eq. 5.
-    init_from: str = ""                # control checkpoint whose weights start the run (fine-tuning
-                                       # a trained network; "": random initialisation)
-    device: str = "cpu"                # torch device for the networks ("cuda" on a GPU machine)
-    eval_every: int = 25_000           # environment steps between evaluations
-    eval_trials: int = 200             # trials per evaluation (Figure 5: 200)
-    checkpoint_every: int = 100_000
-    stop_success: float = 0.0          # stop once an evaluation reaches this success rate (0: never)
-    time_budget: float = 0.0           # stop after this many seconds of training (0: no limit)
-    max_steps: int = 300               # step limit per trial
-    seed: int = 0
-    threads: int = 0                   # torch CPU threads (0: leave torch's default)
+    total_steps: int = option(600_000, "environment steps (transitions) in the run")
+    num_envs: int = option(32, "trials run side by side")
+    eps_start: float = option(1.0, "initial exploration rate")
+    eps_end: float = option(0.1, "final exploration rate")
+    eps_decay_fraction: float = option(0.5, "fraction of the run over which epsilon falls to eps_end")
+    buffer_size: int = option(300_000, "replay memory size")
+    learning_starts: int = option(10_000, "transitions before learning")
+    batch_size: int = option(256, "mini-batch size")
+    updates_per_step: float = option(0.125, "gradient updates per environment step")
+    lr: float = option(5e-4, "Adam learning rate")
+    gamma: float = option(0.99, "discount factor")
+    target_tau: float = option(0.005, "Polyak averaging rate of the target network per update")
+    policy_ema: float = option(0.0, "save and evaluate a moving average of the weights with this rate per "
+                                    "update (variant; 0: the online network itself)")
+    double_dqn: bool = option(True, "double DQN targets")
+    n_step: int = option(1, "n-step returns (1: the one-step target of Eq. 3, the paper's)")
+    lr_final_fraction: float = option(1.0, "learning rate decays linearly to lr * this (1: constant)")
+    loss: str = option("huber", "TD loss (Eq. 3)", choices=("huber", "mse"))
+    hidden: tuple = option(PAPER_HIDDEN, "hidden layer sizes (400 300: the paper's)")
+    dueling: bool = option(False, "dueling Q head (variant; see control.QNetwork)")
+    encoding: int = option(0, "positional-encoding octaves of Omega in front of the MLP (variant; 0: paper)")
+    kinematic: bool = option(False, "append forward-kinematics features of Omega to the input (variant)")
+    action_gap: float = option(0.0, "advantage-learning alpha (Bellemare et al. 2016; variant; 0: plain DQN)")
+    guide_margin: float = option(0.0, "DQfD large-margin loss on K-GPS actions, margin in Q units (variant)")
+    hold_only_at_target: bool = option(False, "'unchanged' is available only within delta of the target, "
+                                              "where the policy is to hold (variant; the paper allows it "
+                                              "everywhere)")
+    noop_augment: float = option(0.0, "share of steps away from the target that also store the known "
+                                      "outcome of 'unchanged' there (variant)")
+    random_fraction: float = option(0.0, "share of exploratory actions that are uniformly random instead of "
+                                         "K-GPS (variant; 0: the paper's K-GPS)")
+    guide_margin_weight: float = option(1.0, "weight of the large-margin loss beside the TD loss")
+    success_bonus: float = option(0.0, "success reward 1 + this * (1 - d/delta), d the final distance: a "
+                                       "reason to end closer to the target (variant; 0: the paper's Eq. 5; "
+                                       "evaluation keeps Eq. 5)")
+    init_from: str = option("", "start from this control network's weights (fine-tuning; same "
+                                "architecture; none: random initialisation)", metavar="MODEL")
+    device: str = option("cpu", "torch device: cpu or cuda")
+    eval_every: int = option(25_000, "environment steps between evaluations")
+    eval_trials: int = option(200, "trials per evaluation (Figure 5: 200)")
+    checkpoint_every: int = option(100_000, "environment steps between checkpoints")
+    stop_success: float = option(0.0, "stop as soon as a periodic evaluation reaches this success rate "
+                                      "(0: never)")
+    time_budget: float = option(0.0, "stop after this many seconds of training; best.pt is the best "
+                                     "evaluation (0: no limit)")
+    max_steps: int = option(300, "step limit per trial")
+    seed: int = option(0, "random seed")
+    threads: int = option(0, "torch CPU threads (0: torch's choice)")
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -113,9 +118,11 @@ class TrainConfig:
             raise ValueError("total_steps must be >= num_envs >= 1 and batch_size >= 1")
 
     def task(self) -> TaskConfig:
+        """The task these settings train for."""
         return TaskConfig(dof=self.dof, max_steps=self.max_steps, hold_only_at_target=self.hold_only_at_target)
 
     def epsilon(self, step: int) -> float:
+        """The exploration rate at ``step``: linear from eps_start to eps_end, then constant."""
         frac = min(1.0, step / max(1.0, self.eps_decay_fraction * self.total_steps))
         return self.eps_start + frac * (self.eps_end - self.eps_start)
 
@@ -574,10 +581,8 @@ def plot_learning_curves(curves: dict[str, list[dict]], path: str) -> None:
 
 # ------------------------------------------------------------------------------------------------
 def _cmd_train_control(args) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                 if getattr(args, f.name, None) is not None}
     try:
-        cfg = TrainConfig(**overrides)
+        cfg = resolve(TrainConfig, args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -588,8 +593,7 @@ def _cmd_train_control(args) -> int:
             print(f"error: nothing to resume in {run_dir} (no config.json)", file=sys.stderr)
             return 2
         with open(saved) as f:
-            cfg = TrainConfig(**(json.load(f) | {k: v for k, v in overrides.items()
-                                                 if k in ("total_steps",)}))
+            cfg = TrainConfig(**(json.load(f) | ({"total_steps": args.total_steps} if args.total_steps else {})))
     elif os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and not args.force:
         print(f"error: {run_dir} already holds a run; use --resume to continue it, "
               "--force to overwrite, or --out for another directory", file=sys.stderr)
@@ -604,65 +608,13 @@ def _cmd_train_control(args) -> int:
 
 
 def add_cli(sub) -> None:
+    """``reach train control``: one flag per :class:`TrainConfig` field, ``--config RECIPE``."""
     p = sub.add_parser(
         "control", help="train a control network with DQN + K-GPS (or the epsilon-greedy baseline)",
         description="Train the Q-network Omega -> 9 Q-values (paper section 4, Algorithm 1). "
-                    "Defaults reproduce the 3-DoF K-GPS setup; see TrainConfig for every option.")
-    d = TrainConfig()
-    p.add_argument("--dof", type=int, choices=(1, 2, 3), help=f"active joints (default {d.dof})")
-    p.add_argument("--exploration", choices=("kgps", "egreedy"),
-                   help="policy search guide: kgps (Eq. 6) or egreedy (default kgps)")
-    p.add_argument("--total-steps", type=int, help=f"environment steps (default {d.total_steps:,})")
-    p.add_argument("--num-envs", type=int, help=f"trials run side by side (default {d.num_envs})")
-    p.add_argument("--eps-decay-fraction", type=float,
-                   help=f"fraction of the run over which epsilon falls 1 -> 0.1 (default {d.eps_decay_fraction})")
-    p.add_argument("--batch-size", type=int, help=f"mini-batch size (default {d.batch_size})")
-    p.add_argument("--updates-per-step", type=float,
-                   help=f"gradient updates per environment step (default {d.updates_per_step})")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
-    p.add_argument("--gamma", type=float, help=f"discount factor (default {d.gamma})")
-    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 400 300, the paper's)")
-    p.add_argument("--n-step", type=int, help="n-step returns (default 1, the paper's one-step target)")
-    p.add_argument("--dueling", action="store_true", default=None, help="dueling Q head (variant)")
-    p.add_argument("--encoding", type=int,
-                   help="positional-encoding octaves of Omega in front of the MLP (variant; default 0)")
-    p.add_argument("--kinematic", action="store_true", default=None,
-                   help="append forward-kinematics features of Omega to the input (variant)")
-    p.add_argument("--policy-ema", type=float,
-                   help="save and evaluate a moving average of the weights with this rate per update (variant; default 0)")
-    p.add_argument("--hold-only-at-target", action="store_true", default=None,
-                   help="'unchanged' is available only within delta of the target, where the "
-                        "policy is to hold (variant; the paper allows it everywhere)")
-    p.add_argument("--noop-augment", type=float,
-                   help="share of steps away from the target that also store the known outcome of "
-                        "'unchanged' there (variant; default 0)")
-    p.add_argument("--random-fraction", type=float,
-                   help="share of exploratory actions that are uniformly random instead of K-GPS (variant; default 0)")
-    p.add_argument("--guide-margin", type=float,
-                   help="DQfD large-margin loss on K-GPS actions, margin in Q units (variant; default 0)")
-    p.add_argument("--action-gap", type=float, help="advantage-learning alpha (variant; default 0)")
-    p.add_argument("--lr-final-fraction", type=float,
-                   help="learning rate decays linearly to lr * this (default 1: constant)")
-    p.add_argument("--double-dqn", type=lambda v: v.lower() in ("1", "true", "yes"), metavar="BOOL",
-                   help="double DQN targets (default true)")
-    p.add_argument("--success-bonus", type=float,
-                   help="success reward 1 + this * (1 - d/delta), d the final distance: a reason to "
-                        "end closer to the target (variant; default 0, the paper's Eq. 5)")
-    p.add_argument("--init-from", metavar="MODEL",
-                   help="start from this control network's weights (fine-tuning; same architecture)")
-    p.add_argument("--eps-start", type=float, help=f"initial exploration rate (default {d.eps_start})")
-    p.add_argument("--eps-end", type=float, help=f"final exploration rate (default {d.eps_end})")
-    p.add_argument("--device", help="torch device: cpu (default) or cuda")
-    p.add_argument("--learning-starts", type=int, help=f"transitions before learning (default {d.learning_starts:,})")
-    p.add_argument("--eval-every", type=int, help=f"steps between evaluations (default {d.eval_every:,})")
-    p.add_argument("--eval-trials", type=int, help=f"trials per evaluation (default {d.eval_trials})")
-    p.add_argument("--stop-success", type=float,
-                   help="stop as soon as a periodic evaluation reaches this success rate (default: never)")
-    p.add_argument("--time-budget", type=float,
-                   help="stop after this many seconds of training; best.pt is the best evaluation (default: no limit)")
-    p.add_argument("--max-steps", type=int, help=f"step limit per trial (default {d.max_steps})")
-    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+                    "Defaults reproduce the 3-DoF K-GPS setup; settings come from the defaults, then "
+                    "the --config recipes (reach_core/recipes/*.yaml), then the flags given.")
+    add_config_args(p, TrainConfig)
     p.add_argument("--out", help="run directory (default runs/control_<exploration>_dof<N>_seed<S>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..checkpoints import CheckpointError
+from ..configs import add_config_args, resolve
 from .evaluate import Observer, evaluate_rows, format_table3, plot_table3, set_tta
 from .finetune import FinetuneConfig, _log, finetune
 from .model import EndToEndModel, _load_module
@@ -24,12 +24,10 @@ def _err(msg: str) -> int:
 
 def _cmd_train(args) -> int:
     from ..datasets import DatasetError
-    names = {f.name for f in fields(FinetuneConfig)}
-    vals = {k: v for k, v in vars(args).items() if k in names and v is not None}
     argv = getattr(args, "argv", None)
-    vals["command"] = "reach " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = "reach " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
-        cfg = FinetuneConfig(**vals)
+        cfg = resolve(FinetuneConfig, args, command=command)
         finetune(cfg, progress=not args.no_progress)
     except (CheckpointError, DatasetError, ValueError, RuntimeError) as err:
         return _err(str(err).splitlines()[0] if isinstance(err, RuntimeError) else str(err))
@@ -130,53 +128,16 @@ def _cmd_export(args) -> int:
 
 
 def add_train_cli(sub) -> None:
+    """``reach train end2end``: one flag per :class:`FinetuneConfig` field, ``--config RECIPE``."""
     p = sub.add_parser(
         "end2end", help="weighted end-to-end fine-tuning of perception + control (Eq. 4)",
         description="Fine-tune the combined network (perception + control) end to end: control with "
                     "the task loss Lq, perception with beta*Lp + (1-beta)*Lq_BN (paper Eq. 4); or "
-                    "--naive (Lq only). Writes config.json, model.pt (combined checkpoint), model.ts "
+                    "--naive (Lq only). Settings come from the defaults, then the --config recipes, "
+                    "then the flags given. Writes config.json, model.pt (combined checkpoint), model.ts "
                     "(TorchScript), best.pt, progress.csv, metrics.json, loss_curves.png into --out.")
-    d = FinetuneConfig()
-    a = p.add_argument
-    a("--perception", default=None, help=f"perception checkpoint (default {d.perception})")
-    a("--control", default=None, help=f"control checkpoint (default {d.control})")
-    a("--real", default=None, help=f"real-domain dataset folder for Lp (default {d.real})")
-    a("--out", default=None, help=f"run folder (default {d.out})")
-    a("--dof", type=int, choices=(1, 2, 3), default=None, help="fail unless the controller has this DoF")
-    a("--beta", type=float, default=None, help="Eq. 4 weight of Lp, in [0, 1] (default 0.8)")
-    a("--naive", action="store_true", default=None, help="naive fine-tuning: Lq only (the baseline)")
-    a("--steps", type=int, default=None, help=f"weight updates (default {d.steps})")
-    a("--task-batch", type=int, default=None, help="task (Lq) mini-batch (default 64)")
-    a("--perception-batch", type=int, default=None, help="perception (Lp) mini-batch (default 256)")
-    a("--real-fraction", type=float, default=None, help="real share of the perception batch (0.75)")
-    a("--virtual-targets", type=int, default=None, help=f"virtual targets per real frame ({d.virtual_targets})")
-    a("--near-target", type=float, default=None,
-      help="share of the perception batch's scenes with the target at the hand, as when a reach "
-           "ends (simulator scenes and virtual targets; default 0)")
-    a("--lr-perception", type=float, default=None, help=f"Adam LR of perception ({d.lr_perception})")
-    a("--lr-control", type=float, default=None, help=f"Adam LR of control ({d.lr_control})")
-    a("--epsilon", type=float, default=None, help="K-GPS exploration probability (0.1)")
-    a("--gamma", type=float, default=None, help="discount (default: the control run's)")
-    a("--n-step", type=int, default=None, help="n-step returns (default: the control run's)")
-    a("--success-bonus", type=float, default=None,
-      help="success reward 1 + this * (1 - d/delta) in Lq (default: the control run's)")
-    a("--loss", choices=("huber", "mse"), default=None, help="TD loss (default: the control run's)")
-    a("--target-tau", type=float, default=None, help="Polyak rate of the target networks (0.005)")
-    a("--num-envs", type=int, default=None, help=f"trials acting side by side ({d.num_envs})")
-    a("--env-steps-per-update", type=int, default=None, help="acting iterations per update (1)")
-    a("--buffer-size", type=int, default=None, help=f"replay size ({d.buffer_size})")
-    a("--learning-starts", type=int, default=None, help=f"transitions before updates ({d.learning_starts})")
-    a("--supersample", type=int, default=None, help="simulator renderer supersampling (5)")
-    a("--sim-pool", type=int, default=None, help=f"simulator images for Lp rendered once ({d.sim_pool})")
-    a("--noise", type=float, default=None, help="augmentation of real images: noise std")
-    a("--brightness", type=float, default=None, help="augmentation of real images: brightness/contrast")
-    a("--eval-every", type=int, default=None, help=f"updates between evaluations ({d.eval_every})")
-    a("--eval-trials", type=int, default=None, help=f"simulator trials per evaluation ({d.eval_trials})")
-    a("--checkpoint-every", type=int, default=None, help=f"updates between checkpoints ({d.checkpoint_every})")
-    a("--seed", type=int, default=None, help="seed (default 0)")
-    a("--device", default=None, help="cpu (default) or cuda")
-    a("--threads", type=int, default=None, help="torch CPU threads (default 1)")
-    a("--no-progress", action="store_true", help="no progress bar")
+    add_config_args(p, FinetuneConfig)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
 

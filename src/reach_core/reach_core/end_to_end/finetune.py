@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..configs import option
 from ..control import ControlPolicy, available_actions, masked_argmax
 from ..perception import AugmentConfig, PerceptionModel
 from ..runs import Run
@@ -45,45 +46,47 @@ class FinetuneConfig:
     """One end-to-end fine-tuning run (``reach train end2end``): the two module checkpoints, the
     real dataset, Eq. 4's beta, the DQN settings of Lq and the perception batch of Lp."""
 
-    perception: str = "src/reach_core/reach_core/models/perception_adapted.pt"
-    control: str = "src/reach_core/reach_core/models/control_dof3.pt"
-    real: str | None = ".devdata/hifi_train"
-    out: str = "runs/end2end"
-    dof: int | None = None           # require this DoF of the control checkpoint
-    beta: float = 0.8                # Eq. 4
-    naive: bool = False              # baseline: Lq only into both networks (no Lp)
-    steps: int = 2000                # weight updates
-    task_batch: int = 64
-    perception_batch: int = 256
-    real_fraction: float = 0.75
-    virtual_targets: int = 8         # uses of each real frame with a random virtual target
-    near_target: float = 0.0         # share of the perception batch's scenes (simulator scenes and
-                                     # virtual targets) with the target at the hand, as when a
-                                     # reach ends (reach_core.renderer.near_targets)
-    lr_perception: float = 1e-4      # Adam
-    lr_control: float = 1e-5
-    epsilon: float = 0.1             # K-GPS exploration probability
-    gamma: float | None = None       # default: the control run's
-    n_step: int | None = None        # default: the control run's
-    double_dqn: bool = True
-    loss: str | None = None          # "huber" / "mse"; default: the control run's
-    success_bonus: float | None = None  # task reward of Lq; default: the control run's (the
-                                        # Q-values it learned are of that reward)
-    target_tau: float = 0.005
-    num_envs: int = 16
-    env_steps_per_update: int = 1    # acting iterations (num_envs transitions each) per update
-    buffer_size: int = 50_000
-    learning_starts: int = 2000      # transitions before the first update
-    supersample: int = 5             # simulator renderer (5: the camera pipeline's pixels)
-    sim_pool: int = 20_000           # simulator images for the perception batch, rendered once
-    noise: float = 0.0               # augmentation of real images (as in adaptation)
-    brightness: float = 0.0
-    eval_every: int = 500
-    eval_trials: int = 50
-    checkpoint_every: int = 1000
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 1
+    perception: str = option("src/reach_core/reach_core/models/perception_adapted.pt",
+                             "perception checkpoint (or a combined end-to-end one: its perception half)")
+    control: str = option("src/reach_core/reach_core/models/control_dof3.pt",
+                          "control checkpoint (or a combined end-to-end one: its control half)")
+    real: str | None = option(".devdata/hifi_train", "real-domain dataset folder for Lp")
+    out: str = option("runs/end2end", "run folder")
+    dof: int | None = option(None, "fail unless the controller has this DoF", choices=(1, 2, 3))
+    beta: float = option(0.8, "Eq. 4 weight of Lp, in [0, 1]")
+    naive: bool = option(False, "naive fine-tuning: Lq only (the baseline)")
+    steps: int = option(2000, "weight updates")
+    task_batch: int = option(64, "task (Lq) mini-batch")
+    perception_batch: int = option(256, "perception (Lp) mini-batch")
+    real_fraction: float = option(0.75, "real share of the perception batch")
+    virtual_targets: int = option(8, "uses of each real frame with a random virtual target")
+    near_target: float = option(0.0, "share of the perception batch's scenes with the target at the hand, "
+                                     "as when a reach ends (simulator scenes and virtual targets; "
+                                     "reach_core.renderer.near_targets)")
+    lr_perception: float = option(1e-4, "Adam LR of perception")
+    lr_control: float = option(1e-5, "Adam LR of control")
+    epsilon: float = option(0.1, "K-GPS exploration probability")
+    gamma: float | None = option(None, "discount (none: the control run's)")
+    n_step: int | None = option(None, "n-step returns (none: the control run's)")
+    double_dqn: bool = option(True, "double DQN targets")
+    loss: str | None = option(None, "TD loss (none: the control run's)", choices=("huber", "mse"))
+    success_bonus: float | None = option(None, "success reward 1 + this * (1 - d/delta) in Lq (none: the "
+                                               "control run's, whose Q-values are of that reward)")
+    target_tau: float = option(0.005, "Polyak rate of the target networks")
+    num_envs: int = option(16, "trials acting side by side")
+    env_steps_per_update: int = option(1, "acting iterations (num_envs transitions each) per update")
+    buffer_size: int = option(50_000, "replay size")
+    learning_starts: int = option(2000, "transitions before the first update")
+    supersample: int = option(5, "simulator renderer supersampling (5: the camera pipeline's pixels)")
+    sim_pool: int = option(20_000, "simulator images for Lp, rendered once")
+    noise: float = option(0.0, "augmentation of real images: noise std")
+    brightness: float = option(0.0, "augmentation of real images: brightness/contrast")
+    eval_every: int = option(500, "updates between evaluations")
+    eval_trials: int = option(50, "simulator trials per evaluation")
+    checkpoint_every: int = option(1000, "updates between checkpoints")
+    seed: int = option(0, "seed")
+    device: str = option("cpu", "cpu or cuda")
+    threads: int = option(1, "torch CPU threads")
     command: str = ""
 
     def __post_init__(self):

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import (CONTROL_FORMAT, END2END_FORMAT, KIND_OF_FORMAT, PERCEPTION_FORMAT, Checkpointable,
-                           CheckpointError, check_format, load_checkpoint)
+                           CheckpointError, check_format, format_of, load_checkpoint, part_of)
 from ..control import ControlPolicy, QNetwork, available_actions, load_control, masked_argmax
 from ..perception import NET_SIZE, PerceptionModel, PerceptionNet, predict_shifted
 from ..simulator import NUM_ACTIONS, action_mask
@@ -200,19 +200,21 @@ def load_module(path, kind: str, dof: int | None = None):
 
 
 def _load_module(path, kind: str, dof: int | None = None):
-    """Load one module checkpoint, naming the slot and what the file really is on a mismatch."""
+    """Load one module checkpoint (or that half of a combined one), naming the slot and what the
+    file really is on a mismatch."""
     try:
-        ckpt = load_checkpoint(path)
+        ckpt, source = part_of(load_checkpoint(path), kind, str(path))
     except CheckpointError as err:
         raise EndToEndError(f"--{kind}: {err}") from None
-    fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
+    fmt = format_of(ckpt)
     want = PERCEPTION_FORMAT if kind == "perception" else CONTROL_FORMAT
     if fmt != want:
         what = KIND_OF_FORMAT.get(fmt, f"format {fmt!r}")
-        raise EndToEndError(f"--{kind}: {path} is {what}, expected a {kind} checkpoint ({want})")
+        raise EndToEndError(f"--{kind}: {source} is {what}, expected a {kind} checkpoint ({want}) "
+                            "or a combined end-to-end one")
     try:
         if kind == "perception":
-            return PerceptionModel.from_checkpoint(ckpt, str(path))
-        return ControlPolicy.from_checkpoint(ckpt, str(path), dof=dof)
+            return PerceptionModel.from_checkpoint(ckpt, source)
+        return ControlPolicy.from_checkpoint(ckpt, source, dof=dof)
     except CheckpointError as err:
         raise EndToEndError(f"--{kind}: {err}") from None
