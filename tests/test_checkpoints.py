@@ -24,8 +24,10 @@ CLASSES = {checkpoints.CONTROL_FORMAT: ControlPolicy, checkpoints.PERCEPTION_FOR
 
 
 def _weights(model) -> dict:
-    return model.checkpoint()["model"] if "model" in model.checkpoint() else {
-        f"{part}.{k}": v for part in ("perception", "control") for k, v in model.checkpoint()[part]["model"].items()}
+    ckpt = model.checkpoint()
+    if "model" in ckpt:
+        return ckpt["model"]
+    return {f"{part}.{k}": v for part in ("perception", "control") for k, v in ckpt[part]["model"].items()}
 
 
 @pytest.mark.parametrize("name", ["control_dof1", "control_dof3", "perception_sim", "perception_adapted",

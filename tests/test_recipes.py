@@ -65,7 +65,8 @@ def _flags(command: str) -> dict:
 
 
 @pytest.mark.parametrize("model", ["control_dof1", "control_dof2", "control_dof3", "control_dof3_egreedy",
-                                   "perception_adapted", "perception_sim", "perception_sim_dr", "end2end_ee2ft"])
+                                   "perception_adapted", "perception_sim", "perception_sim_dr",
+                                   "end2end_ee2ft"])
 def test_recipes_reproduce_the_settings_recorded_beside_the_shipped_models(model):
     recorded = _flags(json.loads((configs.MODELS / f"{model}.json").read_text())["command"])
     cls = _config_class(Path(model))
@@ -106,7 +107,8 @@ def test_a_bad_recipe_fails_with_a_clear_error(tmp_path, capsys):
         assert main(["train", "perception", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err
-    assert main(["train", "control", "--config", str(tmp_path / "typo.yaml"), "--out", str(tmp_path / "c")]) == 2
+    assert main(["train", "control", "--config", str(tmp_path / "typo.yaml"),
+                 "--out", str(tmp_path / "c")]) == 2
     assert "unknown setting(s) lrr" in capsys.readouterr().err
 
 
@@ -115,7 +117,8 @@ def test_the_generated_flags_keep_the_existing_spellings():
     p = parse(["train", "perception", "--batchnorm", "--adapt-part", "features", "--fc-hidden", "16",
                "--sim-limit", "5"])
     cfg = configs.resolve(PerceptionConfig, p)
-    assert cfg.batchnorm is True and cfg.adapt_part == "features" and cfg.fc_hidden == 16 and cfg.sim_limit == 5
+    assert cfg.batchnorm is True and cfg.adapt_part == "features"
+    assert cfg.fc_hidden == 16 and cfg.sim_limit == 5
     assert parse(["train", "perception"]).batchnorm is None               # not given: the recipe decides
     c = configs.resolve(ControlConfig, parse(["train", "control", "--hidden", "64", "32", "--double-dqn",
                                               "false", "--dueling", "--init-from", "x.pt"]))

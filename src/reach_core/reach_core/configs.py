@@ -97,7 +97,9 @@ def _show(value) -> str:
         return "none"
     if isinstance(value, tuple):
         return " ".join(map(str, value))
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) and value >= 10_000 else str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 10_000:
+        return f"{value:,}"
+    return str(value)
 
 
 def recipe_path(name: str | Path) -> Path:

@@ -119,7 +119,8 @@ class TrainConfig:
 
     def task(self) -> TaskConfig:
         """The task these settings train for."""
-        return TaskConfig(dof=self.dof, max_steps=self.max_steps, hold_only_at_target=self.hold_only_at_target)
+        return TaskConfig(dof=self.dof, max_steps=self.max_steps,
+                          hold_only_at_target=self.hold_only_at_target)
 
     def epsilon(self, step: int) -> float:
         """The exploration rate at ``step``: linear from eps_start to eps_end, then constant."""
@@ -266,7 +267,8 @@ def _init_weights(cfg: TrainConfig, nets) -> None:
         raise CheckpointError(f"{cfg.init_from} has another architecture (hidden, dueling, encoding, "
                               f"kinematic = {theirs}) than this run ({ours})")
     if policy.task.dof != cfg.dof:
-        raise CheckpointError(f"{cfg.init_from} is a {policy.task.dof}-DoF network; this run is {cfg.dof}-DoF")
+        raise CheckpointError(f"{cfg.init_from} is a {policy.task.dof}-DoF network; "
+                              f"this run is {cfg.dof}-DoF")
     state = policy.net.state_dict()
     for n in nets:
         n.load_state_dict(state)
@@ -593,7 +595,8 @@ def _cmd_train_control(args) -> int:
             print(f"error: nothing to resume in {run_dir} (no config.json)", file=sys.stderr)
             return 2
         with open(saved) as f:
-            cfg = TrainConfig(**(json.load(f) | ({"total_steps": args.total_steps} if args.total_steps else {})))
+            extend = {"total_steps": args.total_steps} if args.total_steps else {}
+            cfg = TrainConfig(**(json.load(f) | extend))
     elif os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and not args.force:
         print(f"error: {run_dir} already holds a run; use --resume to continue it, "
               "--force to overwrite, or --out for another directory", file=sys.stderr)

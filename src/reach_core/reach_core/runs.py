@@ -1,4 +1,4 @@
-"""Run folders: the files every training command writes, written in one place.
+r"""Run folders: the files every training command writes, written in one place.
 
 A training run (``reach train perception|control|end2end``) owns one folder:
 

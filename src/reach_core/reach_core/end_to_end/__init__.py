@@ -15,10 +15,11 @@ cli.py       ``reach train|eval|export end2end``
 Everything public is importable from ``reach_core.end_to_end`` itself.
 """
 from .cli import add_eval_cli, add_export_cli, add_train_cli
-from .evaluate import PAPER_TABLE3, Observer, evaluate_rows, format_table3, occluder_boxes, plot_table3, set_tta
+from .evaluate import (PAPER_TABLE3, Observer, evaluate_rows, format_table3, occluder_boxes, plot_table3,
+                       set_tta)
 from .export import export_torchscript
-from .finetune import (FINETUNE_EVAL_SEED, Collector, FinetuneConfig, PerceptionBatches, finetune, plot_finetune,
-                       update, weighted_losses)
+from .finetune import (FINETUNE_EVAL_SEED, Collector, FinetuneConfig, PerceptionBatches, finetune,
+                       plot_finetune, update, weighted_losses)
 from .model import (CHECKPOINT_FORMAT, CombinedNet, EndToEndError, EndToEndModel, GradScale, load_module)
 
 __all__ = [

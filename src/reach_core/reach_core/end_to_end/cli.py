@@ -152,12 +152,15 @@ def add_eval_cli(sub) -> None:
                     "Table 3 and writes a PNG. --scene adds robustness checks (occluders, no target, "
                     "two targets).")
     p.add_argument("--control", default=f"{m}/control_dof3.pt", help="control checkpoint (CR)")
-    p.add_argument("--sim-perception", default=f"{m}/perception_sim.pt", help="SIM perception (EE1); '' to skip")
-    p.add_argument("--adapted-perception", default=f"{m}/perception_adapted.pt", help="P75 perception (EE2); '' to skip")
+    p.add_argument("--sim-perception", default=f"{m}/perception_sim.pt",
+                   help="SIM perception (EE1; a combined checkpoint gives its perception); '' to skip")
+    p.add_argument("--adapted-perception", default=f"{m}/perception_adapted.pt",
+                   help="P75 perception (EE2; a combined checkpoint gives its perception); '' to skip")
     p.add_argument("--finetuned", action="append", help="combined checkpoint(s), NAME=path (EE2-FT)")
     p.add_argument("--dof", type=int, choices=(1, 2, 3), default=None)
     p.add_argument("--trials", type=int, default=400, help="simulator trials (default 400)")
-    p.add_argument("--hifi-trials", type=int, default=20, help="higher-fidelity trials (default 20, as the paper's real)")
+    p.add_argument("--hifi-trials", type=int, default=20,
+                   help="higher-fidelity trials (default 20, as the paper's real)")
     p.add_argument("--seed", type=int, default=EVAL_SEED, help=f"trial seed (default {EVAL_SEED})")
     p.add_argument("--scene", action="append", choices=Observer.SCENES,
                    help="what the camera sees (repeatable; default normal)")

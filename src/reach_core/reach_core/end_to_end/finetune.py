@@ -197,8 +197,9 @@ class PerceptionBatches:
             st, sq = sample_scenes(pool, cfg.seed + 17)
             n_near = int(round(pool * cfg.near_target))
             st[:n_near] = near_targets(sq[:n_near], np.random.default_rng(cfg.seed + 18))
-            images = np.concatenate([render_net_images(st[i:i + 512], sq[i:i + 512], supersample=cfg.supersample)
-                                     for i in range(0, pool, 512)])
+            images = np.concatenate([
+                render_net_images(st[i:i + 512], sq[i:i + 512], supersample=cfg.supersample)
+                for i in range(0, pool, 512)])
             self.sim_x = torch.from_numpy(images.astype(np.float16)).to(device)
             self.sim_y = torch.from_numpy(normalise(st, sq)).to(device)
         if real is not None:
@@ -305,7 +306,8 @@ class Snapshots:
 
         net, task, cfg = self.model.net, self.model.task, self.cfg
         # a new CombinedNet: its action-mask buffers start on the CPU, so move it with the nets
-        m = EndToEndModel(PerceptionModel(net.perception), ControlPolicy(net.control, task, {})).to(self.device)
+        m = EndToEndModel(PerceptionModel(net.perception), ControlPolicy(net.control, task, {}))
+        m.to(self.device)
         res = run_trials(m.act_omega, task, cfg.eval_trials, seed=FINETUNE_EVAL_SEED,
                          observe=Observer(m.perceive, "sim", supersample=cfg.supersample))
         h = {"step": step, "success_rate": res.success_rate, "d_med_px": res.d_med_px,

@@ -82,7 +82,8 @@ def _check_images(images) -> np.ndarray:
 
 class EndToEndModel(Checkpointable):
     """A combined network with its task: the unit that is saved, loaded, run and exported
-    (``save(path)``, ``EndToEndModel.load(path, dof=None)``: :class:`reach_core.checkpoints.Checkpointable`)."""
+    (``save(path)``, ``EndToEndModel.load(path, dof=None)``:
+    :class:`reach_core.checkpoints.Checkpointable`)."""
 
     FORMAT = CHECKPOINT_FORMAT
     ERROR = EndToEndError

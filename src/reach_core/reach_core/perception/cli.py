@@ -105,7 +105,8 @@ def add_train_cli(sub) -> None:
                     "(the resolved settings), checkpoint.pt (resume), model.pt, progress.csv, "
                     "metrics.json and loss_curve.png into --out.")
     add_config_args(p, TrainConfig)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out (optionally to new --steps)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (optionally to new --steps)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 

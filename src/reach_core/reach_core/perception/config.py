@@ -137,7 +137,8 @@ class TrainConfig:
         """Raise ValueError, naming the flag, for a setting out of its range."""
         for name in FRACTIONS:
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"--{name.replace('_', '-')} is a fraction in [0, 1], got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} is a fraction in [0, 1], "
+                                 f"got {getattr(self, name)}")
         if not 0 <= self.clutter_margin <= 10:
             raise ValueError(f"--clutter-margin is 0..10 pixels, got {self.clutter_margin}")
         if not self.l2sp >= 0.0:
