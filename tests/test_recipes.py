@@ -137,3 +137,10 @@ def test_every_flag_has_its_help_written_beside_the_field():
         for f in dataclasses.fields(cls):
             if f.name != "command":
                 assert f.metadata.get("help"), (cls.__name__, f.name)
+
+
+def test_the_shipped_models_provenance_names_their_recipe():
+    for info_path in configs.MODELS.glob("*.json"):
+        info = json.loads(info_path.read_text())
+        assert info.get("recipe") == f"{info_path.stem}.yaml", info_path.name
+        assert (configs.RECIPES / info["recipe"]).is_file()
