@@ -38,7 +38,8 @@ def main() -> None:
         info = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
         t = info.get("training", {})
         notes.append(f"{dof}-DoF: target {TARGETS[dof]}; trained {t.get('steps', 0):,} steps in "
-                     f"{t.get('elapsed_s', float('nan')):.0f} s ({t.get('env_steps_per_s', float('nan')):,.0f} "
+                     f"{t.get('elapsed_s', float('nan')):.0f} s "
+                     f"({t.get('env_steps_per_s', float('nan')):,.0f} "
                      f"env steps/s, {t.get('updates_per_s', float('nan')):,.0f} updates/s); "
                      f"command: {info.get('command', '?')}")
     print(format_table(rows, f"Control networks (ours), {a.trials} trials, seed {EVAL_SEED}; "

@@ -7,7 +7,8 @@ Table 3 (default): EE1 (SIM + CR), EE2 (P75 + CR), EE2-FT (the committed fine-tu
     python bench/bench_end2end.py --trials 100 --hifi-trials 10
     python bench/bench_end2end.py --odometry            # controllers as the ROS controller runs them
                                                         # (no-revisit rule on commanded configurations)
-    python bench/bench_end2end.py --only EE2-FT --trials 0 --hifi-trials 60 --odometry --tta 0  # no test-time augmentation
+    # no test-time augmentation:
+    python bench/bench_end2end.py --only EE2-FT --trials 0 --hifi-trials 60 --odometry --tta 0
 
 Full pipeline (SIM perception -> adaptation -> control -> fine-tuning -> Table 3), one command,
 each stage timed (meant for one GPU: ``--device cuda``; ``--tiny`` runs it in about a minute on a
@@ -70,12 +71,15 @@ def table3(args) -> dict:
     print(format_table3(results))
     ft = {k[0]: r for k, r in results.items() if k[1] == "EE2-FT"}
     print("\nissue 4 figures (device: cpu, threads %d%s%s)" % (
-        args.threads, f", perception trained with camera shifts with test-time augmentation (up to {args.tta} px)"
-        if args.tta else "", ", controllers with the no-revisit rule on commanded configurations" if args.odometry
+        args.threads,
+        f", perception trained with camera shifts with test-time augmentation (up to {args.tta} px)"
+        if args.tta else "",
+        ", controllers with the no-revisit rule on commanded configurations" if args.odometry
         else ", controllers with the no-revisit rule" if args.no_revisit else ", greedy controllers"))
     if "sim" in ft:
         print(f"  sim EE2-FT d_med {ft['sim'].d_med_px:.2f} px (target <= {TARGETS['sim_ee2ft_dmed_px']}), "
-              f"success {100 * ft['sim'].success_rate:.2f} % (target >= {100 * TARGETS['sim_ee2ft_success']})")
+              f"success {100 * ft['sim'].success_rate:.2f} % "
+              f"(target >= {100 * TARGETS['sim_ee2ft_success']})")
     if "hifi" in ft:
         print(f"  hifi EE2-FT d_med {ft['hifi'].d_med_px:.2f} px (target <= {TARGETS['hifi_ee2ft_dmed_px']})")
     for (dom, name), r in results.items():
@@ -128,7 +132,8 @@ def pipeline(args) -> dict:
           "--out", str(hifi)], [hifi / "labels.csv"]),
         ("sim", "SIM perception | control (CR)", (
             ["train", "perception", "--out", str(out / "sim"), "--arch", "spatial", "--device", dev,
-             *online, "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else str(args.sim_budget),
+             *online, "--steps", "4" if tiny else "100000000",
+             "--time-budget", "0" if tiny else str(args.sim_budget),
              "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "2000", "--no-progress"]
             + (["--batch", "16", "--warmup", "1", "--keypoints", "4"] if tiny else []),
             control), [out / "sim/model.pt", out / "control/best.pt"]),
@@ -136,7 +141,8 @@ def pipeline(args) -> dict:
                               "--adapt-from", str(out / "sim/model.pt"), "--real", str(hifi),
                               "--real-fraction", "0.75", "--virtual-targets", "2" if tiny else "20",
                               "--device", dev, *online,
-                              "--steps", "4" if tiny else "100000000", "--time-budget", "0" if tiny else str(args.adapt_budget),
+                              "--steps", "4" if tiny else "100000000",
+                              "--time-budget", "0" if tiny else str(args.adapt_budget),
                               "--lr", "3e-4", "--warmup", "1" if tiny else "100", "--noise", "0.01",
                               "--brightness", "0.1", "--real-clutter", "0.75", "--near-target", "0.25",
                               "--val-sim", "16" if tiny else "1000", "--eval-every", "2" if tiny else "1000",
@@ -145,7 +151,8 @@ def pipeline(args) -> dict:
         ("finetune", "fine-tuning (EE2-FT)", ["train", "end2end", "--perception", str(out / "p75/model.pt"),
                                   "--control", str(out / "control/best.pt"), "--real", str(hifi),
                                   "--out", str(out / "ee2ft"), "--device", dev, "--no-progress",
-                                  "--steps", "3" if tiny else str(args.ft_steps), "--threads", str(args.ft_threads),
+                                  "--steps", "3" if tiny else str(args.ft_steps),
+                                  "--threads", str(args.ft_threads),
                                   *ft_recipe]
          + (["--task-batch", "8", "--perception-batch", "8", "--learning-starts", "32", "--num-envs", "4",
              "--eval-every", "3", "--eval-trials", "2", "--sim-pool", "16", "--virtual-targets", "2"]
@@ -156,7 +163,8 @@ def pipeline(args) -> dict:
                      "--sim-perception", str(out / "sim/model.pt"),
                      "--adapted-perception", str(out / "p75/model.pt"),
                      "--finetuned", f"EE2-FT={out / 'ee2ft/model.pt'}",
-                     "--trials", "4" if tiny else str(args.trials), "--hifi-trials", "2" if tiny else str(args.hifi_trials),
+                     "--trials", "4" if tiny else str(args.trials),
+                     "--hifi-trials", "2" if tiny else str(args.hifi_trials),
                      "--json", str(out / "table3.json"), "--plot", str(out / "table3.png")],
          [out / "table3.json"]),
     ]

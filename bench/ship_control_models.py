@@ -63,7 +63,8 @@ def ship_close(run: Path, note: str) -> None:
         r = run_trials(NoRevisit(policy), policy.task, trials, seed=seed)
         evals[label] = g.summary() | {"seed": seed}
         evals[label + "_no_revisit"] = r.summary() | {"seed": seed}
-        print(f"{label}: greedy {100 * g.success_rate:.2f} % d_med {g.d_med_cm:.2f} cm ({g.d_med_px:.2f} px); "
+        print(f"{label}: greedy {100 * g.success_rate:.2f} % d_med {g.d_med_cm:.2f} cm "
+              f"({g.d_med_px:.2f} px); "
               f"no-revisit {100 * r.success_rate:.2f} % d_med {r.d_med_cm:.2f} cm ({r.d_med_px:.2f} px), "
               f"d_Q3 {r.d_q3_cm:.2f} cm")
     shutil.copyfile(run / "model.pt", out)

@@ -60,7 +60,8 @@ def test_eval_no_revisit_names_the_rule():
     assert "100.00" in row
     paper = next(line for line in res.stdout.splitlines() if line.startswith("paper (Table 2)"))
     assert paper.index("100.00") == row.index("100.00")  # columns aligned with the longer name
-    assert "never move to a joint configuration" in " ".join(reach("eval", "control", "--help").stdout.split())
+    help_text = " ".join(reach("eval", "control", "--help").stdout.split())
+    assert "never move to a joint configuration" in help_text
 
 
 def test_eval_missing_model():

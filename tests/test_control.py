@@ -136,7 +136,8 @@ def test_hold_only_at_target_allows_unchanged_only_near_the_target():
 
 def _biased_policy(bias, dof=3, hidden=(8,), hold_only_at_target=False):
     """A policy whose Q-values are the head biases plus (optionally) a weight on Omega, set by hand."""
-    pol = ControlPolicy(QNetwork(hidden=hidden), TaskConfig(dof=dof, hold_only_at_target=hold_only_at_target), {})
+    task = TaskConfig(dof=dof, hold_only_at_target=hold_only_at_target)
+    pol = ControlPolicy(QNetwork(hidden=hidden), task, {})
     with torch.no_grad():
         pol.net.head.weight.zero_()
         pol.net.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
@@ -304,9 +305,12 @@ def test_no_revisit_tolerates_measurement_noise():
     rng = np.random.default_rng(3)
     target = np.array([0.3, -0.2])
     below, above = np.array([-0.5, 0.98, 0.3]), np.array([-0.5, 1.02, 0.3])
+
+    def noise():
+        return rng.uniform(-0.009, 0.009, 3)                    # |noise| < tolerance / 2
+
     for _ in range(20):
         ctrl = NoRevisit(pol)
-        noise = lambda: rng.uniform(-0.009, 0.009, 3)           # |noise| < tolerance / 2
         assert ctrl(normalise(target, below + noise())) == 3
         assert ctrl(normalise(target, above + noise())) == 0     # back to `below`: recognised
     # exact matching (tolerance 0) is fooled by the noise and dithers
@@ -757,7 +761,8 @@ def test_init_from_starts_from_the_given_weights_and_checks_the_architecture(tmp
         assert torch.equal(got[k], v), k
     assert any("initialised from" in line for line in logs)
     with pytest.raises(CheckpointError, match="architecture"):
-        train(replace(cfg, dueling=not cfg.dueling), str(tmp_path / "bad"), progress=False, log=lambda m: None)
+        train(replace(cfg, dueling=not cfg.dueling), str(tmp_path / "bad"), progress=False,
+              log=lambda m: None)
     with pytest.raises(CheckpointError, match="DoF"):
         train(replace(cfg, dof=3), str(tmp_path / "bad2"), progress=False, log=lambda m: None)
 

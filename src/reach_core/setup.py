@@ -1,7 +1,8 @@
 """reach_core: an ament_python package that is also a plain pip-installable Python package.
 
 `colcon build` (ament_python) and `pip install -e src/reach_core` both use this file.
-Trained models under reach_core/models/ ship twice: as package data (so that
+Training recipes under reach_core/recipes/ ship as package data (``reach train ... --config
+NAME``).  Trained models under reach_core/models/ ship twice: as package data (so that
 ``importlib.resources.files('reach_core') / 'models'`` works) and under share/reach_core/models
 (the ROS convention, found with ament_index_python's get_package_share_directory).
 """
@@ -42,8 +43,9 @@ def _data_files():
 
 
 def _package_data():
+    """The shipped models and the training recipes (reach_core/recipes/*.yaml)."""
     prefix = package_name + os.sep
-    return {package_name: [rel[len(prefix):] for rel in _model_files()]}
+    return {package_name: [rel[len(prefix):] for rel in _model_files()] + ['recipes/*.yaml']}
 
 
 setup(

@@ -153,7 +153,8 @@ def available_actions(omega: torch.Tensor, dof_mask: torch.Tensor, hold_radius: 
 @dataclass
 class ControlPolicy(Checkpointable):
     """A Q-network with the task it was trained for; the unit that is saved, loaded and run
-    (``save(path)``, ``ControlPolicy.load(path, dof=None)``: :class:`reach_core.checkpoints.Checkpointable`)."""
+    (``save(path)``, ``ControlPolicy.load(path, dof=None)``:
+    :class:`reach_core.checkpoints.Checkpointable`)."""
 
     FORMAT = CHECKPOINT_FORMAT
 

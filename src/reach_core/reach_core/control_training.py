@@ -19,7 +19,6 @@ A run directory holds ``config.json``, ``checkpoint.pt`` + ``replay.npz`` (to re
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -31,9 +30,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .control import (PAPER_HIDDEN, CheckpointError, ControlPolicy, QNetwork, available_actions,
-                      load_checkpoint, masked_argmax, save_atomic)
+from .checkpoints import CheckpointError
+from .configs import add_config_args, option, resolve
+from .control import PAPER_HIDDEN, ControlPolicy, QNetwork, available_actions, masked_argmax
 from .evaluation import EVAL_SEED, run_trials
+from .runs import Run
 from .simulator import ReachEnv, TaskConfig, reward, success_bonus
 
 
@@ -41,55 +42,59 @@ from .simulator import ReachEnv, TaskConfig, reward, success_bonus
 class TrainConfig:
     """Hyper-parameters of a control training run (defaults: 3-DoF K-GPS)."""
 
-    dof: int = 3
-    exploration: str = "kgps"          # "kgps" (Eq. 6) or "egreedy" (baseline)
+    dof: int = option(3, "active joints", choices=(1, 2, 3))
+    exploration: str = option("kgps", "policy search guide: kgps (Eq. 6) or egreedy (baseline)",
+                              choices=("kgps", "egreedy"))
     # The defaults follow the paper (one-step DQN, 5-400-300-9 MLP); the variants below it are
     # off by default and recorded in every checkpoint and metrics file that uses them.
-    total_steps: int = 600_000         # environment steps (transitions) in the run
-    num_envs: int = 32                 # trials stepped side by side
-    eps_start: float = 1.0
-    eps_end: float = 0.1
-    eps_decay_fraction: float = 0.5    # epsilon reaches eps_end after this fraction of the run
-    buffer_size: int = 300_000
-    learning_starts: int = 10_000
-    batch_size: int = 256
-    updates_per_step: float = 0.125    # gradient updates per environment step
-    lr: float = 5e-4
-    gamma: float = 0.99
-    target_tau: float = 0.005          # Polyak averaging of the target network each update
-    policy_ema: float = 0.0            # >0: the saved/evaluated policy is an exponential moving
-                                       # average of the online weights with this rate per update
-                                       # (variant; 0: the online network itself)
-    double_dqn: bool = True
-    n_step: int = 1                    # n-step returns (1: the one-step target of Eq. 3)
-    lr_final_fraction: float = 1.0     # learning rate falls linearly to lr * this by the end
-    loss: str = "huber"                # "huber" or "mse" (Eq. 3)
-    hidden: tuple = PAPER_HIDDEN
-    dueling: bool = False              # dueling head (variant; see control.QNetwork)
-    encoding: int = 0                  # positional-encoding octaves of Omega (variant; 0: paper)
-    kinematic: bool = False            # forward-kinematics input features (variant; see QNetwork)
-    action_gap: float = 0.0            # advantage learning alpha (Bellemare et al. 2016; 0: plain DQN)
-    guide_margin: float = 0.0          # DQfD-style large-margin loss on guided K-GPS actions (0: off)
-    hold_only_at_target: bool = False  # "unchanged" only within delta of the target (variant)
-    noop_augment: float = 0.0          # share of steps away from the target that also store the
-                                       # known outcome of "unchanged" there (variant; 0: off)
-    random_fraction: float = 0.0       # share of exploratory actions that are uniformly random
-                                       # instead of the guide's (variant; 0: the paper's K-GPS)
-    guide_margin_weight: float = 1.0   # weight of that loss beside the TD loss
-    success_bonus: float = 0.0         # the success reward of Eq. 5 becomes 1 + this * (1 - d/delta),
-                                       # d the final distance: a reason to end closer than delta
-                                       # (variant; 0: the paper's 1).  Evaluation keeps Eq. 5.
-    init_from: str = ""                # control checkpoint whose weights start the run (fine-tuning
-                                       # a trained network; "": random initialisation)
-    device: str = "cpu"                # torch device for the networks ("cuda" on a GPU machine)
-    eval_every: int = 25_000           # environment steps between evaluations
-    eval_trials: int = 200             # trials per evaluation (Figure 5: 200)
-    checkpoint_every: int = 100_000
-    stop_success: float = 0.0          # stop once an evaluation reaches this success rate (0: never)
-    time_budget: float = 0.0           # stop after this many seconds of training (0: no limit)
-    max_steps: int = 300               # step limit per trial
-    seed: int = 0
-    threads: int = 0                   # torch CPU threads (0: leave torch's default)
+    total_steps: int = option(600_000, "environment steps (transitions) in the run")
+    num_envs: int = option(32, "trials run side by side")
+    eps_start: float = option(1.0, "initial exploration rate")
+    eps_end: float = option(0.1, "final exploration rate")
+    eps_decay_fraction: float = option(0.5, "fraction of the run over which epsilon falls to eps_end")
+    buffer_size: int = option(300_000, "replay memory size")
+    learning_starts: int = option(10_000, "transitions before learning")
+    batch_size: int = option(256, "mini-batch size")
+    updates_per_step: float = option(0.125, "gradient updates per environment step")
+    lr: float = option(5e-4, "Adam learning rate")
+    gamma: float = option(0.99, "discount factor")
+    target_tau: float = option(0.005, "Polyak averaging rate of the target network per update")
+    policy_ema: float = option(0.0, "save and evaluate a moving average of the weights with this rate per "
+                                    "update (variant; 0: the online network itself)")
+    double_dqn: bool = option(True, "double DQN targets")
+    n_step: int = option(1, "n-step returns (1: the one-step target of Eq. 3, the paper's)")
+    lr_final_fraction: float = option(1.0, "learning rate decays linearly to lr * this (1: constant)")
+    loss: str = option("huber", "TD loss (Eq. 3)", choices=("huber", "mse"))
+    hidden: tuple = option(PAPER_HIDDEN, "hidden layer sizes (400 300: the paper's)")
+    dueling: bool = option(False, "dueling Q head (variant; see control.QNetwork)")
+    encoding: int = option(0, "positional-encoding octaves of Omega in front of the MLP (variant; 0: paper)")
+    kinematic: bool = option(False, "append forward-kinematics features of Omega to the input (variant)")
+    action_gap: float = option(0.0, "advantage-learning alpha (Bellemare et al. 2016; variant; 0: plain DQN)")
+    guide_margin: float = option(0.0, "DQfD large-margin loss on K-GPS actions, margin in Q units (variant)")
+    hold_only_at_target: bool = option(False, "'unchanged' is available only within delta of the target, "
+                                              "where the policy is to hold (variant; the paper allows it "
+                                              "everywhere)")
+    noop_augment: float = option(0.0, "share of steps away from the target that also store the known "
+                                      "outcome of 'unchanged' there (variant)")
+    random_fraction: float = option(0.0, "share of exploratory actions that are uniformly random instead of "
+                                         "K-GPS (variant; 0: the paper's K-GPS)")
+    guide_margin_weight: float = option(1.0, "weight of the large-margin loss beside the TD loss")
+    success_bonus: float = option(0.0, "success reward 1 + this * (1 - d/delta), d the final distance: a "
+                                       "reason to end closer to the target (variant; 0: the paper's Eq. 5; "
+                                       "evaluation keeps Eq. 5)")
+    init_from: str = option("", "start from this control network's weights (fine-tuning; same "
+                                "architecture; none: random initialisation)", metavar="MODEL")
+    device: str = option("cpu", "torch device: cpu or cuda")
+    eval_every: int = option(25_000, "environment steps between evaluations")
+    eval_trials: int = option(200, "trials per evaluation (Figure 5: 200)")
+    checkpoint_every: int = option(100_000, "environment steps between checkpoints")
+    stop_success: float = option(0.0, "stop as soon as a periodic evaluation reaches this success rate "
+                                      "(0: never)")
+    time_budget: float = option(0.0, "stop after this many seconds of training; best.pt is the best "
+                                     "evaluation (0: no limit)")
+    max_steps: int = option(300, "step limit per trial")
+    seed: int = option(0, "random seed")
+    threads: int = option(0, "torch CPU threads (0: torch's choice)")
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -113,9 +118,12 @@ class TrainConfig:
             raise ValueError("total_steps must be >= num_envs >= 1 and batch_size >= 1")
 
     def task(self) -> TaskConfig:
-        return TaskConfig(dof=self.dof, max_steps=self.max_steps, hold_only_at_target=self.hold_only_at_target)
+        """The task these settings train for."""
+        return TaskConfig(dof=self.dof, max_steps=self.max_steps,
+                          hold_only_at_target=self.hold_only_at_target)
 
     def epsilon(self, step: int) -> float:
+        """The exploration rate at ``step``: linear from eps_start to eps_end, then constant."""
         frac = min(1.0, step / max(1.0, self.eps_decay_fraction * self.total_steps))
         return self.eps_start + frac * (self.eps_end - self.eps_start)
 
@@ -259,116 +267,75 @@ def _init_weights(cfg: TrainConfig, nets) -> None:
         raise CheckpointError(f"{cfg.init_from} has another architecture (hidden, dueling, encoding, "
                               f"kinematic = {theirs}) than this run ({ours})")
     if policy.task.dof != cfg.dof:
-        raise CheckpointError(f"{cfg.init_from} is a {policy.task.dof}-DoF network; this run is {cfg.dof}-DoF")
+        raise CheckpointError(f"{cfg.init_from} is a {policy.task.dof}-DoF network; "
+                              f"this run is {cfg.dof}-DoF")
     state = policy.net.state_dict()
     for n in nets:
         n.load_state_dict(state)
 
 
-def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool = True,
-          log=print) -> dict:
-    """Train a control network; returns the metrics written to ``run_dir/metrics.json``."""
-    os.makedirs(run_dir, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    task = cfg.task()
-    env = ReachEnv(cfg.num_envs, task, seed=cfg.seed + 1)
-    dev = torch.device(cfg.device)
-    net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic).to(dev)
-    target_net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic).to(dev)
-    target_net.load_state_dict(net.state_dict())
-    policy_net = net
-    if cfg.policy_ema > 0:
-        policy_net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic).to(dev)
-        policy_net.load_state_dict(net.state_dict())
-    optim = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    memory = ReplayMemory(cfg.buffer_size)
-    nstep = NStep(cfg.n_step, cfg.num_envs, cfg.gamma)
-    mask = torch.as_tensor(env.action_mask, device=dev)
-    step, updates, history, best_success, elapsed0, update_debt = 0, 0, [], -1.0, 0.0, 0.0
+class Learner:
+    """The networks of a run and their optimiser: the Q-network, its target network (Polyak
+    averaged each update) and the policy network that is evaluated and saved (the Q-network
+    itself, or with ``policy_ema`` a moving average of its weights)."""
 
-    ckpt_path = os.path.join(run_dir, "checkpoint.pt")
-    if resume:
-        state = load_checkpoint(ckpt_path)
-        saved = TrainConfig(**state["config"])
-        # a run may be extended (total_steps raised; the schedules stretch), nothing else changed
-        diff = [f.name for f in fields(cfg)
-                if f.name != "total_steps" and getattr(saved, f.name) != getattr(cfg, f.name)]
-        if diff:
-            raise CheckpointError(f"{ckpt_path} was trained with other settings ({', '.join(diff)}); "
-                                  "resume with the same options or start a new run directory")
-        net.load_state_dict(state["model"])
-        target_net.load_state_dict(state["target_model"])
+    def __init__(self, cfg: TrainConfig, dev: torch.device):
+        self.cfg = cfg
+        arch = (cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic)
+        self.net = QNetwork(*arch).to(dev)
+        self.target = QNetwork(*arch).to(dev)
+        self.target.load_state_dict(self.net.state_dict())
+        self.policy = self.net
         if cfg.policy_ema > 0:
-            policy_net.load_state_dict(state["policy_model"])
-        optim.load_state_dict(state["optimizer"])
-        step, updates = int(state["step"]), int(state["updates"])
-        history, best_success = list(state["history"]), float(state["best_success"])
-        elapsed0 = float(state["elapsed"])
-        with np.load(os.path.join(run_dir, "replay.npz")) as replay:
-            memory.load_state(replay)
-        rng.bit_generator.state = state["rng"]
-        env.rng.bit_generator.state = state["env_rng"]
-        for k in ("q", "q_star", "target", "n_within", "t"):
-            setattr(env, k, state["env"][k].numpy().copy())
-        for k in NStep.STATE:
-            setattr(nstep, k, state["nstep"][k].numpy().copy())
-        update_debt = float(state["update_debt"])
-        torch.set_rng_state(state["torch_rng"])
-        log(f"resumed {run_dir} at step {step:,}")
-    else:
-        if cfg.init_from:
-            _init_weights(cfg, [net, target_net, policy_net])
-            log(f"initialised from {cfg.init_from}")
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump(asdict(cfg), f, indent=2)
+            self.policy = QNetwork(*arch).to(dev)
+            self.policy.load_state_dict(self.net.state_dict())
+        self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
 
-    def policy_of(model) -> ControlPolicy:
-        return ControlPolicy(model, task, {"exploration": cfg.exploration, "seed": cfg.seed,
-                                           "steps": step, "config": asdict(cfg)})
+    def update(self, batch, mask: torch.Tensor, hold: float) -> float:
+        """One gradient step of the DQN loss (and the policy average); returns the loss."""
+        loss = _dqn_update(self.net, self.target, self.optim, batch, self.cfg, mask, hold)
+        if self.cfg.policy_ema > 0:
+            with torch.no_grad():
+                for p, pp in zip(self.net.parameters(), self.policy.parameters()):
+                    pp.lerp_(p, self.cfg.policy_ema)
+        return loss
 
-    def save_checkpoint() -> None:
-        np.savez(os.path.join(run_dir, "replay.tmp.npz"), **memory.state())
-        os.replace(os.path.join(run_dir, "replay.tmp.npz"), os.path.join(run_dir, "replay.npz"))
-        save_atomic({
-            "config": asdict(cfg), "model": net.state_dict(), "target_model": target_net.state_dict(),
-            "policy_model": policy_net.state_dict(),
-            "optimizer": optim.state_dict(), "step": step, "updates": updates, "history": history,
-            "best_success": best_success, "elapsed": elapsed0 + time.perf_counter() - t0,
-            "rng": rng.bit_generator.state, "env_rng": env.rng.bit_generator.state,
-            "env": {k: torch.from_numpy(getattr(env, k).copy())
-                    for k in ("q", "q_star", "target", "n_within", "t")},
-            "nstep": {k: torch.from_numpy(getattr(nstep, k).copy()) for k in NStep.STATE},
-            "update_debt": update_debt,
-            "torch_rng": torch.get_rng_state()}, ckpt_path)
+    def state(self) -> dict:
+        """The weights and optimiser state, as the run's checkpoint stores them."""
+        return {"model": self.net.state_dict(), "target_model": self.target.state_dict(),
+                "policy_model": self.policy.state_dict(), "optimizer": self.optim.state_dict()}
 
-    def evaluate() -> None:
-        nonlocal best_success
-        policy_net.eval()
-        res = run_trials(policy_of(policy_net).act, task, cfg.eval_trials, seed=EVAL_SEED + 1 + len(history))
-        policy_net.train()
-        history.append({"step": step, "updates": updates, "epsilon": cfg.epsilon(step),
-                        "success_rate": res.success_rate, "d_med_cm": res.d_med_cm,
-                        "mean_return": res.mean_return,
-                        "elapsed_s": elapsed0 + time.perf_counter() - t0})
-        if res.success_rate >= best_success:
-            best_success = res.success_rate
-            policy_of(policy_net).save(os.path.join(run_dir, "best.pt"))
+    def load_state(self, state: dict) -> None:
+        """Restore :meth:`state`."""
+        self.net.load_state_dict(state["model"])
+        self.target.load_state_dict(state["target_model"])
+        if self.cfg.policy_ema > 0:
+            self.policy.load_state_dict(state["policy_model"])
+        self.optim.load_state_dict(state["optimizer"])
 
-    t0 = time.perf_counter()
-    obs = env.observe()
-    bar = tqdm(total=cfg.total_steps, initial=step, unit="step", disable=not progress,
-               desc=f"{cfg.exploration} {cfg.dof}-DoF", dynamic_ncols=True, file=sys.stderr)
-    loss, next_eval = float("nan"), (step // cfg.eval_every + 1) * cfg.eval_every
-    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-    while step < cfg.total_steps:
-        # --- act: guide with probability epsilon (Algorithm 1, lines 9-10) -------------------
-        eps = cfg.epsilon(step)
+
+class Actor:
+    """Algorithm 1, lines 9-12, for ``num_envs`` trials side by side: each trial's action is the
+    greedy one or, with probability epsilon, the guide's (K-GPS or random); the transitions go to
+    the replay memory (n-step returns through :class:`NStep`)."""
+
+    ENV_STATE = ("q", "q_star", "target", "n_within", "t")
+
+    def __init__(self, cfg: TrainConfig, task: TaskConfig, rng: np.random.Generator, dev: torch.device):
+        self.cfg, self.task, self.rng, self.dev = cfg, task, rng, dev
+        self.env = ReachEnv(cfg.num_envs, task, seed=cfg.seed + 1)
+        self.memory = ReplayMemory(cfg.buffer_size)
+        self.nstep = NStep(cfg.n_step, cfg.num_envs, cfg.gamma)
+        self.mask = torch.as_tensor(self.env.action_mask, device=dev)
+        self.obs = None
+
+    def choose(self, net: QNetwork, eps: float) -> tuple[np.ndarray, np.ndarray]:
+        """Line 9-10: the actions, and where they came from the K-GPS guide."""
+        cfg, env, rng = self.cfg, self.env, self.rng
         with torch.no_grad():
-            obs_t = torch.from_numpy(obs).to(dev)
-            actions = masked_argmax(net(obs_t), available_actions(obs_t, mask, task.hold_radius)).cpu().numpy()
+            obs_t = torch.from_numpy(self.obs).to(self.dev)
+            actions = masked_argmax(net(obs_t), available_actions(obs_t, self.mask, self.task.hold_radius))
+            actions = actions.cpu().numpy()
         explore = rng.random(cfg.num_envs) < eps
         guided = explore.copy()  # actions taken from the guide (K-GPS or random)
         if explore.any():
@@ -380,85 +347,218 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
                 guide = np.where(rand, env.random_actions(), guide)
                 guided &= ~rand
             actions = np.where(explore, guide, actions)
-        # --- execute, observe, store (lines 11-12) --------------------------------------------
+        return actions, guided
+
+    def store_noops(self) -> None:
+        """The known outcome of "unchanged" away from the target (``noop_augment``): the same
+        Omega and the reward of Eq. 5 for the current distance.  K-GPS only takes it at the goal,
+        so without these the network never sees it fail and a greedy policy can stall on it."""
+        cfg, env, rng, task = self.cfg, self.env, self.rng, self.task
+        d_now = env.distance()
+        far = (d_now > task.delta) & (rng.random(cfg.num_envs) < cfg.noop_augment)
+        if far.any():
+            k = int(far.sum())
+            noop = 3 * rng.choice(np.flatnonzero(env.action_mask[2::3]), size=k) + 2
+            self.memory.add(self.obs[far], noop, reward(d_now[far], np.zeros(k, np.int64), task),
+                            self.obs[far], np.full(k, cfg.gamma), np.zeros(k, np.float32))
+
+    def step(self, net: QNetwork, eps: float) -> None:
+        """Lines 9-12: choose, execute, observe and store one action of every trial."""
+        cfg = self.cfg
+        actions, guided = self.choose(net, eps)
         if cfg.noop_augment > 0:
-            # "unchanged" away from the target has a known outcome: the same Omega and the reward
-            # of Eq. 5 for the current distance.  K-GPS only takes it at the goal, so without
-            # these the network never sees it fail and a greedy policy can stall on it.
-            d_now = env.distance()
-            far = (d_now > task.delta) & (rng.random(cfg.num_envs) < cfg.noop_augment)
-            if far.any():
-                k = int(far.sum())
-                noop = 3 * rng.choice(np.flatnonzero(env.action_mask[2::3]), size=k) + 2
-                memory.add(obs[far], noop, reward(d_now[far], np.zeros(k, np.int64), task),
-                           obs[far], np.full(k, cfg.gamma), np.zeros(k, np.float32))
-        res = env.step(actions)
+            self.store_noops()
+        res = self.env.step(actions)
         r = res.reward
         if cfg.success_bonus > 0:  # variant: a success closer to the target is worth more
-            r = r + success_bonus(res.terminated, res.distance, cfg.success_bonus, task)
-        transitions = nstep.push(obs, actions, r, res.final_obs, res.terminated, res.truncated,
-                                 guided & (cfg.exploration == "kgps"))
+            r = r + success_bonus(res.terminated, res.distance, cfg.success_bonus, self.task)
+        transitions = self.nstep.push(self.obs, actions, r, res.final_obs, res.terminated, res.truncated,
+                                      guided & (cfg.exploration == "kgps"))
         if transitions:
-            memory.add(*transitions)
-        obs = res.obs
-        step += cfg.num_envs
-        # --- learn from mini-batches (lines 13-14) ---------------------------------------------
-        if len(memory) >= cfg.learning_starts:
-            update_debt += cfg.updates_per_step * cfg.num_envs
-            for group in optim.param_groups:
-                group["lr"] = cfg.lr * (1 + (cfg.lr_final_fraction - 1) * step / cfg.total_steps)
-            while update_debt >= 1:
-                loss = _dqn_update(net, target_net, optim, memory.sample(rng, cfg.batch_size, dev), cfg,
-                                   mask, task.hold_radius)
-                if cfg.policy_ema > 0:
-                    with torch.no_grad():
-                        for p, pp in zip(net.parameters(), policy_net.parameters()):
-                            pp.lerp_(p, cfg.policy_ema)
-                updates += 1
-                update_debt -= 1
-        bar.update(cfg.num_envs)
-        if step >= next_eval or step >= cfg.total_steps:
-            next_eval += cfg.eval_every
-            evaluate()
-            h = history[-1]
-            bar.set_postfix(eps=f"{eps:.2f}", success=f"{h['success_rate']:.3f}", loss=f"{loss:.2e}")
-            if not progress:
-                log(f"step {step:>9,}  eps {eps:.2f}  success {h['success_rate']:.3f}  "
-                    f"d_med {h['d_med_cm']:.1f} cm  loss {loss:.2e}  {h['elapsed_s']:.0f} s")
-            if cfg.stop_success and h["success_rate"] >= cfg.stop_success:
-                log(f"stopping at step {step:,}: success {h['success_rate']:.3f} >= {cfg.stop_success}")
-                break
-        if cfg.time_budget and time.perf_counter() - t0 >= cfg.time_budget:
-            evaluate()
-            log(f"stopping at step {step:,}: time budget of {cfg.time_budget:.0f} s spent; "
-                f"success {history[-1]['success_rate']:.3f}")
-            break
-        if step >= next_ckpt:
-            next_ckpt += cfg.checkpoint_every
-            save_checkpoint()
-    bar.close()
-    elapsed = elapsed0 + time.perf_counter() - t0
+            self.memory.add(*transitions)
+        self.obs = res.obs
 
-    policy_of(policy_net).save(os.path.join(run_dir, "model.pt"))
-    save_checkpoint()
+    def state(self, run: Run) -> dict:
+        """The random generators, trials and n-step queues; the replay memory goes to replay.npz."""
+        np.savez(run.path("replay.tmp.npz"), **self.memory.state())
+        os.replace(run.path("replay.tmp.npz"), run.path("replay.npz"))
+        return {"rng": self.rng.bit_generator.state, "env_rng": self.env.rng.bit_generator.state,
+                "env": {k: torch.from_numpy(getattr(self.env, k).copy()) for k in self.ENV_STATE},
+                "nstep": {k: torch.from_numpy(getattr(self.nstep, k).copy()) for k in NStep.STATE}}
+
+    def load_state(self, run: Run, state: dict) -> None:
+        """Restore :meth:`state` (and replay.npz)."""
+        with np.load(run.path("replay.npz")) as replay:
+            self.memory.load_state(replay)
+        self.rng.bit_generator.state = state["rng"]
+        self.env.rng.bit_generator.state = state["env_rng"]
+        for k in self.ENV_STATE:
+            setattr(self.env, k, state["env"][k].numpy().copy())
+        for k in NStep.STATE:
+            setattr(self.nstep, k, state["nstep"][k].numpy().copy())
+
+
+@dataclass
+class Progress:
+    """Counters of a run: environment steps, updates, updates owed, the best evaluation, and the
+    training seconds (``elapsed0`` before this process, ``t0`` when this process started)."""
+
+    step: int = 0
+    updates: int = 0
+    update_debt: float = 0.0
+    best_success: float = -1.0
+    elapsed0: float = 0.0
+    t0: float = 0.0
+    loss: float = float("nan")
+
+    def elapsed(self) -> float:
+        """Training seconds so far."""
+        return self.elapsed0 + time.perf_counter() - self.t0
+
+
+def _policy(cfg: TrainConfig, net: QNetwork, task: TaskConfig, step: int) -> ControlPolicy:
+    return ControlPolicy(net, task, {"exploration": cfg.exploration, "seed": cfg.seed, "steps": step,
+                                     "config": asdict(cfg)})
+
+
+def _save_checkpoint(run: Run, cfg: TrainConfig, learner: Learner, actor: Actor, prog: Progress) -> None:
+    run.save_checkpoint({
+        "config": asdict(cfg), **learner.state(), "step": prog.step, "updates": prog.updates,
+        "best_success": prog.best_success, "elapsed": prog.elapsed(), **actor.state(run),
+        "update_debt": prog.update_debt, "torch_rng": torch.get_rng_state()})
+
+
+def _resume(run: Run, cfg: TrainConfig, learner: Learner, actor: Actor, log) -> Progress:
+    """Restore a run from its checkpoint: the same settings, except that ``total_steps`` may be
+    raised (the schedules stretch)."""
+    ckpt_path = run.path(Run.CHECKPOINT)
+    state = run.load_checkpoint()
+    saved = TrainConfig(**state["config"])
+    diff = [f.name for f in fields(cfg)
+            if f.name != "total_steps" and getattr(saved, f.name) != getattr(cfg, f.name)]
+    if diff:
+        raise CheckpointError(f"{ckpt_path} was trained with other settings ({', '.join(diff)}); "
+                              "resume with the same options or start a new run directory")
+    learner.load_state(state)
+    actor.load_state(run, state)
+    torch.set_rng_state(state["torch_rng"])
+    prog = Progress(int(state["step"]), int(state["updates"]), float(state["update_debt"]),
+                    float(state["best_success"]), float(state["elapsed"]))
+    log(f"resumed {run.out} at step {prog.step:,}")
+    return prog
+
+
+def _evaluate(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner, prog: Progress) -> dict:
+    """A periodic evaluation (a new set of trials each time); the best policy is saved as best.pt."""
+    learner.policy.eval()
+    res = run_trials(_policy(cfg, learner.policy, task, prog.step).act, task, cfg.eval_trials,
+                     seed=EVAL_SEED + 1 + len(run.rows))
+    learner.policy.train()
+    h = run.record({"step": prog.step, "updates": prog.updates, "epsilon": cfg.epsilon(prog.step),
+                    "success_rate": res.success_rate, "d_med_cm": res.d_med_cm,
+                    "mean_return": res.mean_return, "elapsed_s": prog.elapsed()})
+    if res.success_rate >= prog.best_success:
+        prog.best_success = res.success_rate
+        _policy(cfg, learner.policy, task, prog.step).save(run.path("best.pt"))
+    return h
+
+
+def _learn(cfg: TrainConfig, learner: Learner, actor: Actor, prog: Progress) -> None:
+    """Lines 13-14: the updates owed for the steps taken, on random mini-batches."""
+    prog.update_debt += cfg.updates_per_step * cfg.num_envs
+    for group in learner.optim.param_groups:
+        group["lr"] = cfg.lr * (1 + (cfg.lr_final_fraction - 1) * prog.step / cfg.total_steps)
+    while prog.update_debt >= 1:
+        batch = actor.memory.sample(actor.rng, cfg.batch_size, actor.dev)
+        prog.loss = learner.update(batch, actor.mask, actor.task.hold_radius)
+        prog.updates += 1
+        prog.update_debt -= 1
+
+
+def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool = True,
+          log=print) -> dict:
+    """Train a control network; returns the metrics written to ``run_dir/metrics.json``."""
+    run = Run(run_dir, rows_key="history")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    task = cfg.task()
+    dev = torch.device(cfg.device)
+    actor = Actor(cfg, task, rng, dev)
+    learner = Learner(cfg, dev)
+    if resume:
+        prog = _resume(run, cfg, learner, actor, log)
+    else:
+        prog = Progress()
+        if cfg.init_from:
+            _init_weights(cfg, [learner.net, learner.target, learner.policy])
+            log(f"initialised from {cfg.init_from}")
+        run.write_config(cfg)
+    _loop(run, cfg, task, learner, actor, prog, progress, log)
+    return _finish(run, cfg, task, learner, actor, prog, log)
+
+
+def _loop(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner, actor: Actor, prog: Progress,
+          progress: bool, log) -> None:
+    """Algorithm 1's loop, with periodic evaluations, checkpoints and the stopping rules."""
+    prog.t0 = time.perf_counter()
+    actor.obs = actor.env.observe()
+    bar = tqdm(total=cfg.total_steps, initial=prog.step, unit="step", disable=not progress,
+               desc=f"{cfg.exploration} {cfg.dof}-DoF", dynamic_ncols=True, file=sys.stderr)
+    next_eval = (prog.step // cfg.eval_every + 1) * cfg.eval_every
+    next_ckpt = (prog.step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    while prog.step < cfg.total_steps:
+        eps = cfg.epsilon(prog.step)
+        actor.step(learner.net, eps)                          # lines 9-12
+        prog.step += cfg.num_envs
+        if len(actor.memory) >= cfg.learning_starts:
+            _learn(cfg, learner, actor, prog)                 # lines 13-14
+        bar.update(cfg.num_envs)
+        if prog.step >= next_eval or prog.step >= cfg.total_steps:
+            next_eval += cfg.eval_every
+            h = _evaluate(run, cfg, task, learner, prog)
+            bar.set_postfix(eps=f"{eps:.2f}", success=f"{h['success_rate']:.3f}", loss=f"{prog.loss:.2e}")
+            if not progress:
+                log(f"step {prog.step:>9,}  eps {eps:.2f}  success {h['success_rate']:.3f}  "
+                    f"d_med {h['d_med_cm']:.1f} cm  loss {prog.loss:.2e}  {h['elapsed_s']:.0f} s")
+            if cfg.stop_success and h["success_rate"] >= cfg.stop_success:
+                log(f"stopping at step {prog.step:,}: success {h['success_rate']:.3f} >= {cfg.stop_success}")
+                break
+        if cfg.time_budget and time.perf_counter() - prog.t0 >= cfg.time_budget:
+            _evaluate(run, cfg, task, learner, prog)
+            log(f"stopping at step {prog.step:,}: time budget of {cfg.time_budget:.0f} s spent; "
+                f"success {run.rows[-1]['success_rate']:.3f}")
+            break
+        if prog.step >= next_ckpt:
+            next_ckpt += cfg.checkpoint_every
+            _save_checkpoint(run, cfg, learner, actor, prog)
+    bar.close()
+
+
+def _finish(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner, actor: Actor,
+            prog: Progress, log) -> dict:
+    """model.pt, the last checkpoint, metrics.json, progress.csv and learning_curve.png."""
+    elapsed = prog.elapsed()
+    _policy(cfg, learner.policy, task, prog.step).save(run.path("model.pt"))
+    _save_checkpoint(run, cfg, learner, actor, prog)
+    history = run.rows
     metrics = {
-        "config": asdict(cfg), "steps": step, "updates": updates, "elapsed_s": elapsed,
-        "env_steps_per_s": step / elapsed, "updates_per_s": updates / elapsed,
-        "final_success_rate": history[-1]["success_rate"], "best_success_rate": best_success,
+        "config": asdict(cfg), "steps": prog.step, "updates": prog.updates, "elapsed_s": elapsed,
+        "env_steps_per_s": prog.step / elapsed, "updates_per_s": prog.updates / elapsed,
+        "final_success_rate": history[-1]["success_rate"], "best_success_rate": prog.best_success,
         "history": history,
     }
-    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    with open(os.path.join(run_dir, "progress.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    plot_learning_curves({f"{cfg.exploration} {cfg.dof}-DoF": history},
-                         os.path.join(run_dir, "learning_curve.png"))
-    log(f"done: {step:,} steps, {updates:,} updates in {elapsed:.0f} s "
-        f"({step / elapsed:,.0f} env steps/s, {updates / elapsed:,.0f} updates/s); "
-        f"final success {history[-1]['success_rate']:.3f}, best {best_success:.3f}")
+    label = f"{cfg.exploration} {cfg.dof}-DoF"
+    run.finish(metrics, _plot_run, "learning_curve.png", label=label)
+    log(f"done: {prog.step:,} steps, {prog.updates:,} updates in {elapsed:.0f} s "
+        f"({prog.step / elapsed:,.0f} env steps/s, {prog.updates / elapsed:,.0f} updates/s); "
+        f"final success {history[-1]['success_rate']:.3f}, best {prog.best_success:.3f}")
     return metrics
+
+
+def _plot_run(rows: list[dict], path, label: str) -> None:
+    plot_learning_curves({label: rows}, str(path))
 
 
 def plot_learning_curves(curves: dict[str, list[dict]], path: str) -> None:
@@ -483,10 +583,8 @@ def plot_learning_curves(curves: dict[str, list[dict]], path: str) -> None:
 
 # ------------------------------------------------------------------------------------------------
 def _cmd_train_control(args) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                 if getattr(args, f.name, None) is not None}
     try:
-        cfg = TrainConfig(**overrides)
+        cfg = resolve(TrainConfig, args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -497,8 +595,8 @@ def _cmd_train_control(args) -> int:
             print(f"error: nothing to resume in {run_dir} (no config.json)", file=sys.stderr)
             return 2
         with open(saved) as f:
-            cfg = TrainConfig(**(json.load(f) | {k: v for k, v in overrides.items()
-                                                 if k in ("total_steps",)}))
+            extend = {"total_steps": args.total_steps} if args.total_steps else {}
+            cfg = TrainConfig(**(json.load(f) | extend))
     elif os.path.exists(os.path.join(run_dir, "checkpoint.pt")) and not args.force:
         print(f"error: {run_dir} already holds a run; use --resume to continue it, "
               "--force to overwrite, or --out for another directory", file=sys.stderr)
@@ -513,65 +611,13 @@ def _cmd_train_control(args) -> int:
 
 
 def add_cli(sub) -> None:
+    """``reach train control``: one flag per :class:`TrainConfig` field, ``--config RECIPE``."""
     p = sub.add_parser(
         "control", help="train a control network with DQN + K-GPS (or the epsilon-greedy baseline)",
         description="Train the Q-network Omega -> 9 Q-values (paper section 4, Algorithm 1). "
-                    "Defaults reproduce the 3-DoF K-GPS setup; see TrainConfig for every option.")
-    d = TrainConfig()
-    p.add_argument("--dof", type=int, choices=(1, 2, 3), help=f"active joints (default {d.dof})")
-    p.add_argument("--exploration", choices=("kgps", "egreedy"),
-                   help="policy search guide: kgps (Eq. 6) or egreedy (default kgps)")
-    p.add_argument("--total-steps", type=int, help=f"environment steps (default {d.total_steps:,})")
-    p.add_argument("--num-envs", type=int, help=f"trials run side by side (default {d.num_envs})")
-    p.add_argument("--eps-decay-fraction", type=float,
-                   help=f"fraction of the run over which epsilon falls 1 -> 0.1 (default {d.eps_decay_fraction})")
-    p.add_argument("--batch-size", type=int, help=f"mini-batch size (default {d.batch_size})")
-    p.add_argument("--updates-per-step", type=float,
-                   help=f"gradient updates per environment step (default {d.updates_per_step})")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
-    p.add_argument("--gamma", type=float, help=f"discount factor (default {d.gamma})")
-    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 400 300, the paper's)")
-    p.add_argument("--n-step", type=int, help="n-step returns (default 1, the paper's one-step target)")
-    p.add_argument("--dueling", action="store_true", default=None, help="dueling Q head (variant)")
-    p.add_argument("--encoding", type=int,
-                   help="positional-encoding octaves of Omega in front of the MLP (variant; default 0)")
-    p.add_argument("--kinematic", action="store_true", default=None,
-                   help="append forward-kinematics features of Omega to the input (variant)")
-    p.add_argument("--policy-ema", type=float,
-                   help="save and evaluate a moving average of the weights with this rate per update (variant; default 0)")
-    p.add_argument("--hold-only-at-target", action="store_true", default=None,
-                   help="'unchanged' is available only within delta of the target, where the "
-                        "policy is to hold (variant; the paper allows it everywhere)")
-    p.add_argument("--noop-augment", type=float,
-                   help="share of steps away from the target that also store the known outcome of "
-                        "'unchanged' there (variant; default 0)")
-    p.add_argument("--random-fraction", type=float,
-                   help="share of exploratory actions that are uniformly random instead of K-GPS (variant; default 0)")
-    p.add_argument("--guide-margin", type=float,
-                   help="DQfD large-margin loss on K-GPS actions, margin in Q units (variant; default 0)")
-    p.add_argument("--action-gap", type=float, help="advantage-learning alpha (variant; default 0)")
-    p.add_argument("--lr-final-fraction", type=float,
-                   help="learning rate decays linearly to lr * this (default 1: constant)")
-    p.add_argument("--double-dqn", type=lambda v: v.lower() in ("1", "true", "yes"), metavar="BOOL",
-                   help="double DQN targets (default true)")
-    p.add_argument("--success-bonus", type=float,
-                   help="success reward 1 + this * (1 - d/delta), d the final distance: a reason to "
-                        "end closer to the target (variant; default 0, the paper's Eq. 5)")
-    p.add_argument("--init-from", metavar="MODEL",
-                   help="start from this control network's weights (fine-tuning; same architecture)")
-    p.add_argument("--eps-start", type=float, help=f"initial exploration rate (default {d.eps_start})")
-    p.add_argument("--eps-end", type=float, help=f"final exploration rate (default {d.eps_end})")
-    p.add_argument("--device", help="torch device: cpu (default) or cuda")
-    p.add_argument("--learning-starts", type=int, help=f"transitions before learning (default {d.learning_starts:,})")
-    p.add_argument("--eval-every", type=int, help=f"steps between evaluations (default {d.eval_every:,})")
-    p.add_argument("--eval-trials", type=int, help=f"trials per evaluation (default {d.eval_trials})")
-    p.add_argument("--stop-success", type=float,
-                   help="stop as soon as a periodic evaluation reaches this success rate (default: never)")
-    p.add_argument("--time-budget", type=float,
-                   help="stop after this many seconds of training; best.pt is the best evaluation (default: no limit)")
-    p.add_argument("--max-steps", type=int, help=f"step limit per trial (default {d.max_steps})")
-    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+                    "Defaults reproduce the 3-DoF K-GPS setup; settings come from the defaults, then "
+                    "the --config recipes (reach_core/recipes/*.yaml), then the flags given.")
+    add_config_args(p, TrainConfig)
     p.add_argument("--out", help="run directory (default runs/control_<exploration>_dof<N>_seed<S>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory")

@@ -104,13 +104,15 @@ def _cmd_eval_control(args) -> int:
         task.max_steps = args.max_steps
     act = NoRevisit(policy) if args.no_revisit else policy.act
     result = run_trials(act, task, trials=args.trials, seed=args.seed)
-    name = f"{policy.meta.get('exploration', '?')} {task.dof}-DoF" + (" no-revisit" if args.no_revisit else "")
+    name = (f"{policy.meta.get('exploration', '?')} {task.dof}-DoF"
+            + (" no-revisit" if args.no_revisit else ""))
     print(format_table({name: result},
                        f"{args.model}: {args.trials} trials, seed {args.seed}, "
                        f"threshold {100 * task.delta:.0f} cm x {task.success_steps} steps"))
     paper = PAPER_TABLE2.get(policy.meta.get("exploration", ""), {}).get(task.dof)
     if paper:
-        print(f"{'paper (Table 2)':<{max(22, len(name) + 2)}}{paper[2]:>10.2f}{paper[0]:>10.2f}{paper[1]:>9.2f}")
+        print(f"{'paper (Table 2)':<{max(22, len(name) + 2)}}"
+              f"{paper[2]:>10.2f}{paper[0]:>10.2f}{paper[1]:>9.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": str(args.model), "seed": args.seed, **result.summary()}, f, indent=2)

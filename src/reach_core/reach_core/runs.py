@@ -1,4 +1,4 @@
-"""Run folders: the files every training command writes, written in one place.
+r"""Run folders: the files every training command writes, written in one place.
 
 A training run (``reach train perception|control|end2end``) owns one folder:
 
@@ -32,14 +32,16 @@ def log(msg: str) -> None:
 
 
 class Run:
-    """The run folder ``out`` (created if missing) and the progress rows recorded so far."""
+    """The run folder ``out`` (created if missing) and the progress rows recorded so far
+    (stored in checkpoint.pt under ``rows_key``: "progress", or "history" for control runs)."""
 
     CONFIG, CHECKPOINT, PROGRESS, METRICS = "config.json", "checkpoint.pt", "progress.csv", "metrics.json"
 
-    def __init__(self, out: str | Path):
+    def __init__(self, out: str | Path, rows_key: str = "progress"):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
+        self.rows_key = rows_key
 
     @property
     def name(self) -> str:
@@ -71,13 +73,13 @@ class Run:
 
     # ---------------------------------------------------------------- checkpoint / resume
     def save_checkpoint(self, state: dict) -> None:
-        """Write checkpoint.pt atomically; ``state["progress"]`` is set to the rows so far."""
-        save_atomic({**state, "progress": self.rows}, self.path(self.CHECKPOINT))
+        """Write checkpoint.pt atomically, the rows so far under ``rows_key``."""
+        save_atomic({**state, self.rows_key: self.rows}, self.path(self.CHECKPOINT))
 
     def load_checkpoint(self) -> dict:
         """The state saved by :meth:`save_checkpoint`; the progress rows are restored from it."""
         state = load_checkpoint(self.path(self.CHECKPOINT))
-        self.rows = list(state.get("progress", []))
+        self.rows = list(state.get(self.rows_key, []))
         return state
 
     # ---------------------------------------------------------------- progress and results

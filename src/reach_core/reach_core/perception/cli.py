@@ -9,22 +9,23 @@ import argparse
 import json
 import shlex
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 from ..checkpoints import CheckpointError
+from ..configs import add_config_args, resolve
 from ..runs import Run
-from .config import ADAPT_PARTS, SIM_TEST_SEED, TrainConfig
+from .config import SIM_TEST_SEED, TrainConfig
 from .evaluate import evaluate_model, plot_errors, print_table
 from .model import PerceptionModel
 from .train import train
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The run's config: the flags given (the others at their defaults), or with ``--resume``
-    the run folder's config.json with ``--steps``, ``--time-budget`` and ``--device`` applied."""
+    """The run's config: the defaults, then the ``--config`` recipes, then the flags given; or
+    with ``--resume`` the run folder's config.json with ``--steps``, ``--time-budget`` and
+    ``--device`` applied."""
     if args.resume:
         cfg_path = Path(args.out or TrainConfig.out) / Run.CONFIG
         if not cfg_path.is_file():
@@ -34,8 +35,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
             if getattr(args, name) is not None:
                 setattr(cfg, name, getattr(args, name))
     else:
-        names = {f.name for f in fields(TrainConfig)}
-        cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+        cfg = resolve(TrainConfig, args)
     argv = getattr(args, "argv", None)
     cfg.command = "reach " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     return cfg
@@ -96,109 +96,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def add_train_cli(sub) -> None:
+    """``reach train perception``: one flag per :class:`TrainConfig` field, ``--config RECIPE``."""
     p = sub.add_parser(
         "perception", help="train a perception network (SIM from scratch, or adapt with real images)",
         description="Train the perception network (84x84 grey image -> normalised Omega) on "
                     "simulator images rendered in memory (SIM), or adapt a trained network with "
                     "a fraction of real images in every mini-batch (P25-P100: --adapt-from "
-                    "--real --real-fraction).  Writes config.json, checkpoint.pt (resume), "
-                    "model.pt, progress.csv, metrics.json and loss_curve.png into --out.")
-    d = TrainConfig()
-    a = p.add_argument
-    a("--out", default=None, help="run folder (default: runs/perception)")
-    a("--resume", action="store_true", help="continue the run in --out (optionally to new --steps)")
-    a("--arch", choices=("paper", "spatial"), default=None,
-      help="paper: 3 conv + 1 FC (default); spatial: spatial-softmax keypoints variant")
-    a("--width", type=float, default=None, help="channel multiplier (default 1)")
-    a("--batchnorm", action="store_true", default=None, help="batch normalisation after each conv")
-    a("--fc-hidden", type=int, default=None, help="hidden FC units before the bottleneck (default 0)")
-    a("--keypoints", type=int, default=None, help=f"spatial: keypoints (default {d.keypoints})")
-    a("--steps", type=int, default=None, help=f"update steps (default {d.steps})")
-    a("--time-budget", type=float, default=None,
-      help="training seconds: the cosine LR follows time and training stops there (or at --steps)")
-    a("--batch", type=int, default=None, help=f"mini-batch size (default {d.batch})")
-    a("--lr", type=float, default=None, help=f"Adam learning rate, cosine-decayed (default {d.lr})")
-    a("--lr-final-fraction", type=float, default=None, help="final LR / initial LR (default 0.01)")
-    a("--warmup", type=int, default=None, help=f"linear warm-up steps (default {d.warmup})")
-    a("--weight-decay", type=float, default=None)
-    a("--seed", type=int, default=None, help="seed of scenes, initialisation and batches (default 0)")
-    a("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
-    a("--sim-images", type=int, default=None,
-      help=f"simulator images rendered in memory (default {d.sim_images})")
-    a("--sim", default=None, help="use this simulator dataset folder instead of rendering")
-    a("--sim-limit", type=int, default=None, help="use only the first N images of --sim")
-    a("--supersample", type=int, default=None,
-      help="renderer supersampling of in-memory and --online images (default 5: the camera "
-           "pipeline's pixels; 2 is close enough with --online and 2.8x cheaper)")
-    a("--workers", type=int, default=None, help="rendering processes (default 1)")
-    a("--adapt-from", default=None, help="perception checkpoint to start from: adapted with --real "
-      "(P25-P100), or trained on simulator images alone (a SIM run continued)")
-    a("--real", default=None, help="dataset folder of real (or higher-fidelity) images")
-    a("--real-fraction", type=float, default=None, help="fraction of real images per batch (0.75)")
-    a("--virtual-targets", type=int, default=None,
-      help="uses of each real frame with a random virtual target (datasets with target: virtual)")
-    a("--rotation", type=float, default=None, help="augmentation: rotation, +- degrees")
-    a("--translation", type=float, default=None, help="augmentation: translation, +- 84x84 pixels")
-    a("--noise", type=float, default=None, help="augmentation: Gaussian noise std (image in [0, 1])")
-    a("--brightness", type=float, default=None, help="augmentation: brightness/contrast, +-")
-    a("--augment-sim", action="store_true", default=None, help="augment simulator images too")
-    a("--real-clutter", type=float, default=None,
-      help="adaptation: fraction of real images given random boxes pasted around the robot "
-           "(whose pixels the labels give), so that few frames are not memorised by background")
-    a("--near-target", type=float, default=None,
-      help="share of --online simulator scenes and of virtual targets with the target disc at the "
-           "hand, as every reach ends (default 0)")
-    a("--clutter-margin", type=int, default=None,
-      help="adaptation: pixels around the robot (drawn from the labels) that --real-clutter keeps "
-           "clear of and --background-swap carries over (default 2; the hifi domain's clutter that "
-           "touches the arm costs it most)")
-    a("--background-swap", type=float, default=None,
-      help="adaptation: fraction of real images whose robot and target (pixels the labels give) "
-           "are shown over another real frame's background, its own robot filled in (default 0)")
-    a("--distractors", type=float, default=None,
-      help="share of randomised --online simulator scenes (and of --real-clutter images) also given "
-           "bars at any angle behind the robot, like the hifi domain's background boxes (default 0)")
-    a("--adapt-part", choices=ADAPT_PARTS, default=None,
-      help="layers trained: all (default); features (the head from features to Omega frozen); "
-           "early (only the convolutions before the last feature layer)")
-    a("--l2sp", type=float, default=None,
-      help="adaptation: weight of the squared distance to the starting weights (L2-SP)")
-    a("--randomize", type=float, default=None,
-      help="domain randomisation: fraction of simulator images given a random background, "
-           "body greys, contrast, gamma and noise (default 0)")
-    a("--online", action="store_true", default=None,
-      help="simulator scenes rendered on --device as training goes (no fixed set; "
-           "reach_core.randomized_renderer: a pool renewed every step); --randomize is then the "
-           "share given a random look (camera pose, background, clutter, robot greys and widths, "
-           "shading, blur, noise)")
-    a("--online-pool", type=int, default=None,
-      help=f"--online: images kept on the device (default {d.online_pool})")
-    a("--online-refresh", type=float, default=None,
-      help=f"--online: fresh images per step replacing the oldest (default {d.online_refresh:g})")
-    a("--realism", type=float, default=None,
-      help="--online: share of randomised scenes given a real robot's look: a hand-placed webcam "
-           "(keystone, lens distortion), a dark robot, posters and lights, physical targets "
-           "(default 0)")
-    a("--camera", default=None,
-      help="camera file (reach calibrate) of the camera that took --real, --val-real and "
-           "--unlabelled: their frames are resampled into the virtual camera's first")
-    a("--unlabelled", default=None,
-      help="folder of real frames without labels (images, or a dataset): adapted to with a "
-           "mean-teacher consistency loss beside Eq. 2")
-    a("--unlabelled-fraction", type=float, default=None,
-      help=f"unlabelled frames added to each batch, as a share of --batch (default "
-           f"{d.unlabelled_fraction})")
-    a("--unlabelled-weight", type=float, default=None,
-      help=f"weight of the consistency loss (default {d.unlabelled_weight})")
-    a("--teacher-decay", type=float, default=None,
-      help=f"EMA decay of the teacher's weights (default {d.teacher_decay})")
-    a("--val-sim", type=int, default=None, help=f"simulator validation images (default {d.val_sim})")
-    a("--val-real", default=None, help="dataset folder monitored during training (not used to select)")
-    a("--eval-every", type=int, default=None, help=f"steps between validations ({d.eval_every})")
-    a("--checkpoint-every", type=int, default=None, help=f"steps between checkpoints ({d.checkpoint_every})")
-    a("--target-e", type=float, default=None, help="record when the simulator validation e first "
-      "reaches this (default 0.005)")
-    a("--no-progress", action="store_true", help="no progress bar")
+                    "--real --real-fraction).  Settings come from the defaults, then the --config "
+                    "recipes (reach_core/recipes/*.yaml), then the flags given.  Writes config.json "
+                    "(the resolved settings), checkpoint.pt (resume), model.pt, progress.csv, "
+                    "metrics.json and loss_curve.png into --out.")
+    add_config_args(p, TrainConfig)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (optionally to new --steps)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..configs import option
 from ..scene import DEFAULT_CAMERA
 
 NET_SIZE = DEFAULT_CAMERA.net_size
@@ -51,86 +52,97 @@ class AugmentConfig:
 @dataclass
 class TrainConfig:
     """One perception training run (``reach train perception``): architecture, schedule,
-    simulator data, adaptation, augmentation, regularisation and monitoring."""
+    simulator data, adaptation, augmentation, regularisation and monitoring.  Each field's help
+    is its ``reach train perception`` flag's (:mod:`reach_core.configs`)."""
 
-    out: str = "runs/perception"
-    arch: str = "paper"
-    width: float = 1.0
-    batchnorm: bool = False
-    fc_hidden: int = 0
-    keypoints: int = 32
-    steps: int = 20000
-    time_budget: float = 0.0      # seconds of training; if set, the LR schedule follows time and
-                                  # training stops at the budget (or at ``steps``)
-    batch: int = 256
-    lr: float = 1e-3
-    lr_final_fraction: float = 0.01
-    warmup: int = 200
-    weight_decay: float = 0.0
-    seed: int = 0
-    device: str = "cpu"
+    out: str = option("runs/perception", "run folder")
+    arch: str = option("paper", "paper: 3 conv + 1 FC; spatial: spatial-softmax keypoints variant",
+                       choices=("paper", "spatial"))
+    width: float = option(1.0, "channel multiplier")
+    batchnorm: bool = option(False, "batch normalisation after each conv")
+    fc_hidden: int = option(0, "hidden FC units before the bottleneck")
+    keypoints: int = option(32, "spatial: keypoints")
+    steps: int = option(20000, "update steps")
+    time_budget: float = option(0.0, "training seconds: the cosine LR follows time and training stops "
+                                     "there (or at --steps); 0: no budget")
+    batch: int = option(256, "mini-batch size")
+    lr: float = option(1e-3, "Adam learning rate, cosine-decayed")
+    lr_final_fraction: float = option(0.01, "final LR / initial LR")
+    warmup: int = option(200, "linear warm-up steps")
+    weight_decay: float = option(0.0, "Adam weight decay")
+    seed: int = option(0, "seed of scenes, initialisation and batches")
+    device: str = option("cpu", "cpu, cuda, cuda:1, ...")
     # simulator data: rendered in memory (sim_images, supersample) or a dataset folder (sim)
-    sim_images: int = 100_000
-    sim: str | None = None
-    sim_limit: int | None = None  # use only the first sim_limit images of the ``sim`` folder
-    supersample: int = 5
-    workers: int = 1
+    sim_images: int = option(100_000, "simulator images rendered in memory")
+    sim: str | None = option(None, "use this simulator dataset folder instead of rendering")
+    sim_limit: int | None = option(None, "use only the first N images of --sim")
+    supersample: int = option(5, "renderer supersampling of in-memory and --online images (5: the camera "
+                                 "pipeline's pixels; 2 is close enough with --online and 2.8x cheaper)")
+    workers: int = option(1, "rendering processes")
     # adaptation
-    adapt_from: str | None = None
-    real: str | None = None
-    real_fraction: float = 0.75
-    virtual_targets: int = 1
+    adapt_from: str | None = option(None, "perception checkpoint to start from: adapted with --real "
+                                          "(P25-P100), or trained on simulator images alone (a SIM run "
+                                          "continued); a combined end-to-end checkpoint gives its perception")
+    real: str | None = option(None, "dataset folder of real (or higher-fidelity) images")
+    real_fraction: float = option(0.75, "fraction of real images per batch")
+    virtual_targets: int = option(1, "uses of each real frame with a random virtual target (datasets "
+                                     "with target: virtual)")
     # augmentation (applied to real images; to simulator images too with augment_sim)
-    rotation: float = 0.0         # degrees, uniform in +-rotation
-    translation: float = 0.0      # pixels of the 84 x 84 image, uniform in +-translation
-    noise: float = 0.0            # std of additive Gaussian noise (image in [0, 1])
-    brightness: float = 0.0       # additive brightness and relative contrast, uniform in +-
-    augment_sim: bool = False
+    rotation: float = option(0.0, "augmentation: rotation, +- degrees")
+    translation: float = option(0.0, "augmentation: translation, +- 84x84 pixels")
+    noise: float = option(0.0, "augmentation: Gaussian noise std (image in [0, 1])")
+    brightness: float = option(0.0, "augmentation: brightness/contrast, +-")
+    augment_sim: bool = option(False, "augment simulator images too")
     # regularisation of an adaptation with few real frames
-    real_clutter: float = 0.0     # fraction of real images given random boxes pasted around the
-                                  # robot (its pixels known from the labels: robot_mask)
-    l2sp: float = 0.0             # weight of ||theta - theta_start||^2 (L2-SP, Li et al. 2018)
-    adapt_part: str = "all"       # the layers trained: all; features (the head, features -> Omega,
-                                  # frozen); early (the convolutions before the last feature layer)
-    near_target: float = 0.0      # share of --online scenes and of virtual targets with the target
-                                  # at the hand, as every reach ends (renderer.near_targets)
-    clutter_margin: int = 2       # px around the robot (as drawn from the labels) that pasted
-                                  # clutter keeps clear of and a background swap carries over
-                                  # (the hifi camera moves by a few px)
-    background_swap: float = 0.0  # share of real images whose robot and target are shown over the
-                                  # background of another real frame (swap_backgrounds)
-    distractors: float = 0.0      # share of randomised --online scenes and of clutter-pasted real
-                                  # images also given bars at any angle behind the robot
-                                  # (randomized_renderer.draw_bars)
-    # domain randomisation of simulator images: this fraction of them gets a random background
-    # (grey level, smooth shading, clutter rectangles, floor band), random body greys, contrast,
-    # gamma and noise, so that SIM features do not rely on the simulator's plain look
-    randomize: float = 0.0
-    # online: no fixed simulator set; simulator images are scenes rendered on the training device
-    # (reach_core.randomized_renderer, ``supersample`` samples per pixel) into a pool that fresh
-    # scenes keep renewing, and ``randomize`` is the share of them given a random look
-    online: bool = False
-    online_pool: int = 65536      # images kept on the device (randomized_renderer.ScenePool)
-    online_refresh: float = 32.0  # fresh images per step replacing the pool's oldest
-    realism: float = 0.0          # share of randomised --online scenes given a real robot's look
-                                  # (randomized_renderer.RealLook: a hand-placed webcam, a dark
-                                  # robot, posters and lights, physical targets)
+    real_clutter: float = option(0.0, "adaptation: fraction of real images given random boxes pasted "
+                                      "around the robot (whose pixels the labels give), so that few "
+                                      "frames are not memorised by background")
+    l2sp: float = option(0.0, "adaptation: weight of the squared distance to the starting weights (L2-SP, "
+                              "Li et al. 2018)")
+    adapt_part: str = option("all", "layers trained: all; features (the head from features to Omega "
+                                    "frozen); early (only the convolutions before the last feature layer)",
+                             choices=ADAPT_PARTS)
+    near_target: float = option(0.0, "share of --online simulator scenes and of virtual targets with the "
+                                     "target disc at the hand, as every reach ends (renderer.near_targets)")
+    clutter_margin: int = option(2, "adaptation: pixels around the robot (drawn from the labels) that "
+                                    "--real-clutter keeps clear of and --background-swap carries over (the "
+                                    "hifi domain's clutter that touches the arm costs it most)")
+    background_swap: float = option(0.0, "adaptation: fraction of real images whose robot and target "
+                                         "(pixels the labels give) are shown over another real frame's "
+                                         "background, its own robot filled in (swap_backgrounds)")
+    distractors: float = option(0.0, "share of randomised --online simulator scenes (and of --real-clutter "
+                                     "images) also given bars at any angle behind the robot, like the hifi "
+                                     "domain's background boxes")
+    # domain randomisation of simulator images
+    randomize: float = option(0.0, "domain randomisation: fraction of simulator images given a random "
+                                   "background, body greys, contrast, gamma and noise")
+    # online: simulator images are scenes rendered on the training device into a renewed pool
+    online: bool = option(False, "simulator scenes rendered on --device as training goes (no fixed set; "
+                                 "reach_core.randomized_renderer: a pool renewed every step); --randomize "
+                                 "is then the share given a random look (camera pose, background, clutter, "
+                                 "robot greys and widths, shading, blur, noise)")
+    online_pool: int = option(65536, "--online: images kept on the device")
+    online_refresh: float = option(32.0, "--online: fresh images per step replacing the oldest")
+    realism: float = option(0.0, "--online: share of randomised scenes given a real robot's look: a "
+                                 "hand-placed webcam (keystone, lens distortion), a dark robot, posters "
+                                 "and lights, physical targets (randomized_renderer.RealLook)")
     # the real camera: frames of --real, --val-real and --unlabelled are resampled into the
     # virtual camera's through this camera file (reach calibrate) before anything else
-    camera: str | None = None
-    # unlabelled real frames (a folder of images, labels not needed): a mean-teacher consistency
-    # loss, the prediction on an augmented frame pulled towards an averaged network's prediction
-    # on the plain frame, so that the adaptation also fits frames it has no labels for
-    unlabelled: str | None = None
-    unlabelled_fraction: float = 0.25   # share of each batch's size added as unlabelled frames
-    unlabelled_weight: float = 1.0      # weight of the consistency loss against Eq. 2
-    teacher_decay: float = 0.99         # exponential moving average of the teacher's weights
+    camera: str | None = option(None, "camera file (reach calibrate) of the camera that took --real, "
+                                      "--val-real and --unlabelled: their frames are resampled into the "
+                                      "virtual camera's first")
+    # unlabelled real frames: a mean-teacher consistency loss (perception.train.consistency_loss)
+    unlabelled: str | None = option(None, "folder of real frames without labels (images, or a dataset): "
+                                          "adapted to with a mean-teacher consistency loss beside Eq. 2")
+    unlabelled_fraction: float = option(0.25, "unlabelled frames added to each batch, as a share of --batch")
+    unlabelled_weight: float = option(1.0, "weight of the consistency loss against Eq. 2")
+    teacher_decay: float = option(0.99, "EMA decay of the teacher's weights")
     # monitoring
-    val_sim: int = 1000
-    val_real: str | None = None
-    eval_every: int = 1000
-    checkpoint_every: int = 2000
-    target_e: float = 0.005
+    val_sim: int = option(1000, "simulator validation images")
+    val_real: str | None = option(None, "dataset folder monitored during training (not used to select)")
+    eval_every: int = option(1000, "steps between validations")
+    checkpoint_every: int = option(2000, "steps between checkpoints")
+    target_e: float = option(0.005, "record when the simulator validation e first reaches this")
     command: str = ""
 
     def __post_init__(self):
@@ -140,7 +152,8 @@ class TrainConfig:
         """Raise ValueError, naming the flag, for a setting out of its range."""
         for name in FRACTIONS:
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"--{name.replace('_', '-')} is a fraction in [0, 1], got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')} is a fraction in [0, 1], "
+                                 f"got {getattr(self, name)}")
         if not 0 <= self.clutter_margin <= 10:
             raise ValueError(f"--clutter-margin is 0..10 pixels, got {self.clutter_margin}")
         if not self.l2sp >= 0.0:

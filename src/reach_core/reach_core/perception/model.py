@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import (PERCEPTION_FORMAT, Checkpointable, CheckpointError, check_format, cpu_state,
-                           load_weights)
+                           load_weights, part_of)
 from ..scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW
 from .config import NET_SIZE, ArchConfig
 
@@ -144,7 +144,9 @@ class PerceptionModel(Checkpointable):
 
     @classmethod
     def from_checkpoint(cls, ckpt, source: str = "checkpoint", tta: int = 0) -> "PerceptionModel":
-        """Rebuild a model from a loaded ``reach.perception/1`` dictionary, checking it fits."""
+        """Rebuild a model from a loaded ``reach.perception/1`` dictionary, checking it fits; a
+        combined end-to-end checkpoint (``reach.end2end/1``) gives its perception half."""
+        ckpt, source = part_of(ckpt, "perception", source, PerceptionCheckpointError)
         check_format(ckpt, CHECKPOINT_FORMAT, source, "perception", PerceptionCheckpointError)
         try:
             arch = ArchConfig(**ckpt["arch"])
