@@ -78,6 +78,7 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "page",
           "clock", "hubble_deep_field", "immunohistochemistry", "colorwheel", "cat", "logo")
 N_POSTERS = 6
 N_FURNITURE = 4
+DISC_THICKNESS_M = 0.03
 PLATE_MARGIN_M = 0.035                # white margin of the marker plate around the marker (>= 1 cell)
 
 
@@ -325,7 +326,7 @@ WALL_HALF_W, WALL_H = 6.0, 6.0
 FLOOR_NEAR_Y = -1.6     # the floor's near edge (in front of the camera's foot)
 WALL_PX_PER_M = 110.0   # resolution of the wall's and floor's textures
 FURNITURE_TONES = ((0.55, 0.38, 0.22), (0.85, 0.85, 0.82), (0.3, 0.32, 0.35), (0.6, 0.62, 0.66),
-                   (0.2, 0.3, 0.45), (0.5, 0.2, 0.15))
+                   (0.36, 0.4, 0.46), (0.5, 0.2, 0.15))
 POSTER_SIZES = ((1.0, 0.7), (0.7, 1.0), (0.9, 0.6), (0.6, 0.8), (1.2, 0.8), (0.5, 0.5))
 FURNITURE_SIZES = ((0.9, 0.5, 1.1), (1.4, 0.7, 0.75), (0.5, 0.4, 1.9), (0.6, 0.6, 0.6))
 LEFT_ARM_JOINTS = ("left_s1", "left_e1", "left_w1")
@@ -383,7 +384,7 @@ class _World:
 
     def _build_props(self) -> None:
         pb = self.pb
-        self.disc = self._body(pb.GEOM_CYLINDER, radius=TARGET_RADIUS_M, length=0.03)
+        self.disc = self._body(pb.GEOM_CYLINDER, radius=TARGET_RADIUS_M, length=DISC_THICKNESS_M)
         self.stand = self._body(pb.GEOM_CYLINDER, radius=0.011, length=4.0)
         self.plate_half = DEFAULT_MARKER.size_m / 2 + PLATE_MARGIN_M
         self.plate = self._box((self.plate_half, 0.003, self.plate_half))
@@ -437,9 +438,10 @@ class _World:
         return [(wall, wall_image, (0.0, -1.0, 0.0), (1.0, 1.0, 1.0)),
                 (floor, floor_image, (0.0, 0.0, 1.0), floor_tint)]
 
-    def place_disc(self, target, rng: np.random.Generator, camera: CameraModel) -> None:
+    def place_disc(self, target, rng: np.random.Generator, camera: CameraModel) -> tuple:
         """The physical target: a blue disc on a stand, a few cm in front of or behind the arm's
-        plane on the camera's ray through the labelled target ``target`` (plane metres)."""
+        plane on the camera's ray through the labelled target ``target`` (plane metres); returns
+        its front face's world corners (of the square around it) and its colour."""
         rot, t = _world_to_camera(camera)
         centre = -rot.T @ t                                     # camera centre, world
         point = np.array([target[0], 0.0, target[1]])
@@ -447,10 +449,14 @@ class _World:
         s = (-depth - centre[1]) / (point[1] - centre[1])
         disc = centre + s * (point - centre)
         self.move(self.disc, disc, _quat_about(0, math.pi / 2))
-        hsv = (rng.uniform(0.57, 0.68), rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0))
-        self.colour(self.disc, _hsv_to_rgb(*hsv))
+        self.colour(self.disc, (1.0, 1.0, 1.0))
         self.move(self.stand, (disc[0], disc[1] + 0.02, disc[2] - TARGET_RADIUS_M - 2.0))
         self.colour(self.stand, rng.choice([(0.15, 0.15, 0.16), (0.6, 0.6, 0.62), (0.3, 0.3, 0.3)]))
+        r, front = TARGET_RADIUS_M, disc[1] - DISC_THICKNESS_M / 2
+        face = np.array([[disc[0] - r, front, disc[2] + r], [disc[0] + r, front, disc[2] + r],
+                         [disc[0] + r, front, disc[2] - r], [disc[0] - r, front, disc[2] - r]])
+        hsv = (rng.uniform(0.57, 0.68), rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0))
+        return face, _hsv_to_rgb(*hsv)
 
     def place_marker(self, q) -> tuple[int, np.ndarray]:
         """The calibration plate at the hand, its face exactly at marker_corners(q); returns the
@@ -600,6 +606,36 @@ def paint_background(canvas: np.ndarray, seg: np.ndarray, planes: list, camera: 
     np.copyto(canvas, back, where=(seg < 0)[..., None])
 
 
+def paint_disc(canvas: np.ndarray, seg: np.ndarray, body: int, corners_px: np.ndarray, rgb,
+               light: dict, rng: np.random.Generator) -> None:
+    """Shade the disc flat (TinyRenderer smooths a cylinder's normals into a ball): its face, the
+    ellipse inside ``corners_px``, in ``rgb`` lit by the light with a faint gradient; its rim
+    (the disc's other visible pixels) darker."""
+    import cv2
+    x0, y0 = np.maximum(np.floor(corners_px.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.ceil(corners_px.max(axis=0)).astype(int) + 3
+    x1, y1 = min(x1, canvas.shape[1]), min(y1, canvas.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return
+    n = 64
+    yy, xx = np.mgrid[:n, :n]
+    circle = ((((xx + 0.5) / n - 0.5) ** 2 + ((yy + 0.5) / n - 0.5) ** 2) <= 0.25).astype(np.float32)
+    gradient = 1 + rng.uniform(-0.12, 0.12) * (xx / n - 0.5) + rng.uniform(-0.12, 0.12) * (yy / n - 0.5)
+    src = np.float32([[-0.5, -0.5], [n - 0.5, -0.5], [n - 0.5, n - 0.5], [-0.5, n - 0.5]])
+    hom = cv2.getPerspectiveTransform(src, np.float32(corners_px - [x0, y0]))
+    size = (x1 - x0, y1 - y0)
+    face = cv2.warpPerspective(circle, hom, size, flags=cv2.INTER_LINEAR) > 0.5
+    shade = cv2.warpPerspective(gradient.astype(np.float32), hom, size, flags=cv2.INTER_LINEAR)
+    to_light = np.asarray(light["lightDirection"], np.float64)
+    lit = light["lightAmbientCoeff"] + light["lightDiffuseCoeff"] * max(0.0, -to_light[1] / np.linalg.norm(to_light))
+    colour = np.asarray(rgb) * np.asarray(light["lightColor"]) * lit * 255
+    mine = seg[y0:y1, x0:x1] == body
+    region = canvas[y0:y1, x0:x1]
+    sel = mine & face
+    region[sel] = np.clip(colour[None] * shade[sel][:, None], 0, 255).astype(np.uint8)
+    region[mine & ~face] = np.clip(colour * 0.55, 0, 255).astype(np.uint8)
+
+
 def plate_image(pixels_per_m: float = 2000.0) -> np.ndarray:
     """The marker plate's face as uint8 RGB: the ArUco marker with a white margin."""
     cells = int(round(DEFAULT_MARKER.size_m * pixels_per_m))
@@ -705,9 +741,8 @@ def render_frame(world: _World, target, q, rng: np.random.Generator, camera: Cam
     else:
         world.move(world.spot, (float(spot[0]), 0.0, float(spot[1])))
         world.colour(world.spot, (0.1, 1.0, 0.1))
-    if target_mode == "physical":
-        world.place_disc(target, rng, cam)
-    else:
+    disc = world.place_disc(target, rng, cam) if target_mode == "physical" else None
+    if disc is None:
         world.hide(world.disc, world.stand)
     if marker:
         body, corners = world.place_marker(q)
@@ -718,6 +753,8 @@ def render_frame(world: _World, target, q, rng: np.random.Generator, camera: Cam
     paint_background(canvas, seg, planes, cam, light)
     for body, corners, image in faces:
         paint_face(canvas, seg, body, canvas_points(cam, corners), image)
+    if disc is not None:
+        paint_disc(canvas, seg, world.disc, canvas_points(cam, disc[0]), disc[1], light, rng)
     return sensor(distort(canvas, cam), rng)
 
 
@@ -751,3 +788,56 @@ def frame_cameras(seed, n: int, camera: CameraModel = PROXY_CAMERA, jitter: floa
     :func:`render_proxy` draws them: ground truth for tests and benchmarks."""
     return [frame_camera(camera, np.random.default_rng([int(s), 0x9A0C5]), jitter)
             for s in _seeds(seed, n)]
+
+
+# ----------------------------------------------------------------------------- contact sheet
+SHEET_MODES = (("painted", False), ("physical", False), ("none", True))
+
+
+def contact_sheet(path, seed: int = PROXY_COLLECT_SEED, per_mode: int = 4, tile: int = 240) -> Path:
+    """A PNG of ``per_mode`` frames of each kind (painted target: no disc; physical disc;
+    calibration marker), one kind a row, ``tile`` px wide each, quantised to stay small."""
+    import cv2
+    from PIL import Image
+
+    from .renderer import sample_scenes
+    rows = []
+    for k, (mode, marker) in enumerate(SHEET_MODES):
+        target, q = sample_scenes(per_mode, seed + k)
+        frames = render_proxy(target, q, seed=seed * LOOK_SEED_STRIDE + 100 * k,
+                              target_mode=mode, marker=marker)
+        label = "marker" if marker else mode
+        tiles = []
+        for frame in frames:
+            small = cv2.resize(frame, (tile, tile * frame.shape[0] // frame.shape[1]),
+                               interpolation=cv2.INTER_AREA)
+            cv2.putText(small, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+            tiles.append(small)
+        rows.append(np.concatenate(tiles, axis=1))
+    sheet = Image.fromarray(np.concatenate(rows, axis=0)).quantize(colors=160, method=Image.MEDIANCUT)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+    return path
+
+
+def main(argv=None) -> int:
+    """``python -m reach_core.proxy_renderer --sheet PATH``: write the contact sheet."""
+    import argparse
+    parser = argparse.ArgumentParser(description="The held-out realistic proxy domain: write a "
+                                                 "contact sheet of its frames.")
+    parser.add_argument("--sheet", required=True, help="PNG file to write")
+    parser.add_argument("--seed", type=int, default=PROXY_COLLECT_SEED)
+    args = parser.parse_args(argv)
+    try:
+        out = contact_sheet(args.sheet, args.seed)
+    except (ProxyRenderError, OSError) as err:
+        print(f"error: {err}")
+        return 2
+    print(f"wrote {out} ({out.stat().st_size // 1024} kB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
