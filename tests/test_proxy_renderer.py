@@ -143,3 +143,10 @@ def test_a_physical_proxy_dataset_has_its_targets_in_the_images(tmp_path):
                                marker=True, progress=False)
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["target"] == "in_image" and meta["marker"] and meta["split"] == "collect"
+
+
+def test_the_robot_is_drawn_from_decimated_copies_of_rethinks_meshes():
+    urdf = pr._urdf_path().read_text()
+    meshes = [line for line in urdf.split('filename="')[1:]]
+    assert meshes and all(m.split('"')[0].endswith(".obj") for m in meshes)
+    assert (pr.baxter_description() / "meshes" / "torso" / "base_link.DAE").is_file()

@@ -79,6 +79,7 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "page",
 N_POSTERS = 6
 N_FURNITURE = 4
 DISC_THICKNESS_M = 0.03
+MIN_FACES, MAX_FACES, KEEP_FACES = 300, 8000, 0.3   # mesh decimation: faces kept per part
 PLATE_MARGIN_M = 0.035                # white margin of the marker plate around the marker (>= 1 cell)
 
 
@@ -265,9 +266,11 @@ def baxter_description() -> Path:
 
 
 def _edit_urdf(text: str, share: Path) -> str:
-    """Baxter's URDF with absolute mesh paths, the left gripper's fingers left out and its
-    paddle tips moved so that they end at the task's end-effector point (0.28 m past w1)."""
+    """Baxter's URDF with absolute mesh paths, no collision shapes, the left gripper's fingers
+    left out and its paddle tips moved so that they end at the task's end-effector point
+    (0.28 m past w1)."""
     text = text.replace("package://", f"{share}/")
+    text = re.sub(r"<collision>.*?</collision>", "", text, flags=re.S)   # drawn, never simulated
     for finger in ("l_gripper_l_finger", "l_gripper_r_finger"):
         text = re.sub(rf'(<link name="{finger}">\s*)<visual>.*?</visual>', r"\1", text, flags=re.S)
     # hand flange 0.2295 m past w1; gripper base on it; fingers' joints 0.02 m past the base;
@@ -279,19 +282,97 @@ def _edit_urdf(text: str, share: Path) -> str:
     return text
 
 
-def _urdf_path() -> Path:
-    """The edited URDF, written once into a cache folder (no download: the meshes stay where
-    the package installed them)."""
-    root = baxter_description()
-    text = _edit_urdf((root / "urdf" / "baxter.urdf").read_text(), root.parents[2])
+def _cache_dir() -> Path:
     cache = Path(tempfile.gettempdir()) / f"reach_proxy_{os.getuid()}"
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"baxter_{hashlib.sha256(text.encode()).hexdigest()[:16]}.urdf"
+    return cache
+
+
+def _write_once(path: Path, text: str) -> Path:
     if not path.is_file():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
     return path
+
+
+def _simplified_visuals(mesh: Path, out: Path) -> list[tuple[str, tuple]]:
+    """One Collada mesh as decimated OBJ parts, one per material: [(OBJ path, RGBA)].  The
+    meshes have up to 75,000 triangles, which TinyRenderer draws slowly; at a webcam's
+    resolution a few thousand a part look the same."""
+    import fast_simplification
+    import trimesh
+    scene = trimesh.load(str(mesh), force="scene")
+    parts = []
+    for k, geom in enumerate(scene.dump(concatenate=False)):
+        merged = trimesh.Trimesh(geom.vertices, geom.faces, process=True)   # weld the vertices
+        faces = len(merged.faces)
+        ratio = min(faces, max(MIN_FACES, min(MAX_FACES, int(faces * KEEP_FACES)))) / faces
+        pieces = []
+        for piece in merged.split(only_watertight=False):     # small pieces (a pole) stay whole
+            v, f = np.asarray(piece.vertices), np.asarray(piece.faces)
+            if len(f) > MIN_FACES and ratio < 1:
+                v, f = fast_simplification.simplify(v, f, target_reduction=1 - max(
+                    ratio, MIN_FACES / len(f)))
+            pieces.append(trimesh.Trimesh(v, f, process=False))
+        both = trimesh.util.concatenate(pieces)
+        verts, tris = both.vertices, both.faces
+        try:
+            rgba = tuple(float(c) / 255 for c in geom.visual.material.main_color)
+        except AttributeError:
+            rgba = tuple(float(c) / 255 for c in geom.visual.main_color)
+        rgba = rgba[:3] + (1.0,)
+        path = out / f"{mesh.stem}_{k}.obj"
+        tmp = out / f"{mesh.stem}_{k}.{os.getpid()}.tmp"
+        trimesh.Trimesh(verts, tris, process=False).export(str(tmp), file_type="obj")
+        os.replace(tmp, path)                  # another process may be reading the cache
+        parts.append((str(path), rgba))
+    return parts
+
+
+def _simplify_urdf(text: str) -> str:
+    """The URDF with every Collada visual replaced by its decimated, coloured OBJ parts."""
+    out = _cache_dir() / f"meshes_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    out.mkdir(exist_ok=True)
+    done: dict = {}
+
+    def replace_visual(match) -> str:
+        block = match.group(0)
+        mesh = re.search(r'<mesh filename="([^"]+\.DAE)"', block)
+        if mesh is None:
+            return block
+        if mesh.group(1) not in done:
+            done[mesh.group(1)] = _simplified_visuals(Path(mesh.group(1)), out)
+        origin = re.search(r"<origin[^>]*/>", block)
+        origin = origin.group(0) if origin else ""
+        parts = done[mesh.group(1)]
+        colour = re.search(r'<color rgba="([^"]+)"', block)
+        if len(parts) == 1 and colour:          # one material: the URDF's colour (dark body)
+            rgba = tuple(float(c) for c in colour.group(1).split()[:3]) + (1.0,)
+            parts = [(parts[0][0], rgba)]
+        return "".join(
+            f'<visual>{origin}<geometry><mesh filename="{path}"/></geometry>'
+            f'<material name="proxy_{abs(hash(rgba)) % 10**8}"><color rgba="'
+            f'{" ".join(f"{c:.3f}" for c in rgba)}"/></material></visual>'
+            for path, rgba in parts)
+    return re.sub(r"<visual>.*?</visual>", replace_visual, text, flags=re.S)
+
+
+def _urdf_path() -> Path:
+    """The edited URDF, written once into a cache folder (no download: the meshes are read
+    where the package installed them), with decimated meshes when trimesh, pycollada and
+    fast-simplification are installed (else Rethink's full meshes, slower)."""
+    root = baxter_description()
+    text = _edit_urdf((root / "urdf" / "baxter.urdf").read_text(), root.parents[2])
+    key = hashlib.sha256(f"{text}{MIN_FACES}{MAX_FACES}{KEEP_FACES}".encode()).hexdigest()[:16]
+    path = _cache_dir() / f"baxter_{key}.urdf"
+    if path.is_file():
+        return path
+    try:
+        simple = _simplify_urdf(text)
+    except ImportError:
+        return _write_once(_cache_dir() / f"baxter_full_{key}.urdf", text)
+    return _write_once(path, simple)
 
 
 _PHOTO_CACHE: list = []
