@@ -15,12 +15,12 @@ import argparse
 import time
 
 import numpy as np
-
-from reach_core import proxy_renderer as pr
 from reach_core.calibration_marker import DEFAULT_MARKER, marker_corners
 from reach_core.camera_model import CameraModel
 from reach_core.kinematics import BAXTER_LEFT
 from reach_core.renderer import sample_scenes
+
+from reach_core import proxy_renderer as pr
 
 
 def speed(frames: int) -> None:
