@@ -8,12 +8,15 @@ from reach_core.renderer import sample_scenes
 from reach_core import proxy_renderer as pr
 
 
-def _spot_centre(seed, q, spot, camera=pr.PROXY_CAMERA):
+def _spot_centre(seed, q, spot, camera=pr.PROXY_CAMERA, rectify=False):
     """Pixel centre (package convention) of a small ball drawn at a plane point: the frame with
-    the ball minus the same frame (same seed) without it."""
+    the ball minus the same frame (same seed) without it (both resampled into the virtual
+    camera's frame through the true camera with ``rectify``)."""
     world = pr._world()
     frames = [pr.render_frame(world, None, q, np.random.default_rng([seed, 0x9A0C5]), camera,
                               target_mode="none", marker=False, spot=s) for s in (None, spot)]
+    if rectify:
+        frames = [pr.frame_cameras(seed, 1)[0].to_virtual(f) for f in frames]
     d = np.abs(frames[1].astype(int) - frames[0].astype(int)).sum(-1).astype(float)
     d[d < 60] = 0
     ii, jj = np.nonzero(d)
@@ -39,6 +42,14 @@ def test_a_plane_point_appears_where_the_proxy_camera_projects_it():
         exact = pr.frame_cameras(seed, 1)[0].project(np.array(spot))
         assert np.linalg.norm(centre - exact) < 0.75
         assert np.linalg.norm(centre - pr.PROXY_CAMERA.project(np.array(spot))) < 1.5
+
+
+def test_frames_resampled_through_the_true_camera_match_the_virtual_camera():
+    from reach_core.scene import DEFAULT_CAMERA
+    q = np.array([0.9, 0.3, 0.2])
+    for seed, spot in enumerate([(0.5, 0.5), (-0.5, 0.8)]):
+        centre = _spot_centre(seed, q, np.array(spot), rectify=True)
+        assert np.linalg.norm(centre - DEFAULT_CAMERA.to_pixels(np.array(spot))) < 1.0
 
 
 def test_the_proxy_camera_is_placed_by_hand_off_the_nominal_one():
@@ -130,6 +141,7 @@ def test_reach_data_render_writes_a_proxy_dataset_with_its_true_camera(tmp_path)
     assert run.returncode == 0, run.stderr
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["domain"] == "proxy" and meta["target"] == "virtual" and meta["split"] == "test"
+    assert meta["look_seed"] == pr.PROXY_TEST_SEED * pr.LOOK_SEED_STRIDE
     assert CameraModel.load(out / "true_camera.yaml") == pr.PROXY_CAMERA
     ds = load_dataset(out, verbose=False)
     assert len(ds) == 2 and ds.images.shape[1:] == (84, 84)

@@ -357,13 +357,26 @@ def _simplify_urdf(text: str) -> str:
     return re.sub(r"<visual>.*?</visual>", replace_visual, text, flags=re.DOTALL)
 
 
+def _versions() -> str:
+    """Versions of the mesh tools (part of the cache's key)."""
+    from importlib import metadata
+    out = []
+    for name in ("trimesh", "pycollada", "fast-simplification", "example-robot-data"):
+        try:
+            out.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{name}=none")
+    return ",".join(out)
+
+
 def _urdf_path() -> Path:
     """The edited URDF, written once into a cache folder (no download: the meshes are read
     where the package installed them), with decimated meshes when trimesh, pycollada and
     fast-simplification are installed (else Rethink's full meshes, slower)."""
     root = baxter_description()
     text = _edit_urdf((root / "urdf" / "baxter.urdf").read_text(), root.parents[2])
-    key = hashlib.sha256(f"{text}{MIN_FACES}{MAX_FACES}{KEEP_FACES}".encode()).hexdigest()[:16]
+    key = f"{text}{MIN_FACES}{MAX_FACES}{KEEP_FACES}{_versions()}"
+    key = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = _cache_dir() / f"baxter_{key}.urdf"
     if path.is_file():
         return path
