@@ -425,6 +425,8 @@ FURNITURE_SIZES = ((0.9, 0.5, 1.1), (1.4, 0.7, 0.75), (0.5, 0.4, 1.9), (0.6, 0.6
 LEFT_ARM_JOINTS = ("left_s1", "left_e1", "left_w1")
 DARK_LINKS = ("left_hand_joint", "left_gripper_base_joint", "l_gripper_l_finger_tip_joint",
               "l_gripper_r_finger_tip_joint")
+# the head's display: the URDF's ``display`` link holds a 0.218 x 0.16 m box turned by 0.2618 rad
+DISPLAY_HALF_M, DISPLAY_TILT_RAD = (0.109, 0.08), 0.2617993877991494
 RIGHT_ARM_REST = {"right_s0": 0.6, "right_s1": 1.0, "right_e0": 0.0, "right_e1": 2.5,
                   "right_w0": 0.0, "right_w1": 1.0, "right_w2": 0.0}   # hanging down, out of the way
 HIDDEN = (60.0, 60.0, -60.0)
@@ -458,11 +460,24 @@ class _World:
                                            _quat_about(2, -math.pi / 4), physicsClientId=self.cid)
         lo = pb.getAABB(self.robot, self.joints["pedestal_fixed"], physicsClientId=self.cid)[0]
         self.floor_z = float(lo[2])
+        self.screen_id = self.robot + ((self.joints["display_joint"] + 1) << 24)   # its pixels
+        self.screen = self._screen_corners()
         self._build_room()
         self._build_props()
         for name in DARK_LINKS:       # the electric gripper: black and dark grey, as on the robot
             self.pb.changeVisualShape(self.robot, self.joints[name], rgbaColor=[0.13, 0.13, 0.14, 1],
                                       physicsClientId=self.cid)
+
+    def _screen_corners(self) -> np.ndarray:
+        """World corners of the head's display (the URDF's ``display`` box in its link's frame):
+        where the face is drawn."""
+        import cv2
+        link = self.pb.getLinkState(self.robot, self.joints["display_joint"], physicsClientId=self.cid)
+        rot = np.array(self.pb.getMatrixFromQuaternion(link[5])).reshape(3, 3)
+        tilt = cv2.Rodrigues(np.array([DISPLAY_TILT_RAD, 0.0, 0.0]))[0]
+        hx, hy = DISPLAY_HALF_M
+        quad = np.array([[-hx, -hy, 0.0], [hx, -hy, 0.0], [hx, hy, 0.0], [-hx, hy, 0.0]])
+        return quad @ (rot @ tilt).T + np.asarray(link[4])
 
     def _body(self, shape: int, **kw) -> int:
         vs = self.pb.createVisualShape(shape, rgbaColor=[1, 1, 1, 1], physicsClientId=self.cid, **kw)
@@ -584,7 +599,8 @@ class _World:
                      lightSpecularCoeff=rng.uniform(0.05, 0.4))
         _, _, rgb, _, seg = self.pb.getCameraImage(
             w, h, view, proj, renderer=self.pb.ER_TINY_RENDERER, shadow=0,
-            physicsClientId=self.cid, **light)
+            flags=self.pb.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX, physicsClientId=self.cid,
+            **light)
         rgb = np.asarray(rgb, np.uint8).reshape(h, w, 4)[..., :3]
         return np.ascontiguousarray(rgb), np.asarray(seg, np.int32).reshape(h, w), light
 
@@ -647,10 +663,10 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- image steps
 def paint_face(canvas: np.ndarray, seg: np.ndarray, body: int, corners_px: np.ndarray,
-               image: np.ndarray) -> None:
+               image: np.ndarray, shaded: bool = True) -> None:
     """Texture a rasterised face: warp ``image`` onto the quadrilateral ``corners_px`` (TL, TR,
     BR, BL, canvas pixels) where the segmentation shows ``body``, times the shading there (the
-    face was rendered white)."""
+    face was rendered white) if ``shaded`` (else as it is: a lit screen)."""
     import cv2
     side = float(np.max(np.linalg.norm(corners_px - np.roll(corners_px, 1, axis=0), axis=-1)))
     if side * 2 < max(image.shape[:2]):             # prefilter: no aliasing when shrinking
@@ -672,6 +688,9 @@ def paint_face(canvas: np.ndarray, seg: np.ndarray, body: int, corners_px: np.nd
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     region = canvas[y0:y1, x0:x1]
     sel = (seg[y0:y1, x0:x1] == body) & (warped[..., 3] > 127)
+    if not shaded:
+        region[sel] = warped[..., :3][sel]
+        return
     shade = region[sel].astype(np.float32) / 255.0
     region[sel] = np.clip(warped[..., :3][sel].astype(np.float32) * shade, 0, 255).astype(np.uint8)
 
@@ -697,6 +716,34 @@ def paint_background(canvas: np.ndarray, seg: np.ndarray, planes: list, camera: 
         cv2.warpPerspective(lit, hom, (w, h), dst=back, flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_TRANSPARENT)
     np.copyto(canvas, back, where=(seg < 0)[..., None])
+
+
+def _upright(corners_px: np.ndarray) -> np.ndarray:
+    """Four image points ordered top left, top right, bottom right, bottom left."""
+    top = np.argsort(corners_px[:, 1])
+    upper, lower = corners_px[top[:2]], corners_px[top[2:]]
+    upper, lower = upper[np.argsort(upper[:, 0])], lower[np.argsort(lower[:, 0])]
+    return np.array([upper[0], upper[1], lower[1], lower[0]])
+
+
+def face_image(rng: np.random.Generator, size=(160, 120)) -> np.ndarray:
+    """Baxter's face on its screen: two dark eyes with eyebrows on a light background, looking
+    somewhere (uint8 RGB)."""
+    import cv2
+    w, h = size
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = np.clip(rng.uniform(200, 245) * rng.uniform(0.95, 1.03, 3), 0, 255).astype(np.uint8)
+    gaze = rng.uniform(-1, 1, 2) * (10, 6)
+    lid = rng.uniform(0.75, 1.0)
+    for side in (-1, 1):
+        cx, cy = int(w / 2 + side * w * 0.22), int(h * 0.52)
+        cv2.ellipse(img, (cx, cy), (int(w * 0.12), int(h * 0.22 * lid)), 0, 0, 360, (25, 25, 30), -1,
+                    cv2.LINE_AA)
+        cv2.circle(img, (int(cx + gaze[0]), int(cy + gaze[1])), int(w * 0.04), (235, 235, 240), -1,
+                   cv2.LINE_AA)
+        cv2.ellipse(img, (cx, int(h * 0.22)), (int(w * 0.13), int(h * 0.06)), 0, 200, 340,
+                    (25, 25, 30), 3, cv2.LINE_AA)
+    return img
 
 
 def paint_disc(canvas: np.ndarray, seg: np.ndarray, body: int, corners_px: np.ndarray, rgb,
@@ -849,6 +896,8 @@ def render_frame(world: _World, target, q, rng: np.random.Generator, camera: Cam
     paint_background(canvas, seg, planes, cam, light)
     for body, corners, image in faces:
         paint_face(canvas, seg, body, canvas_points(cam, corners), image)
+    paint_face(canvas, seg, world.screen_id, _upright(canvas_points(cam, world.screen)),
+               face_image(rng), shaded=False)
     if disc is not None:
         paint_disc(canvas, seg, world.disc, canvas_points(cam, disc[0]), disc[1], light, rng)
     return sensor(distort(canvas, cam), rng)
