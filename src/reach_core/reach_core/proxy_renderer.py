@@ -8,8 +8,12 @@ TinyRenderer, a CPU software rasteriser, plus OpenCV for the lens and the sensor
 
 The robot is Baxter from Rethink Robotics' own URDF and meshes (``baxter_description``, BSD
 licence, as shipped by the PyPI package ``example-robot-data``; nothing is copied into this
-repository): torso, pedestal, head and screen, both arms, the electric gripper, in the meshes'
-own colours (black and dark grey body and joints, red shells).  The left arm's s1, e1 and w1
+repository; decimated once into a cache in the temp folder, so that TinyRenderer is fast):
+torso, pedestal, head and screen (with Baxter's eyes), both arms (the right one hanging), the
+electric gripper, in the meshes' own colours (black and dark grey body and joints, red shells).
+With the simulator's convention (x to the right in the image, positive s1 pitching down) the
+camera sees the arm from the robot's front-right, so the torso stands in front of the arm's plane
+left of the shoulder and hides the arm where it swings behind it.  The left arm's s1, e1 and w1
 joints are set to q with every other joint at zero; its elbow and wrist then lie exactly at
 :meth:`reach_core.kinematics.PlanarArm.link_points` (the planar model is derived from the same
 URDF).  The URDF's gripper reaches 0.387 m past w1, the task's end-effector point 0.28 m: the
@@ -28,13 +32,14 @@ the inverse distortion), so a plane point appears at ``frame_camera(...).project
 The room: a wall with photographs (scikit-image's sample images, which no training code uses)
 hung as posters, furniture boxes, a floor, one random light (direction, colour, ambient, diffuse
 and specular), and sensor effects (white balance, exposure, gamma, slight blur, noise, JPEG
-compression).  Textures are applied after rasterising (the textured faces are rendered white,
-then each photograph is warped onto its face's pixels and multiplied by the shading there).
+compression).  The wall and floor are drawn where nothing was rasterised, through their
+homographies; the marker plate is rendered white and the marker warped onto its face's pixels
+times the shading there.
 
 Targets: ``target_mode="painted"`` draws no disc (datasets mark it ``"target": "virtual"`` and
 the loader paints the virtual target, as for the paper's datasets); ``"physical"`` renders a 3-D
-blue disc of radius :data:`~reach_core.scene.TARGET_RADIUS_M`, a few cm thick, in a random blue,
-shaded, on a thin stand from the floor, a few cm in front of or behind the arm's plane on the
+blue disc of radius :data:`~reach_core.scene.TARGET_RADIUS_M`, 3 cm thick, in a random blue,
+shaded flat, on a thin stand from the floor, a few cm in front of or behind the arm's plane on the
 camera's ray through the labelled target (so it appears exactly where the label says, and the
 arm passes in front of it or is hidden by it); ``"none"`` draws nothing.  ``marker=True`` adds
 the calibration marker of :mod:`reach_core.calibration_marker` on a white plate on the hand, at
