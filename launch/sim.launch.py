@@ -33,9 +33,12 @@ ARGUMENTS = {
                              'networks trained with camera shifts)'),
     'target_x': ('0.5', 'initial target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'initial target y (m, arm plane, up)'),
-    'camera_renderer': ('simple', 'simulated webcam: simple (the paper\'s simulator) or hifi (the '
-                                  'higher-fidelity MuJoCo domain, for a perception network)'),
-    'camera_fps': ('30.0', 'simulated webcam frame rate (Hz); <= 10 with camera_renderer:=hifi'),
+    'camera_renderer': ('simple', 'simulated webcam: simple (the paper\'s simulator), hifi (the '
+                                  'higher-fidelity MuJoCo domain, for a perception network) or '
+                                  'proxy (the held-out realistic domain: raw frames of a '
+                                  'hand-placed, distorting camera)'),
+    'camera_fps': ('30.0', 'simulated webcam frame rate (Hz); <= 10 with camera_renderer:=hifi, '
+                           '<= 5 with proxy'),
     'latency_s': ('0.0', 'fake Baxter: joint state latency (s)'),
     'noise_std': ('0.0', 'fake Baxter: joint state noise (rad)'),
     'use_sim_time': ('false', 'use /clock (only with a simulator or bag that publishes it)'),

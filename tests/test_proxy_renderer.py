@@ -1,19 +1,22 @@
 """The held-out realistic proxy domain (reach_core.proxy_renderer): geometry, looks, bad input."""
 import numpy as np
 import pytest
-
-from reach_core import proxy_renderer as pr
 from reach_core.calibration_marker import DEFAULT_MARKER, marker_corners
 from reach_core.kinematics import BAXTER_LEFT
 from reach_core.renderer import sample_scenes
 
+from reach_core import proxy_renderer as pr
 
-def _spot_centre(seed, q, spot, camera=pr.PROXY_CAMERA):
+
+def _spot_centre(seed, q, spot, camera=pr.PROXY_CAMERA, rectify=False):
     """Pixel centre (package convention) of a small ball drawn at a plane point: the frame with
-    the ball minus the same frame (same seed) without it."""
+    the ball minus the same frame (same seed) without it (both resampled into the virtual
+    camera's frame through the true camera with ``rectify``)."""
     world = pr._world()
     frames = [pr.render_frame(world, None, q, np.random.default_rng([seed, 0x9A0C5]), camera,
                               target_mode="none", marker=False, spot=s) for s in (None, spot)]
+    if rectify:
+        frames = [pr.frame_cameras(seed, 1)[0].to_virtual(f) for f in frames]
     d = np.abs(frames[1].astype(int) - frames[0].astype(int)).sum(-1).astype(float)
     d[d < 60] = 0
     ii, jj = np.nonzero(d)
@@ -39,6 +42,14 @@ def test_a_plane_point_appears_where_the_proxy_camera_projects_it():
         exact = pr.frame_cameras(seed, 1)[0].project(np.array(spot))
         assert np.linalg.norm(centre - exact) < 0.75
         assert np.linalg.norm(centre - pr.PROXY_CAMERA.project(np.array(spot))) < 1.5
+
+
+def test_frames_resampled_through_the_true_camera_match_the_virtual_camera():
+    from reach_core.scene import DEFAULT_CAMERA
+    q = np.array([0.9, 0.3, 0.2])
+    for seed, spot in enumerate([(0.5, 0.5), (-0.5, 0.8)]):
+        centre = _spot_centre(seed, q, np.array(spot), rectify=True)
+        assert np.linalg.norm(centre - DEFAULT_CAMERA.to_pixels(np.array(spot))) < 1.0
 
 
 def test_the_proxy_camera_is_placed_by_hand_off_the_nominal_one():
@@ -93,7 +104,7 @@ def test_a_physical_disc_is_blue_where_the_target_is_and_a_painted_one_is_not_dr
     phys = pr.render_proxy(target, q, seed=3, target_mode="physical")
     painted = pr.render_proxy(target, q, seed=3, target_mode="painted")
     u, v = pr.frame_cameras(3, 1)[0].project(target).astype(int)
-    patch = lambda f: f[v - 4:v + 5, u - 4:u + 5].reshape(-1, 3).astype(int)  # noqa: E731
+    patch = lambda f: f[v - 4:v + 5, u - 4:u + 5].reshape(-1, 3).astype(int)
     blue = patch(phys)
     assert np.median(blue[:, 2] - blue[:, 0]) > 40
     assert np.abs(patch(painted) - blue).mean() > 20
@@ -126,10 +137,11 @@ def test_reach_data_render_writes_a_proxy_dataset_with_its_true_camera(tmp_path)
     run = subprocess.run([sys.executable, "-m", "reach_core.cli", "data", "render", "--source",
                           "proxy", "--target", "painted", "--n", "2", "--seed",
                           str(pr.PROXY_TEST_SEED), "--out", str(out)],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["domain"] == "proxy" and meta["target"] == "virtual" and meta["split"] == "test"
+    assert meta["look_seed"] == pr.PROXY_TEST_SEED * pr.LOOK_SEED_STRIDE
     assert CameraModel.load(out / "true_camera.yaml") == pr.PROXY_CAMERA
     ds = load_dataset(out, verbose=False)
     assert len(ds) == 2 and ds.images.shape[1:] == (84, 84)
@@ -143,3 +155,10 @@ def test_a_physical_proxy_dataset_has_its_targets_in_the_images(tmp_path):
                                marker=True, progress=False)
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["target"] == "in_image" and meta["marker"] and meta["split"] == "collect"
+
+
+def test_the_robot_is_drawn_from_decimated_copies_of_rethinks_meshes():
+    urdf = pr._urdf_path().read_text()
+    meshes = [line for line in urdf.split('filename="')[1:]]
+    assert meshes and all(m.split('"')[0].endswith(".obj") for m in meshes)
+    assert (pr.baxter_description() / "meshes" / "torso" / "base_link.DAE").is_file()

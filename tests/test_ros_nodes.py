@@ -524,3 +524,25 @@ def test_sim_camera_renders_the_higher_fidelity_domain(probe):
     finally:
         feeder.on = False
         g.stop()
+
+
+def test_sim_camera_renders_the_held_out_proxy_domain(probe):
+    """renderer proxy: the frames are reach_core.proxy_renderer's raw frames for the arm's joint
+    states, with the look of proxy_seed (byte for byte on one machine)."""
+    from reach_core.proxy_renderer import render_proxy
+    images = probe.record(Image, '/camera/image_raw', SENSOR_QOS)
+    q7 = [0.0, -0.4, 0.0, 1.1, 0.0, 0.6, 0.0]
+    feeder = Feeder(probe, q7)
+    g = start(probe, 'sim_camera', overrides={'camera_renderer': 'proxy', 'camera_fps': 2.0})
+    try:
+        assert wait_log(probe, g, 'sim_camera', 'proxy renderer', 60.0), g.log('sim_camera')
+        n = len(images)
+        assert probe.spin_until(lambda: len(images) >= n + 2, 30.0), g.log('sim_camera')
+        m = images[-1][1]
+        assert (m.width, m.height, m.encoding) == (640, 480, 'rgb8')
+        frame = np.frombuffer(bytes(m.data), np.uint8).reshape(480, 640, 3)
+        expected = render_proxy(None, np.array([q7[1], q7[3], q7[5]]), 0, target_mode='none')
+        assert np.array_equal(frame, expected)
+    finally:
+        feeder.on = False
+        g.stop()

@@ -175,7 +175,8 @@ def render_proxy_dataset(out, n: int, seed: int = 0, *, target: str = "painted",
     camera frames (not rectified) of the proxy camera, ``target`` "painted" (no disc in the
     frames: ``"target": "virtual"``) or "physical" (a blue disc on a stand: ``"in_image"``),
     with the calibration marker on the hand if ``marker``.  The true camera is saved as
-    ``true_camera.yaml`` (ground truth for benchmarks only; training never reads it)."""
+    ``true_camera.yaml`` (ground truth for benchmarks only; training never reads it); frame i's
+    exact (jittered) camera is ``proxy_renderer.frame_cameras(look_seed + i, 1)[0]``."""
     from .proxy_renderer import LOOK_SEED_STRIDE, PROXY_CAMERA, render_proxy, seed_split
 
     if target not in ("painted", "physical"):
@@ -188,7 +189,7 @@ def render_proxy_dataset(out, n: int, seed: int = 0, *, target: str = "painted",
 
     kw.setdefault("image_format", "jpg")
     meta = {"source": "proxy", "domain": "proxy", "seed": seed, "split": seed_split(seed),
-            "proxy_target": target,
+            "look_seed": look_seed, "proxy_target": target,
             "marker": bool(marker), "true_camera": "true_camera.yaml", **_design_meta(design)}
     out = write_dataset(out, frames, targets, q,
                         target_mode="virtual" if target == "painted" else "in_image", meta=meta, **kw)

@@ -8,8 +8,12 @@ TinyRenderer, a CPU software rasteriser, plus OpenCV for the lens and the sensor
 
 The robot is Baxter from Rethink Robotics' own URDF and meshes (``baxter_description``, BSD
 licence, as shipped by the PyPI package ``example-robot-data``; nothing is copied into this
-repository): torso, pedestal, head and screen, both arms, the electric gripper, in the meshes'
-own colours (black and dark grey body and joints, red shells).  The left arm's s1, e1 and w1
+repository; decimated once into a cache in the temp folder, so that TinyRenderer is fast):
+torso, pedestal, head and screen (with Baxter's eyes), both arms (the right one hanging), the
+electric gripper, in the meshes' own colours (black and dark grey body and joints, red shells).
+With the simulator's convention (x to the right in the image, positive s1 pitching down) the
+camera sees the arm from the robot's front-right, so the torso stands in front of the arm's plane
+left of the shoulder and hides the arm where it swings behind it.  The left arm's s1, e1 and w1
 joints are set to q with every other joint at zero; its elbow and wrist then lie exactly at
 :meth:`reach_core.kinematics.PlanarArm.link_points` (the planar model is derived from the same
 URDF).  The URDF's gripper reaches 0.387 m past w1, the task's end-effector point 0.28 m: the
@@ -28,13 +32,14 @@ the inverse distortion), so a plane point appears at ``frame_camera(...).project
 The room: a wall with photographs (scikit-image's sample images, which no training code uses)
 hung as posters, furniture boxes, a floor, one random light (direction, colour, ambient, diffuse
 and specular), and sensor effects (white balance, exposure, gamma, slight blur, noise, JPEG
-compression).  Textures are applied after rasterising (the textured faces are rendered white,
-then each photograph is warped onto its face's pixels and multiplied by the shading there).
+compression).  The wall and floor are drawn where nothing was rasterised, through their
+homographies; the marker plate is rendered white and the marker warped onto its face's pixels
+times the shading there.
 
 Targets: ``target_mode="painted"`` draws no disc (datasets mark it ``"target": "virtual"`` and
 the loader paints the virtual target, as for the paper's datasets); ``"physical"`` renders a 3-D
-blue disc of radius :data:`~reach_core.scene.TARGET_RADIUS_M`, a few cm thick, in a random blue,
-shaded, on a thin stand from the floor, a few cm in front of or behind the arm's plane on the
+blue disc of radius :data:`~reach_core.scene.TARGET_RADIUS_M`, 3 cm thick, in a random blue,
+shaded flat, on a thin stand from the floor, a few cm in front of or behind the arm's plane on the
 camera's ray through the labelled target (so it appears exactly where the label says, and the
 arm passes in front of it or is hidden by it); ``"none"`` draws nothing.  ``marker=True`` adds
 the calibration marker of :mod:`reach_core.calibration_marker` on a white plate on the hand, at
@@ -60,8 +65,7 @@ import numpy as np
 
 from .calibration_marker import DEFAULT_MARKER, hand_axes, marker_corners, marker_image
 from .camera_model import NOMINAL_DISTANCE_M, CameraModel
-from .kinematics import BAXTER_LEFT, KinematicsError
-from .scene import DEFAULT_CAMERA, TARGET_RADIUS_M
+from .scene import TARGET_RADIUS_M
 
 PROXY_COLLECT_SEED = 100              # scene seeds PROXY_COLLECT_SEED.. of a user's collected frames
 PROXY_TEST_SEED = 2100                # scene seeds >= this: held-out test sets, benchmarks only
@@ -78,6 +82,8 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "page",
           "clock", "hubble_deep_field", "immunohistochemistry", "colorwheel", "cat", "logo")
 N_POSTERS = 6
 N_FURNITURE = 4
+DISC_THICKNESS_M = 0.03
+MIN_FACES, MAX_FACES, KEEP_FACES = 300, 8000, 0.3   # mesh decimation: faces kept per part
 PLATE_MARGIN_M = 0.035                # white margin of the marker plate around the marker (>= 1 cell)
 
 
@@ -264,11 +270,13 @@ def baxter_description() -> Path:
 
 
 def _edit_urdf(text: str, share: Path) -> str:
-    """Baxter's URDF with absolute mesh paths, the left gripper's fingers left out and its
-    paddle tips moved so that they end at the task's end-effector point (0.28 m past w1)."""
+    """Baxter's URDF with absolute mesh paths, no collision shapes, the left gripper's fingers
+    left out and its paddle tips moved so that they end at the task's end-effector point
+    (0.28 m past w1)."""
     text = text.replace("package://", f"{share}/")
+    text = re.sub(r"<collision>.*?</collision>", "", text, flags=re.DOTALL)   # drawn, never simulated
     for finger in ("l_gripper_l_finger", "l_gripper_r_finger"):
-        text = re.sub(rf'(<link name="{finger}">\s*)<visual>.*?</visual>', r"\1", text, flags=re.S)
+        text = re.sub(rf'(<link name="{finger}">\s*)<visual>.*?</visual>', r"\1", text, flags=re.DOTALL)
     # hand flange 0.2295 m past w1; gripper base on it; fingers' joints 0.02 m past the base;
     # the paddle tip spans 0.0335 m below its frame to 0.0035 m above it: frame at 0.2765 m
     text = re.sub(r'(<joint name="left_gripper_base_joint" type="fixed">\s*<origin rpy="0 0 0" '
@@ -278,19 +286,110 @@ def _edit_urdf(text: str, share: Path) -> str:
     return text
 
 
-def _urdf_path() -> Path:
-    """The edited URDF, written once into a cache folder (no download: the meshes stay where
-    the package installed them)."""
-    root = baxter_description()
-    text = _edit_urdf((root / "urdf" / "baxter.urdf").read_text(), root.parents[2])
+def _cache_dir() -> Path:
     cache = Path(tempfile.gettempdir()) / f"reach_proxy_{os.getuid()}"
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"baxter_{hashlib.sha256(text.encode()).hexdigest()[:16]}.urdf"
+    return cache
+
+
+def _write_once(path: Path, text: str) -> Path:
     if not path.is_file():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
     return path
+
+
+def _simplified_visuals(mesh: Path, out: Path) -> list[tuple[str, tuple]]:
+    """One Collada mesh as decimated OBJ parts, one per material: [(OBJ path, RGBA)].  The
+    meshes have up to 75,000 triangles, which TinyRenderer draws slowly; at a webcam's
+    resolution a few thousand a part look the same."""
+    import fast_simplification
+    import trimesh
+    scene = trimesh.load(str(mesh), force="scene")
+    parts = []
+    for k, geom in enumerate(scene.dump(concatenate=False)):
+        merged = trimesh.Trimesh(geom.vertices, geom.faces, process=True)   # weld the vertices
+        faces = len(merged.faces)
+        ratio = min(faces, max(MIN_FACES, min(MAX_FACES, int(faces * KEEP_FACES)))) / faces
+        pieces = []
+        for piece in merged.split(only_watertight=False):     # small pieces (a pole) stay whole
+            v, f = np.asarray(piece.vertices), np.asarray(piece.faces)
+            if len(f) > MIN_FACES and ratio < 1:
+                v, f = fast_simplification.simplify(v, f, target_reduction=1 - max(
+                    ratio, MIN_FACES / len(f)))
+            pieces.append(trimesh.Trimesh(v, f, process=False))
+        both = trimesh.util.concatenate(pieces)
+        verts, tris = both.vertices, both.faces
+        try:
+            rgba = tuple(float(c) / 255 for c in geom.visual.material.main_color)
+        except AttributeError:
+            rgba = tuple(float(c) / 255 for c in geom.visual.main_color)
+        rgba = rgba[:3] + (1.0,)
+        path = out / f"{mesh.stem}_{k}.obj"
+        tmp = out / f"{mesh.stem}_{k}.{os.getpid()}.tmp"
+        trimesh.Trimesh(verts, tris, process=False).export(str(tmp), file_type="obj")
+        os.replace(tmp, path)                  # another process may be reading the cache
+        parts.append((str(path), rgba))
+    return parts
+
+
+def _simplify_urdf(text: str) -> str:
+    """The URDF with every Collada visual replaced by its decimated, coloured OBJ parts."""
+    out = _cache_dir() / f"meshes_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    out.mkdir(exist_ok=True)
+    done: dict = {}
+
+    def replace_visual(match) -> str:
+        block = match.group(0)
+        mesh = re.search(r'<mesh filename="([^"]+\.DAE)"', block)
+        if mesh is None:
+            return block
+        if mesh.group(1) not in done:
+            done[mesh.group(1)] = _simplified_visuals(Path(mesh.group(1)), out)
+        origin = re.search(r"<origin[^>]*/>", block)
+        origin = origin.group(0) if origin else ""
+        parts = done[mesh.group(1)]
+        colour = re.search(r'<color rgba="([^"]+)"', block)
+        if len(parts) == 1 and colour:          # one material: the URDF's colour (dark body)
+            rgba = tuple(float(c) for c in colour.group(1).split()[:3]) + (1.0,)
+            parts = [(parts[0][0], rgba)]
+        return "".join(
+            f'<visual>{origin}<geometry><mesh filename="{path}"/></geometry>'
+            f'<material name="proxy_{abs(hash(rgba)) % 10**8}"><color rgba="'
+            f'{" ".join(f"{c:.3f}" for c in rgba)}"/></material></visual>'
+            for path, rgba in parts)
+    return re.sub(r"<visual>.*?</visual>", replace_visual, text, flags=re.DOTALL)
+
+
+def _versions() -> str:
+    """Versions of the mesh tools (part of the cache's key)."""
+    from importlib import metadata
+    out = []
+    for name in ("trimesh", "pycollada", "fast-simplification", "example-robot-data"):
+        try:
+            out.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{name}=none")
+    return ",".join(out)
+
+
+def _urdf_path() -> Path:
+    """The edited URDF, written once into a cache folder (no download: the meshes are read
+    where the package installed them), with decimated meshes when trimesh, pycollada and
+    fast-simplification are installed (else Rethink's full meshes, slower)."""
+    root = baxter_description()
+    text = _edit_urdf((root / "urdf" / "baxter.urdf").read_text(), root.parents[2])
+    key = f"{text}{MIN_FACES}{MAX_FACES}{KEEP_FACES}{_versions()}"
+    key = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = _cache_dir() / f"baxter_{key}.urdf"
+    if path.is_file():
+        return path
+    try:
+        simple = _simplify_urdf(text)
+    except ImportError:
+        return _write_once(_cache_dir() / f"baxter_full_{key}.urdf", text)
+    return _write_once(path, simple)
 
 
 _PHOTO_CACHE: list = []
@@ -302,7 +401,7 @@ def photographs() -> list[np.ndarray]:
     with _PHOTO_LOCK:
         if not _PHOTO_CACHE:
             try:
-                import skimage.data as data
+                from skimage import data
             except ImportError as err:
                 raise ProxyRenderError(f"the proxy renderer's room needs scikit-image (pip "
                                        f"install scikit-image; in requirements.txt): {err}") from None
@@ -323,14 +422,16 @@ def photographs() -> list[np.ndarray]:
 WALL_Y = 2.4            # the back wall's face (m behind the arm's plane)
 WALL_HALF_W, WALL_H = 6.0, 6.0
 FLOOR_NEAR_Y = -1.6     # the floor's near edge (in front of the camera's foot)
-WALL_PX_PER_M = 110.0   # resolution of the wall's and floor's textures
+WALL_PX_PER_M = 80.0    # resolution of the wall's and floor's textures (the wall is seen at ~100 px/m)
 FURNITURE_TONES = ((0.55, 0.38, 0.22), (0.85, 0.85, 0.82), (0.3, 0.32, 0.35), (0.6, 0.62, 0.66),
-                   (0.2, 0.3, 0.45), (0.5, 0.2, 0.15))
+                   (0.36, 0.4, 0.46), (0.5, 0.2, 0.15))
 POSTER_SIZES = ((1.0, 0.7), (0.7, 1.0), (0.9, 0.6), (0.6, 0.8), (1.2, 0.8), (0.5, 0.5))
 FURNITURE_SIZES = ((0.9, 0.5, 1.1), (1.4, 0.7, 0.75), (0.5, 0.4, 1.9), (0.6, 0.6, 0.6))
 LEFT_ARM_JOINTS = ("left_s1", "left_e1", "left_w1")
 DARK_LINKS = ("left_hand_joint", "left_gripper_base_joint", "l_gripper_l_finger_tip_joint",
               "l_gripper_r_finger_tip_joint")
+# the head's display: the URDF's ``display`` link holds a 0.218 x 0.16 m box turned by 0.2618 rad
+DISPLAY_HALF_M, DISPLAY_TILT_RAD = (0.109, 0.08), 0.2617993877991494
 RIGHT_ARM_REST = {"right_s0": 0.6, "right_s1": 1.0, "right_e0": 0.0, "right_e1": 2.5,
                   "right_w0": 0.0, "right_w1": 1.0, "right_w2": 0.0}   # hanging down, out of the way
 HIDDEN = (60.0, 60.0, -60.0)
@@ -364,11 +465,24 @@ class _World:
                                            _quat_about(2, -math.pi / 4), physicsClientId=self.cid)
         lo = pb.getAABB(self.robot, self.joints["pedestal_fixed"], physicsClientId=self.cid)[0]
         self.floor_z = float(lo[2])
+        self.screen_id = self.robot + ((self.joints["display_joint"] + 1) << 24)   # its pixels
+        self.screen = self._screen_corners()
         self._build_room()
         self._build_props()
         for name in DARK_LINKS:       # the electric gripper: black and dark grey, as on the robot
             self.pb.changeVisualShape(self.robot, self.joints[name], rgbaColor=[0.13, 0.13, 0.14, 1],
                                       physicsClientId=self.cid)
+
+    def _screen_corners(self) -> np.ndarray:
+        """World corners of the head's display (the URDF's ``display`` box in its link's frame):
+        where the face is drawn."""
+        import cv2
+        link = self.pb.getLinkState(self.robot, self.joints["display_joint"], physicsClientId=self.cid)
+        rot = np.array(self.pb.getMatrixFromQuaternion(link[5])).reshape(3, 3)
+        tilt = cv2.Rodrigues(np.array([DISPLAY_TILT_RAD, 0.0, 0.0]))[0]
+        hx, hy = DISPLAY_HALF_M
+        quad = np.array([[-hx, -hy, 0.0], [hx, -hy, 0.0], [hx, hy, 0.0], [-hx, hy, 0.0]])
+        return quad @ (rot @ tilt).T + np.asarray(link[4])
 
     def _body(self, shape: int, **kw) -> int:
         vs = self.pb.createVisualShape(shape, rgbaColor=[1, 1, 1, 1], physicsClientId=self.cid, **kw)
@@ -383,7 +497,7 @@ class _World:
 
     def _build_props(self) -> None:
         pb = self.pb
-        self.disc = self._body(pb.GEOM_CYLINDER, radius=TARGET_RADIUS_M, length=0.03)
+        self.disc = self._body(pb.GEOM_CYLINDER, radius=TARGET_RADIUS_M, length=DISC_THICKNESS_M)
         self.stand = self._body(pb.GEOM_CYLINDER, radius=0.011, length=4.0)
         self.plate_half = DEFAULT_MARKER.size_m / 2 + PLATE_MARGIN_M
         self.plate = self._box((self.plate_half, 0.003, self.plate_half))
@@ -437,9 +551,10 @@ class _World:
         return [(wall, wall_image, (0.0, -1.0, 0.0), (1.0, 1.0, 1.0)),
                 (floor, floor_image, (0.0, 0.0, 1.0), floor_tint)]
 
-    def place_disc(self, target, rng: np.random.Generator, camera: CameraModel) -> None:
+    def place_disc(self, target, rng: np.random.Generator, camera: CameraModel) -> tuple:
         """The physical target: a blue disc on a stand, a few cm in front of or behind the arm's
-        plane on the camera's ray through the labelled target ``target`` (plane metres)."""
+        plane on the camera's ray through the labelled target ``target`` (plane metres); returns
+        its front face's world corners (of the square around it) and its colour."""
         rot, t = _world_to_camera(camera)
         centre = -rot.T @ t                                     # camera centre, world
         point = np.array([target[0], 0.0, target[1]])
@@ -447,10 +562,14 @@ class _World:
         s = (-depth - centre[1]) / (point[1] - centre[1])
         disc = centre + s * (point - centre)
         self.move(self.disc, disc, _quat_about(0, math.pi / 2))
-        hsv = (rng.uniform(0.57, 0.68), rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0))
-        self.colour(self.disc, _hsv_to_rgb(*hsv))
+        self.colour(self.disc, (1.0, 1.0, 1.0))
         self.move(self.stand, (disc[0], disc[1] + 0.02, disc[2] - TARGET_RADIUS_M - 2.0))
         self.colour(self.stand, rng.choice([(0.15, 0.15, 0.16), (0.6, 0.6, 0.62), (0.3, 0.3, 0.3)]))
+        r, front = TARGET_RADIUS_M, disc[1] - DISC_THICKNESS_M / 2
+        face = np.array([[disc[0] - r, front, disc[2] + r], [disc[0] + r, front, disc[2] + r],
+                         [disc[0] + r, front, disc[2] - r], [disc[0] - r, front, disc[2] - r]])
+        hsv = (rng.uniform(0.57, 0.68), rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0))
+        return face, _hsv_to_rgb(*hsv)
 
     def place_marker(self, q) -> tuple[int, np.ndarray]:
         """The calibration plate at the hand, its face exactly at marker_corners(q); returns the
@@ -485,7 +604,8 @@ class _World:
                      lightSpecularCoeff=rng.uniform(0.05, 0.4))
         _, _, rgb, _, seg = self.pb.getCameraImage(
             w, h, view, proj, renderer=self.pb.ER_TINY_RENDERER, shadow=0,
-            physicsClientId=self.cid, **light)
+            flags=self.pb.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX, physicsClientId=self.cid,
+            **light)
         rgb = np.asarray(rgb, np.uint8).reshape(h, w, 4)[..., :3]
         return np.ascontiguousarray(rgb), np.asarray(seg, np.int32).reshape(h, w), light
 
@@ -548,10 +668,10 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- image steps
 def paint_face(canvas: np.ndarray, seg: np.ndarray, body: int, corners_px: np.ndarray,
-               image: np.ndarray) -> None:
+               image: np.ndarray, shaded: bool = True) -> None:
     """Texture a rasterised face: warp ``image`` onto the quadrilateral ``corners_px`` (TL, TR,
     BR, BL, canvas pixels) where the segmentation shows ``body``, times the shading there (the
-    face was rendered white)."""
+    face was rendered white) if ``shaded`` (else as it is: a lit screen)."""
     import cv2
     side = float(np.max(np.linalg.norm(corners_px - np.roll(corners_px, 1, axis=0), axis=-1)))
     if side * 2 < max(image.shape[:2]):             # prefilter: no aliasing when shrinking
@@ -573,6 +693,9 @@ def paint_face(canvas: np.ndarray, seg: np.ndarray, body: int, corners_px: np.nd
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     region = canvas[y0:y1, x0:x1]
     sel = (seg[y0:y1, x0:x1] == body) & (warped[..., 3] > 127)
+    if not shaded:
+        region[sel] = warped[..., :3][sel]
+        return
     shade = region[sel].astype(np.float32) / 255.0
     region[sel] = np.clip(warped[..., :3][sel].astype(np.float32) * shade, 0, 255).astype(np.uint8)
 
@@ -600,6 +723,64 @@ def paint_background(canvas: np.ndarray, seg: np.ndarray, planes: list, camera: 
     np.copyto(canvas, back, where=(seg < 0)[..., None])
 
 
+def _upright(corners_px: np.ndarray) -> np.ndarray:
+    """Four image points ordered top left, top right, bottom right, bottom left."""
+    top = np.argsort(corners_px[:, 1])
+    upper, lower = corners_px[top[:2]], corners_px[top[2:]]
+    upper, lower = upper[np.argsort(upper[:, 0])], lower[np.argsort(lower[:, 0])]
+    return np.array([upper[0], upper[1], lower[1], lower[0]])
+
+
+def face_image(rng: np.random.Generator, size=(160, 120)) -> np.ndarray:
+    """Baxter's face on its screen: two dark eyes with eyebrows on a light background, looking
+    somewhere (uint8 RGB)."""
+    import cv2
+    w, h = size
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = np.clip(rng.uniform(200, 245) * rng.uniform(0.95, 1.03, 3), 0, 255).astype(np.uint8)
+    gaze = rng.uniform(-1, 1, 2) * (10, 6)
+    lid = rng.uniform(0.75, 1.0)
+    for side in (-1, 1):
+        cx, cy = int(w / 2 + side * w * 0.22), int(h * 0.52)
+        cv2.ellipse(img, (cx, cy), (int(w * 0.12), int(h * 0.22 * lid)), 0, 0, 360, (25, 25, 30), -1,
+                    cv2.LINE_AA)
+        cv2.circle(img, (int(cx + gaze[0]), int(cy + gaze[1])), int(w * 0.04), (235, 235, 240), -1,
+                   cv2.LINE_AA)
+        cv2.ellipse(img, (cx, int(h * 0.22)), (int(w * 0.13), int(h * 0.06)), 0, 200, 340,
+                    (25, 25, 30), 3, cv2.LINE_AA)
+    return img
+
+
+def paint_disc(canvas: np.ndarray, seg: np.ndarray, body: int, corners_px: np.ndarray, rgb,
+               light: dict, rng: np.random.Generator) -> None:
+    """Shade the disc flat (TinyRenderer smooths a cylinder's normals into a ball): its face, the
+    ellipse inside ``corners_px``, in ``rgb`` lit by the light with a faint gradient; its rim
+    (the disc's other visible pixels) darker."""
+    import cv2
+    x0, y0 = np.maximum(np.floor(corners_px.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.ceil(corners_px.max(axis=0)).astype(int) + 3
+    x1, y1 = min(x1, canvas.shape[1]), min(y1, canvas.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return
+    n = 64
+    yy, xx = np.mgrid[:n, :n]
+    circle = ((((xx + 0.5) / n - 0.5) ** 2 + ((yy + 0.5) / n - 0.5) ** 2) <= 0.25).astype(np.float32)
+    gradient = 1 + rng.uniform(-0.12, 0.12) * (xx / n - 0.5) + rng.uniform(-0.12, 0.12) * (yy / n - 0.5)
+    src = np.float32([[-0.5, -0.5], [n - 0.5, -0.5], [n - 0.5, n - 0.5], [-0.5, n - 0.5]])
+    hom = cv2.getPerspectiveTransform(src, np.float32(corners_px - [x0, y0]))
+    size = (x1 - x0, y1 - y0)
+    face = cv2.warpPerspective(circle, hom, size, flags=cv2.INTER_LINEAR) > 0.5
+    shade = cv2.warpPerspective(gradient.astype(np.float32), hom, size, flags=cv2.INTER_LINEAR)
+    to_light = np.asarray(light["lightDirection"], np.float64)
+    lit = light["lightAmbientCoeff"] + light["lightDiffuseCoeff"] * max(0.0, -to_light[1] / np.linalg.norm(to_light))
+    colour = np.asarray(rgb) * np.asarray(light["lightColor"]) * lit * 255
+    mine = seg[y0:y1, x0:x1] == body
+    region = canvas[y0:y1, x0:x1]
+    sel = mine & face
+    region[sel] = np.clip(colour[None] * shade[sel][:, None], 0, 255).astype(np.uint8)
+    region[mine & ~face] = np.clip(colour * 0.55, 0, 255).astype(np.uint8)
+
+
 def plate_image(pixels_per_m: float = 2000.0) -> np.ndarray:
     """The marker plate's face as uint8 RGB: the ArUco marker with a white margin."""
     cells = int(round(DEFAULT_MARKER.size_m * pixels_per_m))
@@ -615,16 +796,19 @@ def distort(canvas: np.ndarray, camera: CameraModel) -> np.ndarray:
     return cv2.remap(canvas, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-_VIGNETTE: dict = {}
+_FIELDS: dict = {}
 
 
-def _vignette(h: int, w: int) -> np.ndarray:
-    """Squared distance from the frame's centre, 1 at the corners (float32, h x w)."""
-    if (h, w) not in _VIGNETTE:
+def _fields(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cached per frame size: the squared distance from the centre (1 at the corners) as a
+    3-channel float32 map, and a bank of unit Gaussian noise 64 px larger than the frame (each
+    frame takes a random window of it: fresh noise without drawing 0.9 M numbers a frame)."""
+    if (h, w) not in _FIELDS:
         yy, xx = np.ogrid[:h, :w]
         r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (w * w / 4 + h * h / 4)
-        _VIGNETTE[(h, w)] = r2.astype(np.float32)
-    return _VIGNETTE[(h, w)]
+        bank = np.random.default_rng(0x5E45).standard_normal((h + 64, w + 64, 3), dtype=np.float32)
+        _FIELDS[(h, w)] = (np.repeat(r2[..., None], 3, axis=-1).astype(np.float32), bank)
+    return _FIELDS[(h, w)]
 
 
 def sensor(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -637,13 +821,16 @@ def sensor(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = np.arange(256)[:, None] / 255.0
     lut = np.clip((x * gain - 0.5) * contrast + 0.5, 0, 1) ** gamma
     out = cv2.LUT(frame, np.rint(lut * 255).astype(np.uint8).reshape(1, 256, 3))
-    falloff = 1.0 - rng.uniform(0.05, 0.3) * _vignette(h, w)
-    out = cv2.multiply(out, cv2.merge([falloff] * 3), dtype=cv2.CV_8U)
     out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.35, 0.9))
-    noise = rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(rng.uniform(1.0, 4.0))
-    out = cv2.add(out, noise, dtype=cv2.CV_8U)
-    ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 92))])
-    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]) if ok else out
+    r2, bank = _fields(h, w)
+    f = out.astype(np.float32)
+    f = cv2.scaleAdd(cv2.multiply(f, r2), -rng.uniform(0.05, 0.3), f)         # vignetting
+    i, j = rng.integers(0, 64, 2)
+    f = cv2.scaleAdd(np.ascontiguousarray(bank[i:i + h, j:j + w]), rng.uniform(1.0, 4.0), f)
+    out = np.clip(f, 0, 255).astype(np.uint8)
+    quality = int(rng.integers(60, 92))
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) if ok else out
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -673,9 +860,6 @@ def _check_inputs(target, q, target_mode: str) -> tuple[np.ndarray | None, np.nd
             raise ValueError("target_mode='physical' needs the targets")
         return None, qa, single
     ta = np.asarray(target, dtype=np.float64)
-    if ta.ndim != qa.ndim - (0 if not single else 0) and ta.shape[:-1] != np.asarray(q).shape[:-1]:
-        raise ValueError(f"target {ta.shape} and q {np.asarray(q).shape} must both be single "
-                         f"scenes or batches of the same size")
     if ta.shape[-1:] != (2,) or ta.shape[:-1] != np.asarray(q).shape[:-1]:
         raise ValueError(f"target must have shape (2,) or (B, 2) matching q {np.asarray(q).shape}, "
                          f"got {ta.shape}")
@@ -705,9 +889,8 @@ def render_frame(world: _World, target, q, rng: np.random.Generator, camera: Cam
     else:
         world.move(world.spot, (float(spot[0]), 0.0, float(spot[1])))
         world.colour(world.spot, (0.1, 1.0, 0.1))
-    if target_mode == "physical":
-        world.place_disc(target, rng, cam)
-    else:
+    disc = world.place_disc(target, rng, cam) if target_mode == "physical" else None
+    if disc is None:
         world.hide(world.disc, world.stand)
     if marker:
         body, corners = world.place_marker(q)
@@ -718,6 +901,10 @@ def render_frame(world: _World, target, q, rng: np.random.Generator, camera: Cam
     paint_background(canvas, seg, planes, cam, light)
     for body, corners, image in faces:
         paint_face(canvas, seg, body, canvas_points(cam, corners), image)
+    paint_face(canvas, seg, world.screen_id, _upright(canvas_points(cam, world.screen)),
+               face_image(rng), shaded=False)
+    if disc is not None:
+        paint_disc(canvas, seg, world.disc, canvas_points(cam, disc[0]), disc[1], light, rng)
     return sensor(distort(canvas, cam), rng)
 
 
@@ -751,3 +938,56 @@ def frame_cameras(seed, n: int, camera: CameraModel = PROXY_CAMERA, jitter: floa
     :func:`render_proxy` draws them: ground truth for tests and benchmarks."""
     return [frame_camera(camera, np.random.default_rng([int(s), 0x9A0C5]), jitter)
             for s in _seeds(seed, n)]
+
+
+# ----------------------------------------------------------------------------- contact sheet
+SHEET_MODES = (("painted", False), ("physical", False), ("none", True))
+
+
+def contact_sheet(path, seed: int = PROXY_COLLECT_SEED, per_mode: int = 4, tile: int = 240) -> Path:
+    """A PNG of ``per_mode`` frames of each kind (painted target: no disc; physical disc;
+    calibration marker), one kind a row, ``tile`` px wide each, quantised to stay small."""
+    import cv2
+    from PIL import Image
+
+    from .renderer import sample_scenes
+    rows = []
+    for k, (mode, marker) in enumerate(SHEET_MODES):
+        target, q = sample_scenes(per_mode, seed + k)
+        frames = render_proxy(target, q, seed=seed * LOOK_SEED_STRIDE + 100 * k,
+                              target_mode=mode, marker=marker)
+        label = "marker" if marker else mode
+        tiles = []
+        for frame in frames:
+            small = cv2.resize(frame, (tile, tile * frame.shape[0] // frame.shape[1]),
+                               interpolation=cv2.INTER_AREA)
+            cv2.putText(small, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+            tiles.append(small)
+        rows.append(np.concatenate(tiles, axis=1))
+    sheet = Image.fromarray(np.concatenate(rows, axis=0)).quantize(colors=160, method=Image.MEDIANCUT)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+    return path
+
+
+def main(argv=None) -> int:
+    """``python -m reach_core.proxy_renderer --sheet PATH``: write the contact sheet."""
+    import argparse
+    parser = argparse.ArgumentParser(description="The held-out realistic proxy domain: write a "
+                                                 "contact sheet of its frames.")
+    parser.add_argument("--sheet", required=True, help="PNG file to write")
+    parser.add_argument("--seed", type=int, default=PROXY_COLLECT_SEED)
+    args = parser.parse_args(argv)
+    try:
+        out = contact_sheet(args.sheet, args.seed)
+    except (ProxyRenderError, OSError) as err:
+        print(f"error: {err}")
+        return 2
+    print(f"wrote {out} ({out.stat().st_size // 1024} kB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,6 +14,12 @@ textured room, clutter, lights, a camera pose off the nominal one, sensor effect
 for a real webcam. ``hifi_seed`` fixes the scene's look for the whole stream, as a camera on a
 tripod in one room; sensor noise is part of that look. It takes about 45-70 ms a frame on a CPU
 (MuJoCo's software EGL): run it at ``fps`` <= 10.
+
+``renderer: proxy`` renders the held-out realistic proxy domain
+(:func:`reach_core.proxy_renderer.render_proxy`: Baxter's real meshes in a room, seen by the
+hand-placed, distorting ``PROXY_CAMERA``), raw frames as a real webcam gives them (calibrate them
+before perception uses them); ``render_target`` puts the physical blue disc on its stand.
+``proxy_seed`` fixes the look for the stream. About 0.15 s a frame: run it at ``fps`` <= 5.
 """
 from __future__ import annotations
 
@@ -38,8 +44,11 @@ PARAMS = [
     Param('joint_state_timeout_s', 0.5, 'skip frames while joint states are older than this (s)',
           positive),
     Param('renderer', 'simple', 'simple: the paper\'s simple simulator (reach_core.renderer); hifi: '
-          'the higher-fidelity MuJoCo domain (reach_core.hifi_renderer), about 50 ms a frame',
-          one_of('simple', 'hifi')),
+          'the higher-fidelity MuJoCo domain (reach_core.hifi_renderer), about 50 ms a frame; '
+          'proxy: the held-out realistic domain (reach_core.proxy_renderer), about 0.15 s a frame',
+          one_of('simple', 'hifi', 'proxy')),
+    Param('proxy_seed', 0, 'renderer proxy: the look of the scene (room, light, camera jitter, '
+          'sensor), fixed for the stream', non_negative),
     Param('hifi_seed', 0, 'renderer hifi: the look of the scene (camera pose, lights, clutter, '
           'sensor), fixed for the stream', non_negative),
 ] + CAMERA_PARAMS
@@ -71,6 +80,8 @@ class SimCamera(Node):
                 self.render(OFF_FRAME, np.zeros(3), self.camera)   # MuJoCo and its GL, now
             except HifiRenderError as err:
                 raise FatalNodeError(f'renderer hifi is not available: {err}') from None
+        elif self.p['renderer'] == 'proxy':
+            self.render = self._proxy_renderer()
         else:
             from reach_core import renderer
             self.render = renderer.render
@@ -88,6 +99,25 @@ class SimCamera(Node):
             f"simulated camera {self.camera.width}x{self.camera.height} at {self.p['fps']:g} fps, "
             f"{self.p['renderer']} renderer "
             f"({'with' if self.p['render_target'] else 'without'} a rendered target)")
+
+    def _proxy_renderer(self):
+        """render(target, q, camera) of the proxy domain; FatalNodeError if it cannot run."""
+        from reach_core.proxy_renderer import PROXY_CAMERA, ProxyRenderError, render_proxy
+        if (self.camera.width, self.camera.height) != (PROXY_CAMERA.width, PROXY_CAMERA.height):
+            raise FatalNodeError(f'renderer proxy draws {PROXY_CAMERA.width}x{PROXY_CAMERA.height} '
+                                 f'frames; camera.width/height are {self.camera.width}x'
+                                 f'{self.camera.height}')
+        seed = int(self.p['proxy_seed'])
+
+        def render(target, q, camera):
+            physical = target is not OFF_FRAME
+            return render_proxy(target if physical else None, q, seed,
+                                target_mode='physical' if physical else 'none')
+        try:
+            render(OFF_FRAME, np.zeros(3), self.camera)   # pybullet and the meshes, now
+        except ProxyRenderError as err:
+            raise FatalNodeError(f'renderer proxy is not available: {err}') from None
+        return render
 
     def _camera_info(self) -> CameraInfo:
         info = CameraInfo()
