@@ -50,12 +50,15 @@ def stream_bag(path, q, frame_ns, joint_ns, *, names=JOINT_NAMES, recorded_ns=No
     return path
 
 
-def test_a_dataset_put_in_a_bag_comes_back_the_same(tmp_path):
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_a_dataset_put_in_a_bag_comes_back_the_same(tmp_path, storage):
     ds = render_sim_dataset(tmp_path / 'ds', 5, seed=3, progress=False)
-    bag = dataset_to_bag(ds, tmp_path / 'bag')
-    assert (bag / 'metadata.yaml').is_file() and list(bag.glob('*.mcap'))
-    out = dataset_from_bag(bag, tmp_path / 'back', image_topic=IMG, joint_topic=JS,
-                           target_topic=TGT)
+    bag = dataset_to_bag(ds, tmp_path / 'bag', storage=storage)
+    files = list(bag.glob('*.mcap' if storage == 'mcap' else '*.db3'))
+    assert (bag / 'metadata.yaml').is_file() and len(files) == 1
+    # a folder, or an MCAP file on its own
+    out = dataset_from_bag(bag if storage == 'sqlite3' else files[0], tmp_path / 'back',
+                           image_topic=IMG, joint_topic=JS, target_topic=TGT)
     a = load_dataset(ds, verbose=False, max_bad_fraction=0)
     b = load_dataset(out, verbose=False, max_bad_fraction=0)
     assert np.array_equal(a.images, b.images)

@@ -410,7 +410,8 @@ def bag_topics(bag: str | os.PathLike) -> dict[str, tuple[str, int]]:
 
 def dataset_to_bag(dataset: str | os.PathLike, bag: str | os.PathLike, *,
                    image_topic="/camera/image_raw", joint_topic="/robot/joint_states",
-                   target_topic: str | None = "/reach/target", period_s: float = 0.1) -> Path:
+                   target_topic: str | None = "/reach/target", period_s: float = 0.1,
+                   storage: str = "mcap") -> Path:
     """Write a frame dataset as a bag (a frame, its joint state and target every ``period_s``):
     the inverse of :func:`dataset_from_bag`, for tests and for sharing with ROS tools."""
     from .datasets import _read_labels, _read_meta, _camera_from, read_frame
@@ -420,7 +421,7 @@ def dataset_to_bag(dataset: str | os.PathLike, bag: str | os.PathLike, *,
     if meta.get("net_images"):
         raise BagError(f"{root}: network-image datasets hold no camera frames to put in a bag")
     _rows, names, phys, _bad = _read_labels(root)
-    with BagWriter(bag) as w:
+    with BagWriter(bag, storage) as w:
         for k, (name, lab) in enumerate(zip(names, phys)):
             t = 1_000_000_000 + int(k * period_s * 1e9)
             w.write_image(image_topic, t, read_frame(root / name, camera))
