@@ -244,7 +244,7 @@ def _scan(reader, bag, image_topic, joint_topic, target_topic, joint_names, bag_
         small += _connections(reader, bag, target_topic, (TARGET_TYPE,), "target")
     for conn, t_ns, raw in reader.messages(connections=small + st.image_conns):
         if conn.topic == image_topic:   # only the stamp: frames are decoded in the second pass
-            st.image_ns.append(_stamp_of(_deserialize(reader, raw, conn.msgtype), t_ns, bag_time))
+            st.image_ns.append(int(t_ns) if bag_time else _header_stamp(raw))
             continue
         msg = _deserialize(reader, raw, conn.msgtype)
         if conn.topic == joint_topic:
@@ -344,6 +344,37 @@ def _frames(reader, st: _Streams, keep: np.ndarray, topic: str):
             yield decode_frame(_deserialize(reader, raw, conn.msgtype), conn.msgtype, topic)
 
 
+def frame_source(frames, what: str, error=None):
+    """(width, height, frames_fn for :func:`~reach_core.datasets.write_dataset`) of an iterator of
+    RGB frames that must all have the size of the first; ``error`` (an exception class) names
+    ``what`` when one does not, or when there is no frame."""
+    error = error or BagError
+    first = next(frames, None)
+    if first is None:
+        raise error(f"{what}: no frame to write")
+    h, w = first.shape[:2]
+
+    def chunk(_t, qq, start):
+        out = [first] if start == 0 else []
+        while len(out) < len(qq):
+            f = next(frames, None)
+            if f is None:
+                raise error(f"{what}: fewer frames than labels")
+            if f.shape[:2] != (h, w):
+                raise error(f"{what}: frames change size ({f.shape[1]}x{f.shape[0]} after "
+                            f"{w}x{h})")
+            out.append(f)
+        return out
+    return w, h, chunk
+
+
+def _header_stamp(raw) -> int:
+    """The header stamp of a CDR Image/CompressedImage without decoding its pixels."""
+    import struct
+    sec, nsec = struct.unpack("<iI" if raw[1] else ">iI", bytes(raw[4:12]))
+    return sec * 1_000_000_000 + nsec
+
+
 def dataset_from_bag(bag: str | os.PathLike, out: str | os.PathLike, *, image_topic: str,
                      joint_topic: str, target_topic: str | None = None, tolerance_s: float = 0.02,
                      joint_names=JOINT_NAMES, target_mode: str | None = None,
@@ -370,19 +401,8 @@ def dataset_from_bag(bag: str | os.PathLike, out: str | os.PathLike, *, image_to
                    bag_time)
         keep, target, q, skipped = _labels(st, bag, (image_topic, joint_topic, target_topic),
                                            tolerance_s, placeholder_target, max_unpaired_fraction)
-        frames = _frames(reader, st, keep, image_topic)
-        first = next(frames)
-        h, w = first.shape[:2]
-
-        def chunk(_t, qq, start):
-            out_frames = [first] if start == 0 else []
-            while len(out_frames) < len(qq):
-                out_frames.append(next(frames))
-            for f in out_frames:
-                if f.shape[:2] != (h, w):
-                    raise BagError(f"frames on {image_topic} change size ({f.shape[1]}x"
-                                   f"{f.shape[0]} after {w}x{h})")
-            return out_frames
+        w, h, chunk = frame_source(_frames(reader, st, keep, image_topic),
+                                   f"{bag}: topic {image_topic}")
 
         meta = {"source": "rosbag2", "bag": {
             "path": str(bag.resolve()), "image_topic": image_topic, "joint_topic": joint_topic,

@@ -425,7 +425,8 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, image_key:
               else _image_frames(root, data[key]))
     wanted = set(keep.tolist())
     kept = (f for k, f in enumerate(frames) if k in wanted)
-    h, w = (info["features"][key].get("shape") or [DEFAULT_CAMERA.height, DEFAULT_CAMERA.width])[:2]
+    from .bags import frame_source
+    w, h, chunk = frame_source(kept, f"{root}: feature {key!r}", LeRobotError)
     meta = {k: v for k, v in extras.items() if k in ("camera", "source", "seed", "joint_design",
                                                       "collection", "bag")}
     if "camera" not in meta and (int(w), int(h)) != (DEFAULT_CAMERA.width, DEFAULT_CAMERA.height):
@@ -436,6 +437,5 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, image_key:
     if not target_key:
         meta["placeholder_target"] = [float(v) for v in placeholder_target]
     q = np.clip(state[keep], OMEGA_LOW[2:], OMEGA_HIGH[2:])
-    return write_dataset(out, lambda t, qq, s: [next(kept) for _ in range(len(qq))],
-                         target[keep], q, target_mode=mode, meta=meta, image_format=image_format,
-                         progress=False)
+    return write_dataset(out, chunk, target[keep], q, target_mode=mode, meta=meta,
+                         image_format=image_format, progress=False)
