@@ -168,6 +168,7 @@ def pair_nearest(frame_ns: np.ndarray, state_ns: np.ndarray, tolerance_ns: int
 @dataclass
 class _Streams:
     """What one pass over the small topics found, and the image connection."""
+
     image_conns: list
     joint_ns: list = field(default_factory=list)
     joint_q: list = field(default_factory=list)
