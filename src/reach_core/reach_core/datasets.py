@@ -634,7 +634,10 @@ def _cmd_check(args) -> int:
 
 
 def add_cli(sub) -> None:
-    """``reach data render`` and ``reach data check``."""
+    """``reach data render``, ``reach data check``, and the format converters of
+    :mod:`reach_core.format_cli` (``from-bag``, ``export-lerobot``, ``import-lerobot``)."""
+    from .format_cli import add_format_cli
+
     p = sub.add_parser(
         "render", help="render a labelled dataset (simple simulator or higher-fidelity MuJoCo)",
         description="Render N labelled images, scenes uniform as in Algorithm 1, to a dataset "
@@ -684,3 +687,4 @@ def add_cli(sub) -> None:
     c.add_argument("--strict", action="store_true", help="fail at the first bad row")
     c.add_argument("--max-bad-fraction", type=float, default=0.1)
     c.set_defaults(func=_cmd_check)
+    add_format_cli(sub)

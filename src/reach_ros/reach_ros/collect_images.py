@@ -41,6 +41,12 @@ Safety and bad input:
   command again to resume: grid points already in labels.csv are not visited again (a folder
   collected with another grid is refused).
 
+Recording into a bag: with ``bag_path`` set, every camera frame and joint state the node receives
+is also written, as received (CDR), to a rosbag2 folder with MCAP storage at that path (a new
+folder; if it exists, ``_1``, ``_2``, ... is appended), by :class:`reach_core.bags.BagWriter`.
+``reach data from-bag BAG --out DIR --image-topic ... --joint-topic ...`` turns it into a dataset;
+the topics are the node's resolved ``image`` and ``joint_states`` names (logged at the start).
+
 Exit codes: 0 every grid point recorded; 3 the run finished but some grid points were skipped;
 1 stopped by an error (no joint states, camera gone, disk full, bad parameters or folder).
 """
@@ -105,6 +111,8 @@ PARAMS = [
           positive),
     Param('joint_state_timeout_s', 10.0, 'stop when no joint state came for this long (s)',
           positive),
+    Param('bag_path', '', 'also record the received frames and joint states into this rosbag2 '
+          '(MCAP) folder; empty: no bag', read_only=True),
     Param('min_free_mb', 50.0, 'stop before writing when the disk of out_dir has less free space '
           '(MB)', non_negative),
 ] + CAMERA_PARAMS
@@ -350,8 +358,12 @@ class Collector(Node):
         self.state = 'wait'
         self.t_state = self._now()
         self.delta_pub = self.create_publisher(JointState, 'joint_delta', COMMAND_QOS)
-        self.create_subscription(JointState, 'joint_states', self.on_joints, SENSOR_QOS)
-        self.create_subscription(Image, 'image', self.on_image, SENSOR_QOS)
+        self.bag = None
+        js = self.create_subscription(JointState, 'joint_states', self.on_joints, SENSOR_QOS)
+        im = self.create_subscription(Image, 'image', self.on_image, SENSOR_QOS)
+        self.bag_topics = {'joint_states': js.topic_name, 'image': im.topic_name}
+        if self.p['bag_path']:
+            self._open_bag(self.p['bag_path'])
         self.create_subscription(JointCommand, 'joint_command', self.on_command, COMMAND_QOS)
         self.create_timer(1.0 / self.p['step_rate_hz'], self.tick)
         self.get_logger().info(
@@ -361,8 +373,45 @@ class Collector(Node):
     def _now(self) -> int:
         return self.get_clock().now().nanoseconds
 
+    def _open_bag(self, path: str):
+        from reach_core.bags import BagWriter
+        base, k = os.path.abspath(path), 0
+        path = base
+        while os.path.exists(path):
+            k += 1
+            path = f'{base}_{k}'
+        try:
+            self.bag = BagWriter(path)
+        except (OSError, ValueError) as err:
+            raise FatalNodeError(f'cannot create the bag {path}: {err}') from None
+        self.get_logger().info(f"recording {self.bag_topics['image']} and "
+                               f"{self.bag_topics['joint_states']} into {path} (MCAP)")
+
+    def _to_bag(self, key: str, msgtype: str, msg):
+        if self.bag is None:
+            return
+        from rclpy.serialization import serialize_message
+        try:
+            self.bag.write_raw(self.bag_topics[key], msgtype, serialize_message(msg), self._now())
+        except (OSError, ValueError) as err:
+            report(self, 'collect4', f'bag recording stopped: {err}')
+            self._close_bag()
+
+    def _close_bag(self):
+        bag, self.bag = self.bag, None
+        if bag is not None:
+            try:
+                bag.close()
+            except (OSError, ValueError) as err:
+                self.get_logger().error(f'closing the bag {bag.path} failed: {err}')
+
+    def destroy_node(self):
+        self._close_bag()
+        return super().destroy_node()
+
     # -- inputs
     def on_joints(self, msg: JointState):
+        self._to_bag('joint_states', 'sensor_msgs/msg/JointState', msg)
         q = joint_positions(msg, ACTIVE_JOINTS)
         if q is None or not np.all(np.isfinite(q)):
             report(self, 'collect0', 'joint state without finite left_s1/e1/w1: ignored')
@@ -371,6 +420,7 @@ class Collector(Node):
         self.state_rx_ns = self._now()
 
     def on_image(self, msg: Image):
+        self._to_bag('image', 'sensor_msgs/msg/Image', msg)
         self.frame = msg
 
     def on_command(self, msg: JointCommand):
