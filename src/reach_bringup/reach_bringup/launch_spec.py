@@ -86,10 +86,13 @@ def _ros_value(value: str, kind: str) -> str:
     """A launch argument's text as a --ros-args -p value of the given type."""
     if kind == 'str':
         return "'" + value.replace("'", "''") + "'"
-    if kind == 'float':
-        return repr(float(value))
-    if kind == 'int':
-        return str(int(value))
+    if kind in ('float', 'int'):
+        try:
+            number = float(value) if kind == 'float' else int(value)
+        except ValueError:
+            raise ValueError(f'{value!r} is not a{"n integer" if kind == "int" else " number"}') \
+                from None
+        return repr(number) if kind == 'float' else str(number)
     if kind == 'bool':
         low = value.strip().lower()
         if low not in ('true', 'false'):
@@ -113,7 +116,10 @@ def node_command(spec: LaunchSpec, node: NodeSpec, overrides: dict[str, str] | N
     for f in node.params:
         cmd += ['--params-file', os.path.join(config_dir, f)]
     for param, (arg, kind) in node.arguments.items():
-        cmd += ['-p', f'{param}:={_ros_value(values[arg], kind)}']
+        try:
+            cmd += ['-p', f'{param}:={_ros_value(values[arg], kind)}']
+        except ValueError as err:
+            raise ValueError(f'launch argument {arg}:={values[arg]}: {err}') from None
     if 'use_sim_time' in values:
         cmd += ['-p', f"use_sim_time:={_ros_value(values['use_sim_time'], 'bool')}"]
     for src, dst in node.remappings:

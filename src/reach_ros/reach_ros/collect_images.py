@@ -62,9 +62,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
 from .common import (ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, JOINT_LIMITS, LEFT_ARM_JOINTS,
-                     SENSOR_QOS, FatalNodeError, ImageError, Param, camera_from, declare_params,
-                     finite, image_to_rgb, init, joint_positions, length, non_negative, one_of,
-                     positive, report, spin_until, stamp_ns)
+                     SENSOR_QOS, FatalNodeError, ImageError, Param, camera_from, cleanup_started,
+                     declare_params, finite, image_to_rgb, init, joint_positions, length,
+                     non_negative, one_of, positive, report, spin_until, stamp_ns)
 
 
 def _counts(v) -> str | None:
@@ -549,10 +549,12 @@ def main(args=None) -> int:
         spin_until(node, stop, done=lambda: node.exit_code is not None)
         if node.exit_code is not None:
             code = node.exit_code
-        else:
+        else:   # Ctrl-C: a clean stop (exit 0), the collection resumes next time
+            code = EXIT_OK
             node.get_logger().warn(f'interrupted: {len(node.store.rows)} grid points recorded in '
                                    f'{node.store.root} are kept; run again to resume')
     except (KeyboardInterrupt, ExternalShutdownException):
+        code = EXIT_OK
         if node is not None:
             print(f'[collect_images] interrupted: {len(node.store.rows)} grid points recorded in '
                   f'{node.store.root} are kept; run again to resume', file=sys.stderr)
@@ -562,6 +564,7 @@ def main(args=None) -> int:
         else:
             print(f'[collect_images] error: {err}', file=sys.stderr)
     finally:
+        cleanup_started(stop, code)
         if node is not None:
             try:
                 node.destroy_node()
