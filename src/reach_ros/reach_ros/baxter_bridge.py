@@ -94,7 +94,8 @@ class StateCheck:
         self.names = list(LEFT_ARM_JOINTS)
         self.lo, self.hi = limits(self.names, -tolerance)
         self.max_speed, self.tolerance = max_speed, tolerance
-        self.prev: tuple[int, np.ndarray] | None = None   # the last self-consistent state
+        self.prev: tuple[int, np.ndarray] | None = None       # the last state received
+        self.accepted: tuple[int, np.ndarray] | None = None   # the last state accepted
 
     def check(self, names, positions, stamp: int) -> tuple[np.ndarray | None, str | None]:
         """(the seven positions, None) for a plausible state, else (None, why not)."""
@@ -117,17 +118,22 @@ class StateCheck:
         return self._continuity(q, stamp)
 
     def _continuity(self, q: np.ndarray, stamp: int) -> tuple[np.ndarray | None, str | None]:
-        prev, self.prev = self.prev, (stamp, q)
-        if prev is None:
-            return q, None
-        dt = (stamp - prev[0]) * 1e-9
-        if dt < 0:
-            self.prev = prev        # an old message does not move the reference back
-            return None, f'stamped {-dt:.3f} s before the previous state (out of order)'
-        jump = float(np.max(np.abs(q - prev[1])))
-        if jump > self.max_speed * dt + self.tolerance:
-            return None, (f'a jump of {jump:.3f} rad in {dt:.3f} s (faster than '
-                          f'max_joint_speed {self.max_speed:g} rad/s)')
+        """A state must follow on from the previous one received and from the last one accepted:
+        a spoofed state between genuine ones is refused, and so is a second one like it."""
+        prev = self.prev
+        if prev is not None and stamp < prev[0]:
+            return None, f'stamped {(prev[0] - stamp) * 1e-9:.3f} s before the previous state ' \
+                         f'(out of order)'
+        self.prev = (stamp, q)
+        for ref in (prev, self.accepted):
+            if ref is None:
+                continue
+            dt = (stamp - ref[0]) * 1e-9
+            jump = float(np.max(np.abs(q - ref[1])))
+            if dt < 0 or jump > self.max_speed * dt + self.tolerance:
+                return None, (f'a jump of {jump:.3f} rad in {dt:.3f} s (faster than '
+                              f'max_joint_speed {self.max_speed:g} rad/s)')
+        self.accepted = (stamp, q)
         return q, None
 
 

@@ -414,7 +414,8 @@ class FatalNodeError(RuntimeError):
 
 # ----------------------------------------------------------------------------------- camera
 def _roi_check(v) -> str | None:
-    if len(v) != 4 or any(int(x) != x for x in v) or v[2] <= 0 or v[3] <= 0 or v[0] < 0 or v[1] < 0:
+    if len(v) != 4 or any(not _finite(x) or int(x) != x or abs(x) > MAX_MAGNITUDE for x in v) \
+            or v[2] <= 0 or v[3] <= 0 or v[0] < 0 or v[1] < 0:
         return f'must be 4 non-negative integers x, y, w, h with w, h > 0, got {v!r}'
     return None
 
