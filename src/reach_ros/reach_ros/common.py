@@ -359,9 +359,15 @@ def init(args=None) -> threading.Event:
 
 def cleanup_started(stop: threading.Event, code: int = 0) -> None:
     """From here on, signals no longer interrupt; a clean-up longer than CLEANUP_LIMIT_S ends the
-    process with ``code``."""
+    process with ``code``.
+
+    SIGINT and SIGTERM are then ignored outright: Python puts back the default handlers while the
+    interpreter shuts down (after ``main`` returned, while DDS tears down), and a second SIGINT
+    arriving then killed the node (exit -2, an ERROR line of ros2 launch)."""
     stop.cleaning = True
     stop.set()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
     timer = threading.Timer(CLEANUP_LIMIT_S, os._exit, args=(code,))
     timer.daemon = True
     timer.start()
