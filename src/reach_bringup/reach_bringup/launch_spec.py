@@ -23,6 +23,7 @@ class NodeSpec:
     params: list[str]
     arguments: dict[str, list[str]]
     remappings: list[list[str]]
+    enclave: str = ''               # SROS2 enclave (--enclave), used with ROS_SECURITY_ENABLE
 
     @property
     def fqn(self) -> str:
@@ -62,7 +63,8 @@ def read(path: str) -> LaunchSpec:
     nodes = [NodeSpec(package=n['package'], executable=n['executable'], name=n['name'],
                       namespace=n.get('namespace', ''), params=list(n.get('params', [])),
                       arguments=dict(n.get('arguments', {})),
-                      remappings=[list(r) for r in n.get('remappings', [])]) for n in found['NODES']]
+                      remappings=[list(r) for r in n.get('remappings', [])],
+                      enclave=n.get('enclave', '')) for n in found['NODES']]
     return LaunchSpec(path=path, arguments=args, nodes=nodes)
 
 
@@ -113,6 +115,8 @@ def node_command(spec: LaunchSpec, node: NodeSpec, overrides: dict[str, str] | N
     cmd = [executable(node.package, node.executable), '--ros-args', '-r', f'__node:={node.name}']
     if node.namespace.strip('/'):
         cmd += ['-r', f"__ns:=/{node.namespace.strip('/')}"]
+    if node.enclave:
+        cmd += ['--enclave', node.enclave]
     for f in node.params:
         cmd += ['--params-file', os.path.join(config_dir, f)]
     for param, (arg, kind) in node.arguments.items():
