@@ -200,3 +200,44 @@ def test_killing_any_node_stops_the_commands_and_a_restart_does_not_jump(probe):
         for g in parts.values():
             g.stop()
         graph.stop()
+
+
+# ------------------------------------------------------------------------------------ drops, latency
+def test_dropped_joint_states_hold_the_arm_and_commanding_resumes_without_a_jump(probe):
+    """Half of the joint states lost: commanding goes on, every command in bounds; all of them
+    lost for a second: no command after the timeout; back: commands again, in bounds."""
+    g = start(domain_of(probe), 'baxter_bridge')
+    try:
+        assert fuzz.warm_up(probe), g.log('baxter_bridge')
+        h = probe.fuzz_harness
+        n0 = len(h.commands)
+        h.drop = 0.5
+        probe.spin_for(2.0)
+        assert len(h.commands) > n0 + 20
+        h.drop = 1.0
+        probe.spin_for(0.8)
+        n1 = len(h.commands)
+        probe.spin_for(1.0)
+        assert len(h.commands) == n1, 'commands while no joint state came'
+        h.drop = 0.0
+        assert probe.spin_until(lambda: len(h.commands) > n1 + 10, 5.0), g.log('baxter_bridge')
+        assert h.check(n0)[1:] == (0, 0)
+    finally:
+        probe.fuzz_harness.on = False
+        g.stop()
+
+
+def test_the_sim_graph_under_latency_and_noise_never_commands_out_of_bounds(probe):
+    """fake_baxter with 0.2 s old, noisy joint states (the bridge's timeout is 0.5 s): the loop
+    keeps running and no command leaves the limits or jumps."""
+    domain = domain_of(probe)
+    cmds = probe.record(JointCommand, '/robot/limb/left/joint_command', COMMAND_QOS)
+    states = probe.record(JointState, '/robot/joint_states', STATE_QOS)
+    graph = Graph('sim.launch.py', {'control_model': DOF1, 'latency_s': '0.2',
+                                    'noise_std': '0.003'}, domain_id=domain).start()
+    try:
+        assert probe.spin_until(lambda: len(cmds) > 60, 60.0), graph.logs()
+        assert _commands_ok(cmds, states) == (0, 0)
+        assert all(graph.alive().values())
+    finally:
+        graph.stop()

@@ -151,11 +151,13 @@ class Harness:
         self.hi = np.array([JOINT_LIMITS[n][1] for n in NAMES]) - margin
         self.commands = probe.record(JointCommand, '/robot/limb/left/joint_command', COMMAND_QOS)
         self.on = True
+        self.drop = 0.0                 # share of the genuine joint states dropped (lossy link)
+        self.rng = np.random.default_rng(1)
         probe.node.create_timer(0.01, self._robot)
         probe.node.create_timer(0.05, self._controller)
 
     def _robot(self):
-        if self.on:
+        if self.on and self.rng.random() >= self.drop:
             self.states.publish(joint_state(self.probe, Q_ARM))
 
     def _controller(self):
