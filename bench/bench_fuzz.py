@@ -5,9 +5,11 @@
 The bridge runs as its own process with the parameters of sim.launch.py; a probe plays the arm
 (standing with s1 next to its upper limit, joint states at 100 Hz), the controller (one step
 towards the limit at 20 Hz) and the fuzzer: ``--per-kind`` malformed joint states and deltas of
-each kind per round, shuffled among the genuine messages, on the same publishers. With
-``--fault-hold 0`` (default) the bridge keeps commanding between refused states, so its clamps,
-not only its hold after a fault, are under test. Between rounds the bridge is killed (kill -9)
+each kind per round, shuffled, in bursts of ``--burst`` among the genuine messages, on the same
+publishers. The bridge holds for ``fault_hold_s`` (``--fault-hold``, default the configured 1 s)
+after an implausible state; between bursts there is genuine traffic for that long plus 0.3 s, so
+it also commands during the fuzz and those commands are checked. Between rounds the bridge is
+killed (kill -9)
 and restarted. Prints, summed over the rounds: inputs tried by kind, JointCommands, commands
 outside the limits (must be 0), commands more than one step from the measured position (must
 be 0), crashes (0) and faults survived (restarts after which the bridge commanded again).
@@ -27,7 +29,9 @@ def main(argv=None) -> int:
                     'round')
     ap.add_argument('--rounds', type=int, default=2, help='fuzz rounds (kill -9 and restart of '
                     'the bridge between them)')
-    ap.add_argument('--fault-hold', type=float, default=0.0, help='the bridge\'s fault_hold_s')
+    ap.add_argument('--fault-hold', type=float, default=1.0, help='the bridge\'s fault_hold_s')
+    ap.add_argument('--burst', type=int, default=300, help='malformed messages per burst; '
+                    'genuine traffic only for fault_hold_s + 0.3 s between bursts')
     ap.add_argument('--seed', type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -52,7 +56,8 @@ def main(argv=None) -> int:
             if r:
                 survived += 1          # commanding again after the kill -9 of the round before
             rep = fuzz.run(probe, lambda: graph.alive()['baxter_bridge'],
-                           per_kind=args.per_kind, seed=args.seed + r)
+                           per_kind=args.per_kind, seed=args.seed + r, burst=args.burst,
+                           gap_s=args.fault_hold + 0.3)
             for k, v in rep.tried.items():
                 total.tried[k] = total.tried.get(k, 0) + v
             total.commands += rep.commands + rep.commands_after

@@ -13,7 +13,9 @@ A probe node plays the robot and the controller around a running ``baxter_bridge
 Every JointCommand the bridge sends is checked: inside Baxter's joint limits (less the bridge's
 margin) and within one step of the arm's genuine position. :func:`run` returns the counts
 (:class:`FuzzReport`); tests/test_safety_graph.py runs a few hundred of each kind and
-bench/bench_fuzz.py many more.
+bench/bench_fuzz.py many more. The fuzz comes in bursts with genuine traffic between them, so the
+bridge, which holds for ``fault_hold_s`` after an implausible state, also commands during the
+fuzz.
 """
 from __future__ import annotations
 
@@ -175,10 +177,14 @@ class Harness:
         return len(cmds), out, far
 
 
-def run(probe, alive, per_kind: int = 200, seed: int = 0, batch: int = 20,
-        margin: float = 0.0) -> FuzzReport:
+def run(probe, alive, per_kind: int = 200, seed: int = 0, batch: int = 20, burst: int = 200,
+        gap_s: float = 0.5) -> FuzzReport:
     """Fuzz a running bridge (``alive()``: whether its process runs) with ``per_kind`` messages
-    of each kind; the harness must already be commanding (see :func:`warm_up`)."""
+    of each kind; the harness must already be commanding (see :func:`warm_up`).
+
+    The messages go out in bursts of ``burst`` with ``gap_s`` of genuine traffic between them:
+    the bridge holds (fault_hold_s) after an implausible state and commands again in the gaps,
+    so commands during the fuzz are checked too (give a gap longer than the bridge's hold)."""
     h = probe.fuzz_harness
     rng = np.random.default_rng(seed)
     jobs = [('state', k) for k in STATE_KINDS for _ in range(per_kind)] + \
@@ -194,7 +200,9 @@ def run(probe, alive, per_kind: int = 200, seed: int = 0, batch: int = 20,
         else:
             h.deltas.publish(bad_delta(kind, probe, rng))
         report.tried[f'{what}:{kind}'] = report.tried.get(f'{what}:{kind}', 0) + 1
-        if i % batch == batch - 1:
+        if i % burst == burst - 1:
+            probe.spin_for(gap_s)
+        elif i % batch == batch - 1:
             probe.spin_for(0.01)
     probe.spin_for(0.5)
     report.seconds = time.monotonic() - t0

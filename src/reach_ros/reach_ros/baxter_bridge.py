@@ -66,8 +66,9 @@ PARAMS = [
     Param('state_tolerance', 0.02, 'measured positions may be this far (rad) past the limits '
           'and jump this much beyond max_joint_speed (sensor noise)', in_range(0.0, 0.1),
           read_only=True),
-    Param('fault_hold_s', 1.0, 'after an implausible joint state, send nothing for this long (s)',
-          in_range(0.0, 10.0), read_only=True),
+    Param('fault_hold_s', 1.0, 'after an implausible joint state, send nothing for this long (s); '
+          'longer than a joint state period, so that a spoofed state that follows on from '
+          'another one is never commanded from', in_range(0.1, 10.0), read_only=True),
 ]
 
 TOPICS = {
