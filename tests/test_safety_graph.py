@@ -242,3 +242,48 @@ def test_the_sim_graph_under_latency_and_noise_never_commands_out_of_bounds(prob
         assert all(graph.alive().values())
     finally:
         graph.stop()
+
+
+# ------------------------------------------------------------------------------------ ros2_control
+def test_the_ros2_control_output_carries_the_same_checked_commands_in_the_controllers_order(probe):
+    """output both: a forward_command_controller stand-in (the probe) on /commands gets, for each
+    JointCommand, the positions of ros2_control_joints in that order; fuzzed states change
+    nothing about that."""
+    from std_msgs.msg import Float64MultiArray
+    forward = probe.record(Float64MultiArray, '/forward_position_controller/commands',
+                           COMMAND_QOS)
+    g = start(domain_of(probe), 'baxter_bridge', extra=[
+        '-p', 'output:=both', '-p', 'ros2_control_joints:=[left_w1, left_s1, left_e1]',
+        '-p', 'fault_hold_s:=0.2', '-r', 'commands:=/forward_position_controller/commands'])
+    try:
+        assert fuzz.warm_up(probe), g.log('baxter_bridge')
+        h = probe.fuzz_harness
+        fuzz.run(probe, lambda: g.alive()['baxter_bridge'], per_kind=20, burst=100, gap_s=0.3)
+        probe.spin_for(0.3)
+        joint = np.array([m.command for _, m in h.commands])
+        ros2 = np.array([m.data for _, m in forward])
+        assert len(ros2) > 20 and ros2.shape[1] == 3
+        idx = [LEFT_ARM_JOINTS.index(n) for n in ('left_w1', 'left_s1', 'left_e1')]
+        # the same commands, in the same order (the two topics may differ by the last message)
+        n = min(len(joint), len(ros2))
+        np.testing.assert_array_equal(ros2[:n - 1], joint[:n - 1][:, idx])
+        assert np.all(ros2 <= HI7[idx] + 1e-9) and np.all(ros2 >= LO7[idx] - 1e-9)
+        assert np.all(np.abs(ros2 - fuzz.Q_ARM[idx]) <= 0.04 + 1e-9)
+    finally:
+        probe.fuzz_harness.on = False
+        g.stop()
+    assert 'Traceback' not in g.log('baxter_bridge')
+
+
+def test_the_bridge_can_drive_only_a_ros2_control_arm(probe):
+    from std_msgs.msg import Float64MultiArray
+    forward = probe.record(Float64MultiArray, '/commands', COMMAND_QOS)
+    cmds = probe.record(JointCommand, '/robot/limb/left/joint_command', COMMAND_QOS)
+    g = start(domain_of(probe), 'baxter_bridge', extra=['-p', 'output:=ros2_control'])
+    try:
+        h = fuzz.Harness(probe)
+        assert probe.spin_until(lambda: len(forward) > 10, 20.0), g.log('baxter_bridge')
+        assert len(forward[-1][1].data) == 7 and not cmds
+        h.on = False
+    finally:
+        g.stop()

@@ -31,6 +31,12 @@ robot holds) and this is logged once. Deltas that are malformed, non-finite, lar
 
 Every parameter is read-only at run time: a safety layer that anyone on the ROS domain could
 retune is none.
+
+Arms driven by ros2_control: with ``output`` ``ros2_control`` (or ``both``) the very same checked
+command also goes out as ``std_msgs/Float64MultiArray`` on ``commands`` (remap it to a
+forward_command_controller's ``/<controller>/commands``, e.g. a position_controllers/
+JointGroupPositionController), its entries the positions of ``ros2_control_joints`` in the
+controller's joint order.
 """
 from __future__ import annotations
 
@@ -38,9 +44,18 @@ import numpy as np
 from baxter_core_msgs.msg import JointCommand
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
 
 from .common import (report, ACTIVE_JOINTS, COMMAND_QOS, HELD_JOINTS, JOINT_LIMITS, LEFT_ARM_JOINTS,
-                     SENSOR_QOS, Param, declare_params, in_range, length, now_ns, spin, stamp_ns)
+                     SENSOR_QOS, Param, declare_params, in_range, length, now_ns, one_of, spin,
+                     stamp_ns)
+
+def _joint_list(v) -> str | None:
+    """A check: distinct left-arm joint names."""
+    if not v or len(set(v)) != len(v) or any(n not in LEFT_ARM_JOINTS for n in v):
+        return f'must be distinct joints among {", ".join(LEFT_ARM_JOINTS)}, got {v!r}'
+    return None
+
 
 PARAMS = [
     Param('hold_positions', [0.0, 0.0, 0.0, 0.0],
@@ -66,6 +81,13 @@ PARAMS = [
     Param('state_tolerance', 0.02, 'measured positions may be this far (rad) past the limits '
           'and jump this much beyond max_joint_speed (sensor noise)', in_range(0.0, 0.1),
           read_only=True),
+    Param('output', 'baxter', 'where commands go: baxter (baxter_core_msgs/JointCommand on '
+          'joint_command), ros2_control (std_msgs/Float64MultiArray on commands, for a '
+          'forward_command_controller of an arm driven by ros2_control) or both',
+          one_of('baxter', 'ros2_control', 'both'), read_only=True),
+    Param('ros2_control_joints', list(LEFT_ARM_JOINTS), 'output ros2_control: the left-arm joint '
+          'of each entry of the controller\'s joints list, in its order (its commands carry '
+          'these positions)', _joint_list, read_only=True),
     Param('fault_hold_s', 1.0, 'after an implausible joint state, send nothing for this long (s); '
           'longer than a joint state period, so that a spoofed state that follows on from '
           'another one is never commanded from', in_range(0.1, 10.0), read_only=True),
@@ -75,6 +97,7 @@ TOPICS = {
     'joint_delta': ('sub', 'sensor_msgs/msg/JointState'),
     'joint_states': ('sub', 'sensor_msgs/msg/JointState'),
     'joint_command': ('pub', 'baxter_core_msgs/msg/JointCommand'),
+    'commands': ('pub', 'std_msgs/msg/Float64MultiArray'),
 }
 
 #: how often (s) the bridge looks for a second publisher on its input topics
@@ -200,7 +223,12 @@ class BaxterBridge(Node):
         self.commanders: list[str] = []     # the nodes publishing on an input topic, when > 1
         self.commanding = False
         self.sent = 0
-        self.pub = self.create_publisher(JointCommand, 'joint_command', COMMAND_QOS)
+        out = self.p['output']
+        self.pub = self.create_publisher(JointCommand, 'joint_command', COMMAND_QOS) \
+            if out in ('baxter', 'both') else None
+        self.ros2_control = [LEFT_ARM_JOINTS.index(n) for n in self.p['ros2_control_joints']]
+        self.ros2_pub = self.create_publisher(Float64MultiArray, 'commands', COMMAND_QOS) \
+            if out in ('ros2_control', 'both') else None
         self.create_subscription(JointState, 'joint_states', self.on_joints, SENSOR_QOS)
         self.create_subscription(JointState, 'joint_delta', self.on_delta, COMMAND_QOS)
         self.inputs = [self.resolve_topic_name(t) for t in ('joint_delta', 'joint_states')]
@@ -234,8 +262,9 @@ class BaxterBridge(Node):
         """Two publishers on an input topic are two commanders: a fault until one is gone."""
         found = []
         for topic in self.inputs:
-            nodes = sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}"
-                            for i in self.get_publishers_info_by_topic(topic)})
+            # every publisher counts: two nodes of the same name are two commanders too
+            nodes = sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                           for i in self.get_publishers_info_by_topic(topic))
             if len(nodes) > 1:
                 found.append(f'{topic} has {len(nodes)} publishers ({", ".join(nodes)})')
         if found and found != self.commanders:
@@ -313,11 +342,14 @@ class BaxterBridge(Node):
             report(self, 'bridge_no_safe_command', 'no command inside the joint limits is within '
                    'one step of the measured position: holding', 'error', 2.0)
             return
-        out = JointCommand()
-        out.mode = JointCommand.POSITION_MODE
-        out.names = list(self.shaper.names)
-        out.command = cmd.tolist()
-        self.pub.publish(out)
+        if self.pub is not None:
+            out = JointCommand()
+            out.mode = JointCommand.POSITION_MODE
+            out.names = list(self.shaper.names)
+            out.command = cmd.tolist()
+            self.pub.publish(out)
+        if self.ros2_pub is not None:     # the same checked command, in the controller's order
+            self.ros2_pub.publish(Float64MultiArray(data=cmd[self.ros2_control].tolist()))
         self.sent_ns = self._now()
         self.sent += 1
         if not self.commanding:
