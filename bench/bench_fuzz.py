@@ -60,7 +60,8 @@ def main(argv=None) -> int:
                            gap_s=args.fault_hold + 0.3)
             for k, v in rep.tried.items():
                 total.tried[k] = total.tried.get(k, 0) + v
-            total.commands += rep.commands + rep.commands_after
+            total.commands += rep.commands
+            total.commands_after += rep.commands_after
             total.out_of_limits += rep.out_of_limits
             total.far_from_measured += rep.far_from_measured
             crashes += int(rep.crashed) + int('Traceback' in graph.log('baxter_bridge'))
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
     print(f'bridge fuzz: {args.rounds} round(s) x {args.per_kind} per kind, fault_hold_s '
           f'{args.fault_hold:g}')
     for line in total.lines():
-        if not line.startswith(('crashes', 'commands after')):
+        if not line.startswith('crashes'):
             print(line)
     print(f'crashes: {crashes}')
     print(f'faults survived (kill -9 of the bridge, restarted, commanding again): {survived}')
