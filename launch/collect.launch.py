@@ -31,11 +31,14 @@ ARGUMENTS = {
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),
 }
 
-# Each node: config files (in share/reach_bringup/config, in order) and parameters set from
-# launch arguments: {parameter: [argument, type]}. use_sim_time is passed to every node.
+# Each node: its SROS2 enclave (docker/security/policy.xml says what it may publish, subscribe
+# and call when ROS_SECURITY_ENABLE=true; ignored otherwise; docs/safety.md), config files (in
+# share/reach_bringup/config, in order) and parameters set from launch arguments:
+# {parameter: [argument, type]}. use_sim_time is passed to every node.
 NODES = [
     {
         'package': 'reach_ros', 'executable': 'webcam', 'name': 'webcam',
+        'enclave': '/reach/webcam',
         'namespace': 'camera',
         'params': ['webcam.yaml'],
         'arguments': {'video_device': ['video_device', 'str']},
@@ -43,6 +46,7 @@ NODES = [
     },
     {
         'package': 'reach_ros', 'executable': 'baxter_bridge', 'name': 'baxter_bridge',
+        'enclave': '/reach/baxter_bridge',
         'namespace': '',
         'params': ['baxter_bridge.yaml'],
         'arguments': {},
@@ -52,6 +56,7 @@ NODES = [
     },
     {
         'package': 'reach_ros', 'executable': 'collect_images', 'name': 'collect_images',
+        'enclave': '/reach/collect_images',
         'namespace': '',
         'params': ['camera.yaml', 'collect_images.yaml'],
         'arguments': {'out_dir': ['out_dir', 'str']},
@@ -80,7 +85,8 @@ def generate_launch_description():
             package=spec['package'], executable=spec['executable'], name=spec['name'],
             namespace=spec['namespace'], output='screen', emulate_tty=True,
             parameters=[PathJoinSubstitution([config, f]) for f in spec['params']] + [overrides],
-            remappings=[tuple(r) for r in spec['remappings']])
+            remappings=[tuple(r) for r in spec['remappings']],
+            ros_arguments=['--enclave', spec['enclave']])
         actions.append(node)
         if spec['name'] == EXIT_WITH:
             actions.append(RegisterEventHandler(OnProcessExit(

@@ -37,11 +37,14 @@ ARGUMENTS = {
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),
 }
 
-# Each node: config files (in share/reach_bringup/config, in order) and parameters set from
-# launch arguments: {parameter: [argument, type]}. use_sim_time is passed to every node.
+# Each node: its SROS2 enclave (docker/security/policy.xml says what it may publish, subscribe
+# and call when ROS_SECURITY_ENABLE=true; ignored otherwise; docs/safety.md), config files (in
+# share/reach_bringup/config, in order) and parameters set from launch arguments:
+# {parameter: [argument, type]}. use_sim_time is passed to every node.
 NODES = [
     {
         'package': 'reach_ros', 'executable': 'webcam', 'name': 'webcam',
+        'enclave': '/reach/webcam',
         'namespace': 'camera',
         'params': ['webcam.yaml'],
         'arguments': {'video_device': ['video_device', 'str']},
@@ -49,6 +52,7 @@ NODES = [
     },
     {
         'package': 'reach_ros', 'executable': 'perception', 'name': 'perception',
+        'enclave': '/reach/perception',
         'namespace': '',
         'params': ['camera.yaml', 'perception.yaml'],
         'arguments': {'model_path': ['perception_model', 'str'],
@@ -59,6 +63,7 @@ NODES = [
     },
     {
         'package': 'reach_ros', 'executable': 'controller', 'name': 'controller',
+        'enclave': '/reach/controller',
         'namespace': '',
         'params': ['controller.yaml'],
         'arguments': {'model_path': ['control_model', 'str']},
@@ -67,6 +72,7 @@ NODES = [
     },
     {
         'package': 'reach_ros', 'executable': 'baxter_bridge', 'name': 'baxter_bridge',
+        'enclave': '/reach/baxter_bridge',
         'namespace': '',
         'params': ['baxter_bridge.yaml'],
         'arguments': {},
@@ -92,5 +98,6 @@ def generate_launch_description():
             package=spec['package'], executable=spec['executable'], name=spec['name'],
             namespace=spec['namespace'], output='screen', emulate_tty=True,
             parameters=[PathJoinSubstitution([config, f]) for f in spec['params']] + [overrides],
-            remappings=[tuple(r) for r in spec['remappings']]))
+            remappings=[tuple(r) for r in spec['remappings']],
+            ros_arguments=['--enclave', spec['enclave']]))
     return LaunchDescription(actions)

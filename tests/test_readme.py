@@ -357,3 +357,44 @@ def test_colcon_meta_gives_every_test_file_to_one_package():
     assert meta['reach_core']['pytest-args'].count('../../tests') == 1
     assert sorted(named) == sorted(ignored), 'reach_core must leave out exactly the named files'
     assert len(set(named)) == len(named)
+
+
+# ------------------------------------------------------------------------ ros2 topic pub
+def subscriptions() -> dict[str, list[tuple[str, object]]]:
+    """Fully resolved topic -> [(message type name, QoS profile)] of every node subscription in
+    the launch files (read from each node's create_subscription calls)."""
+    import importlib
+    from reach_ros import common
+    pattern = re.compile(r"create_subscription\(\s*(\w+),\s*'([^']+)',\s*[\w.]+,\s*(\w+)\)")
+    subs: dict[str, list] = {}
+    for f in sorted((ROOT / 'launch').glob('*.launch.py')):
+        for node in launch_spec.read(str(f)).nodes:
+            mod = importlib.import_module(f'reach_ros.{node.executable}')
+            remap = dict(node.remappings)
+            ns = '/' + node.namespace.strip('/') if node.namespace.strip('/') else ''
+            for mtype, name, qos in pattern.findall(Path(mod.__file__).read_text()):
+                full = remap.get(name, name)
+                full = full if full.startswith('/') else f'{ns}/{full}'
+                subs.setdefault(full, []).append((mtype, getattr(common, qos)))
+    return subs
+
+
+def test_every_ros2_topic_pub_in_the_readme_reaches_its_subscribers():
+    """A ``ros2 topic pub`` must match the QoS of the nodes that listen: a transient-local
+    (latched) subscriber never connects to ros2 topic pub's default volatile publisher."""
+    from rclpy.qos import DurabilityPolicy
+    lines = [line for line in README.splitlines() if 'ros2 topic pub' in line]
+    assert lines, 'the README shows how to publish a target'
+    subs = subscriptions()
+    for line in lines:
+        argv = shlex.split(re.sub(r'\s+#\s.*$', '', line.strip().strip('`')))
+        args = argv[argv.index('pub') + 1:]
+        positional = [a for i, a in enumerate(args) if not a.startswith('-')
+                      and not (i and args[i - 1].startswith('--qos'))]
+        topic, mtype = positional[0], positional[1]
+        assert topic in subs, f'no node subscribes to {topic}'
+        assert {t for t, _ in subs[topic]} == {mtype.rsplit('/', 1)[-1]}, line
+        latched = any(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for _, q in subs[topic])
+        flag = args[args.index('--qos-durability') + 1] if '--qos-durability' in args else None
+        if latched:
+            assert flag == 'transient_local', f'{topic} is latched: {line} never connects'

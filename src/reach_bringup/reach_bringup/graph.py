@@ -39,16 +39,22 @@ class Graph:
         self.commands: dict[str, list[str]] = {}
 
     def start(self) -> Graph:
+        """Start every node; every command line is built first, so a bad launch argument
+        (ValueError) starts no process at all; a node that cannot start stops the others."""
         for node in self.spec.nodes:
             if self.only is not None and node.name not in self.only:
                 continue
             cmd = launch_spec.node_command(self.spec, node, self.overrides)
-            cmd += self.extra_args.get(node.name, [])
-            self.commands[node.name] = cmd
-            out = open(os.path.join(self.log_dir, f'{node.name}.log'), 'wb')
-            self.procs[node.name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                                     env=self.env, start_new_session=True)
-            out.close()
+            self.commands[node.name] = cmd + self.extra_args.get(node.name, [])
+        try:
+            for name, cmd in self.commands.items():
+                with open(os.path.join(self.log_dir, f'{name}.log'), 'wb') as out:
+                    self.procs[name] = subprocess.Popen(cmd, stdout=out, env=self.env,
+                                                        stderr=subprocess.STDOUT,
+                                                        start_new_session=True)
+        except OSError:
+            self.stop()
+            raise
         return self
 
     def log(self, name: str) -> str:

@@ -23,6 +23,7 @@ class NodeSpec:
     params: list[str]
     arguments: dict[str, list[str]]
     remappings: list[list[str]]
+    enclave: str = ''               # SROS2 enclave (--enclave), used with ROS_SECURITY_ENABLE
 
     @property
     def fqn(self) -> str:
@@ -62,7 +63,8 @@ def read(path: str) -> LaunchSpec:
     nodes = [NodeSpec(package=n['package'], executable=n['executable'], name=n['name'],
                       namespace=n.get('namespace', ''), params=list(n.get('params', [])),
                       arguments=dict(n.get('arguments', {})),
-                      remappings=[list(r) for r in n.get('remappings', [])]) for n in found['NODES']]
+                      remappings=[list(r) for r in n.get('remappings', [])],
+                      enclave=n.get('enclave', '')) for n in found['NODES']]
     return LaunchSpec(path=path, arguments=args, nodes=nodes)
 
 
@@ -86,10 +88,13 @@ def _ros_value(value: str, kind: str) -> str:
     """A launch argument's text as a --ros-args -p value of the given type."""
     if kind == 'str':
         return "'" + value.replace("'", "''") + "'"
-    if kind == 'float':
-        return repr(float(value))
-    if kind == 'int':
-        return str(int(value))
+    if kind in ('float', 'int'):
+        try:
+            number = float(value) if kind == 'float' else int(value)
+        except ValueError:
+            raise ValueError(f'{value!r} is not a{"n integer" if kind == "int" else " number"}') \
+                from None
+        return repr(number) if kind == 'float' else str(number)
     if kind == 'bool':
         low = value.strip().lower()
         if low not in ('true', 'false'):
@@ -110,10 +115,15 @@ def node_command(spec: LaunchSpec, node: NodeSpec, overrides: dict[str, str] | N
     cmd = [executable(node.package, node.executable), '--ros-args', '-r', f'__node:={node.name}']
     if node.namespace.strip('/'):
         cmd += ['-r', f"__ns:=/{node.namespace.strip('/')}"]
+    if node.enclave:
+        cmd += ['--enclave', node.enclave]
     for f in node.params:
         cmd += ['--params-file', os.path.join(config_dir, f)]
     for param, (arg, kind) in node.arguments.items():
-        cmd += ['-p', f'{param}:={_ros_value(values[arg], kind)}']
+        try:
+            cmd += ['-p', f'{param}:={_ros_value(values[arg], kind)}']
+        except ValueError as err:
+            raise ValueError(f'launch argument {arg}:={values[arg]}: {err}') from None
     if 'use_sim_time' in values:
         cmd += ['-p', f"use_sim_time:={_ros_value(values['use_sim_time'], 'bool')}"]
     for src, dst in node.remappings:

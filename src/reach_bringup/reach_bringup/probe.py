@@ -62,6 +62,14 @@ class Probe:
             self.executor.spin_once(timeout_sec=0.05)
         return bool(predicate())
 
+    def wait_for_service(self, srv_type, name: str, timeout: float) -> bool:
+        """Whether the service ``name`` is available within ``timeout`` seconds (spinning)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            return self.spin_until(client.service_is_ready, timeout)
+        finally:
+            self.node.destroy_client(client)
+
     def call(self, srv_type, name: str, request=None, timeout: float = 10.0):
         client = self.node.create_client(srv_type, name)
         try:

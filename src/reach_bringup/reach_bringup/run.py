@@ -114,6 +114,10 @@ def main(argv=None) -> int:
                     'results, stop')
     ap.add_argument('--seed', type=int, default=2017, help='seed of the trial targets')
     ap.add_argument('--trial-timeout', type=float, default=45.0, help='seconds per trial')
+    ap.add_argument('--startup-timeout', type=float, default=300.0,
+                    help='seconds to wait for the graph (joint states, scene configurations, '
+                         '/controller/start_trial) before the first trial: a controller loading '
+                         'on a busy machine takes a while')
     ap.add_argument('--until', metavar='NODE', help='stop when this node exits (its exit code)')
     ap.add_argument('--param', action='append', default=[], metavar='NODE.name:=value',
                     help='process graph only: one more -p for a node (e.g. '
@@ -192,7 +196,11 @@ def main(argv=None) -> int:
         if args.until and args.until not in {n.name for n in spec.nodes}:
             print(f'error: {os.path.basename(path)} has no node {args.until!r}', file=sys.stderr)
             return 2
-        graph.start()
+        try:
+            graph.start()
+        except (ValueError, OSError) as err:   # no node is left running (Graph.start)
+            print(f'error: {os.path.basename(path)}: {err}', file=sys.stderr)
+            return 2
         print(f'[run] ros2 launch is not installed: starting the nodes of {path} as processes '
               f'(ROS_DOMAIN_ID={domain}; logs in {graph.log_dir}):', flush=True)
         for name, cmd in graph.commands.items():
@@ -216,7 +224,9 @@ def main(argv=None) -> int:
                 rng_seeds = np.random.SeedSequence(args.seed).generate_state(args.trials)
                 for k in range(args.trials):
                     results += run_trials(probe, 1, dof=dof, seed=int(rng_seeds[k]),
-                                          trial_timeout=args.trial_timeout)
+                                          trial_timeout=args.trial_timeout,
+                                          startup_timeout=args.startup_timeout if k == 0
+                                          else 10.0)
                     if tail:
                         tail.poll()
                     r = results[-1]

@@ -60,11 +60,20 @@ def current_q(probe) -> np.ndarray:
     return np.array([m.position[m.name.index(n)] for n in ACTIVE_JOINTS])
 
 
-def run_trials(probe, n: int, dof: int = 3, seed: int = 2017, trial_timeout: float = 45.0):
-    """Run ``n`` trials; return a list of TrialResult (raises TimeoutError if the graph stalls)."""
+def run_trials(probe, n: int, dof: int = 3, seed: int = 2017, trial_timeout: float = 45.0,
+               startup_timeout: float = 60.0):
+    """Run ``n`` trials; return a list of TrialResult (raises TimeoutError if the graph stalls).
+
+    The graph may still be starting: joint states, scene configurations and the controller's
+    start_trial service are waited for up to ``startup_timeout`` seconds (a controller loading
+    torch on a busy machine takes longer than a fixed 10 s)."""
     watch(probe)
-    if not probe.spin_until(lambda: probe.states and probe.scene, 20.0):
+    end = time.monotonic() + startup_timeout
+    if not probe.spin_until(lambda: probe.states and probe.scene, startup_timeout):
         raise TimeoutError('no joint states or scene configurations from the graph')
+    if not probe.wait_for_service(Trigger, '/controller/start_trial',
+                                  max(1.0, end - time.monotonic())):
+        raise TimeoutError(f'/controller/start_trial not available after {startup_timeout:g} s')
     rng = np.random.default_rng(seed)
     lo = np.array([JOINT_LIMITS[j][0] for j in ACTIVE_JOINTS])
     hi = np.array([JOINT_LIMITS[j][1] for j in ACTIVE_JOINTS])

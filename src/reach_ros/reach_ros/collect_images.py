@@ -68,14 +68,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
 from .common import (ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, JOINT_LIMITS, LEFT_ARM_JOINTS,
-                     SENSOR_QOS, FatalNodeError, ImageError, Param, camera_from, declare_params,
-                     finite, image_to_rgb, init, joint_positions, length, non_negative, one_of,
-                     positive, report, spin_until, stamp_ns)
+                     SENSOR_QOS, FatalNodeError, ImageError, Param, camera_from, cleanup_started,
+                     declare_params, finite, image_to_rgb, init, joint_positions, length,
+                     in_range, non_negative, one_of, positive, report, spin_until, stamp_ns)
 
 
 def _counts(v) -> str | None:
-    if len(v) != 3 or any(int(x) != x or x < 1 for x in v):
-        return f'must be 3 integers >= 1 (points per joint s1, e1, w1), got {v!r}'
+    if len(v) != 3 or any(not isinstance(x, int) or not 1 <= x <= 1000 for x in v):
+        return f'must be 3 integers in 1..1000 (points per joint s1, e1, w1), got {v!r}'
     return None
 
 
@@ -83,9 +83,9 @@ PARAMS = [
     Param('out_dir', '', 'dataset folder to write (created; an existing collection with the same '
           'grid is resumed)', read_only=True),
     Param('grid_min', [-1.2, 0.3, -1.0], 'lowest grid value (rad) of left_s1, left_e1, left_w1',
-          length(3)),
+          length(3, in_range(-3.2, 3.2))),
     Param('grid_max', [0.6, 2.3, 1.6], 'highest grid value (rad) of left_s1, left_e1, left_w1',
-          length(3)),
+          length(3, in_range(-3.2, 3.2))),
     Param('grid_counts', [5, 5, 5], 'grid points per joint (s1, e1, w1); 1: the grid_min value',
           _counts),
     Param('target_x', 0.5, 'placeholder target x (m) written to every row: the frames hold no '
@@ -599,10 +599,12 @@ def main(args=None) -> int:
         spin_until(node, stop, done=lambda: node.exit_code is not None)
         if node.exit_code is not None:
             code = node.exit_code
-        else:
+        else:   # Ctrl-C: a clean stop (exit 0), the collection resumes next time
+            code = EXIT_OK
             node.get_logger().warn(f'interrupted: {len(node.store.rows)} grid points recorded in '
                                    f'{node.store.root} are kept; run again to resume')
     except (KeyboardInterrupt, ExternalShutdownException):
+        code = EXIT_OK
         if node is not None:
             print(f'[collect_images] interrupted: {len(node.store.rows)} grid points recorded in '
                   f'{node.store.root} are kept; run again to resume', file=sys.stderr)
@@ -612,6 +614,7 @@ def main(args=None) -> int:
         else:
             print(f'[collect_images] error: {err}', file=sys.stderr)
     finally:
+        cleanup_started(stop, code)
         if node is not None:
             try:
                 node.destroy_node()

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import array
 import math
+import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -91,16 +93,34 @@ class Param:
     read_only: bool = False
 
 
+#: The largest magnitude any numeric parameter may have: values beyond it (1e308, say) are finite
+#: but overflow later (a timer period, nanoseconds of a latency, a sleep), so every check refuses
+#: them. Parameters with a tighter sane range say so with :func:`in_range`.
+MAX_MAGNITUDE = 1e6
+
+
 def positive(v) -> str | None:
-    return None if _finite(v) and v > 0 else f'must be a positive number, got {v!r}'
+    return None if _finite(v) and 0 < v <= MAX_MAGNITUDE else \
+        f'must be a positive number up to {MAX_MAGNITUDE:g}, got {v!r}'
 
 
 def non_negative(v) -> str | None:
-    return None if _finite(v) and v >= 0 else f'must be zero or positive, got {v!r}'
+    return None if _finite(v) and 0 <= v <= MAX_MAGNITUDE else \
+        f'must be zero or positive, up to {MAX_MAGNITUDE:g}, got {v!r}'
 
 
 def finite(v) -> str | None:
-    return None if _finite(v) else f'must be a finite number, got {v!r}'
+    return None if _finite(v) and abs(v) <= MAX_MAGNITUDE else \
+        f'must be a finite number of magnitude up to {MAX_MAGNITUDE:g}, got {v!r}'
+
+
+def in_range(lo: float, hi: float, low_open: bool = False):
+    """A check: a finite number in [lo, hi] (or (lo, hi] with ``low_open``)."""
+    def check(v):
+        ok = _finite(v) and (lo < v if low_open else lo <= v) and v <= hi
+        return None if ok else \
+            f"must be a number in {'(' if low_open else '['}{lo:g}, {hi:g}], got {v!r}"
+    return check
 
 
 def length(n: int, of: Callable[[Any], str | None] | None = finite):
@@ -299,26 +319,58 @@ def joint_positions(msg, names) -> np.ndarray | None:
 
 
 # ----------------------------------------------------------------------------------- main
+#: a second signal within this many seconds of the first is the same stop (ros2 launch sends
+#: SIGINT to each node while the terminal's Ctrl-C reaches them too): it does not interrupt
+SECOND_SIGNAL_AFTER_S = 1.0
+#: clean-up after a signal that takes longer than this (a stuck DDS or driver thread) ends the
+#: process anyway, with the exit code it would have had
+CLEANUP_LIMIT_S = 5.0
+
+
 def init(args=None) -> threading.Event:
     """rclpy.init with SIGINT/SIGTERM that only set the returned event.
 
     rclpy's own handlers let Python raise KeyboardInterrupt at any bytecode, also while the
     executor converts a taken message, where it surfaces as a bare RuntimeError from
     take_message. Here a signal only asks the spin loop to stop between callbacks; a second
-    one (Ctrl-C again while a long callback runs) raises KeyboardInterrupt at once.
+    one (Ctrl-C again while a long callback runs, at least SECOND_SIGNAL_AFTER_S later) raises
+    KeyboardInterrupt at once, except during clean-up (:func:`cleanup_started`), which is never
+    interrupted (an interrupted clean-up died with -2, or hung).
     """
     rclpy.init(args=args if args is not None else sys.argv,
                signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
+    stop.first_signal = None
+    stop.cleaning = False
 
     def on_signal(signum, frame):
         if stop.is_set():
+            if stop.cleaning or stop.first_signal is None or \
+                    time.monotonic() - stop.first_signal < SECOND_SIGNAL_AFTER_S:
+                return
             raise KeyboardInterrupt
+        stop.first_signal = time.monotonic()
         stop.set()
 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
     return stop
+
+
+def cleanup_started(stop: threading.Event, code: int = 0) -> None:
+    """From here on, signals no longer interrupt; a clean-up longer than CLEANUP_LIMIT_S ends the
+    process with ``code``.
+
+    SIGINT and SIGTERM are then ignored outright: Python puts back the default handlers while the
+    interpreter shuts down (after ``main`` returned, while DDS tears down), and a second SIGINT
+    arriving then killed the node (exit -2, an ERROR line of ros2 launch)."""
+    stop.cleaning = True
+    stop.set()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+    timer = threading.Timer(CLEANUP_LIMIT_S, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
 
 
 def spin_until(node: Node, stop: threading.Event, done: Callable[[], bool] | None = None,
@@ -352,6 +404,7 @@ def spin(node_factory: Callable[[], Node], args=None) -> int:
             print(f'error: {err}', file=sys.stderr)
         code = 1
     finally:
+        cleanup_started(stop, code)
         if node is not None:
             try:
                 node.destroy_node()
@@ -367,7 +420,8 @@ class FatalNodeError(RuntimeError):
 
 # ----------------------------------------------------------------------------------- camera
 def _roi_check(v) -> str | None:
-    if len(v) != 4 or any(int(x) != x for x in v) or v[2] <= 0 or v[3] <= 0 or v[0] < 0 or v[1] < 0:
+    if len(v) != 4 or any(not _finite(x) or int(x) != x or abs(x) > MAX_MAGNITUDE for x in v) \
+            or v[2] <= 0 or v[3] <= 0 or v[0] < 0 or v[1] < 0:
         return f'must be 4 non-negative integers x, y, w, h with w, h > 0, got {v!r}'
     return None
 
@@ -376,13 +430,15 @@ def _roi_check(v) -> str | None:
 #: virtual target): reach_core.scene.CameraConfig field by field. For the real webcam these are
 #: its calibration to the arm's plane: pixels per metre in the plane and the pixel of the s1 axis.
 CAMERA_PARAMS = [
-    Param('camera.width', 640, 'image width (px)', positive),
-    Param('camera.height', 480, 'image height (px)', positive),
-    Param('camera.px_per_m', 200.0, 'pixels per metre in the arm plane', positive),
-    Param('camera.origin_px', [320.0, 240.0], 'pixel (u, v) of the left_s1 axis', length(2)),
+    Param('camera.width', 640, 'image width (px)', positive, read_only=True),
+    Param('camera.height', 480, 'image height (px)', positive, read_only=True),
+    Param('camera.px_per_m', 200.0, 'pixels per metre in the arm plane', positive,
+          read_only=True),
+    Param('camera.origin_px', [320.0, 240.0], 'pixel (u, v) of the left_s1 axis', length(2),
+          read_only=True),
     Param('camera.roi', [110, 30, 420, 420], 'crop fed to the networks: x, y, w, h (px)',
-          _roi_check),
-    Param('camera.net_size', 84, 'network image size (px, square)', positive),
+          _roi_check, read_only=True),
+    Param('camera.net_size', 84, 'network image size (px, square)', positive, read_only=True),
 ]
 
 

@@ -20,8 +20,9 @@ then holds: it keeps publishing zero deltas (so the bridge keeps the arm where i
 configurations whose image is older than the trial's start are not used for it. The state is
 published on ``status`` (/reach/status, reach_interfaces/TrialStatus, latched) and logged.
 
-Bad input (non-finite or out-of-range values, stale or out-of-order scene configurations) is
-skipped with a logged error; a missing or broken checkpoint is one fatal error at start-up.
+Bad input (non-finite or out-of-range values, stale, out-of-order or future scene configurations:
+more than ``max_clock_skew_s`` ahead of this node's clock) is skipped with a logged error, so one
+future-stamped message never stalls the controller; a missing or broken checkpoint is one fatal error at start-up.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
 from .common import (report, ACTIVE_JOINTS, COMMAND_QOS, LATCHED_QOS, FatalNodeError, Param, age_s,
-                     declare_params, non_negative, on_set_parameters, positive, spin, stamp_ns)
+                     declare_params, in_range, non_negative, on_set_parameters, positive, spin,
+                     stamp_ns)
 
 PARAMS = [
     Param('model_path', '', 'control checkpoint (.pt) or a combined end-to-end checkpoint (its '
@@ -47,6 +49,9 @@ PARAMS = [
     Param('max_steps', 300, 'actions per trial before it counts as failed', positive),
     Param('max_scene_age_s', 0.5, 'skip scene configurations whose image is older than this (s)',
           positive),
+    Param('max_clock_skew_s', 0.1, 'refuse scene configurations stamped more than this far (s) '
+          'in the future (a clock ahead of this one): one such message must not stall the '
+          'controller until its stamp is reached', in_range(0.0, 1.0)),
     Param('omega_tolerance', 0.02, 'normalised values this far outside [0, 1] are clipped; '
           'farther ones are refused', non_negative),
     Param('autostart', True, 'start the first trial with the first scene configuration'),
@@ -56,7 +61,7 @@ PARAMS = [
     Param('no_revisit_odometry', True, 'the no-revisit rule tracks the configurations the trial '
           'commanded (its first estimate plus every step sent) instead of the estimated ones, '
           'whose frame-to-frame jitter from a perception network hides loops', read_only=True),
-    Param('threads', 1, 'torch threads', positive),
+    Param('threads', 1, 'torch threads', in_range(1, 256), read_only=True),
 ]
 
 TOPICS = {
@@ -216,6 +221,10 @@ class Controller(Node):
         age = age_s(self, msg.header.stamp)
         if age > self.p['max_scene_age_s']:
             report(self, 'controller3', f'scene configuration refused: stale ({age:.3f} s old)', 'error', 2.0)
+            return
+        if age < -self.p['max_clock_skew_s']:
+            report(self, 'controller_future', f'scene configuration refused: stamped {-age:.3f} s '
+                   f"in the future (max_clock_skew_s {self.p['max_clock_skew_s']:g})", 'error', 2.0)
             return
         if stamp <= self.last_stamp:
             report(self, 'controller4', 'scene configuration refused: not newer than the previous one', 'warn', 2.0)

@@ -19,20 +19,21 @@ from rclpy.time import Time
 from sensor_msgs.msg import JointState
 
 from .common import (report, COMMAND_QOS, JOINT_LIMITS, LEFT_ARM_JOINTS, STATE_QOS, Param,
-                     declare_params, length, non_negative, on_set_parameters, positive, spin)
+                     declare_params, in_range, length, non_negative, on_set_parameters, spin)
 
 PARAMS = [
     Param('rate_hz', 100.0, 'joint state publishing rate (Hz); Baxter publishes at 100 Hz',
-          positive),
+          in_range(1.0, 1000.0), read_only=True),
     Param('initial_positions', [0.0, -0.55, 0.0, 1.2, 0.0, 0.4, 0.0],
-          'start positions (rad) of left_s0, s1, e0, e1, w0, w1, w2', length(7)),
+          'start positions (rad) of left_s0, s1, e0, e1, w0, w1, w2', length(7, in_range(-3.2, 3.2)), read_only=True),
     Param('max_joint_speed', 2.0, 'speed (rad/s) at which each joint moves to its command',
-          positive),
+          in_range(0.0, 10.0, low_open=True)),
     Param('latency_s', 0.0, 'published joint states show the arm as it was this long ago (s)',
-          non_negative),
+          in_range(0.0, 5.0)),
     Param('noise_std', 0.0, 'standard deviation (rad) of Gaussian noise on published positions',
-          non_negative),
-    Param('seed', 0, 'seed of the noise generator'),
+          in_range(0.0, 0.5)),
+    Param('seed', 0, 'seed of the noise generator', non_negative,
+          read_only=True),
 ]
 
 TOPICS = {

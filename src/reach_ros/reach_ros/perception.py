@@ -21,7 +21,7 @@ Per image on ``image`` (rgb8 or bgr8, the camera's size; sensor-data QoS):
    listens, an annotated image on ``~/debug_image`` (estimated arm in green, target in magenta)
    for rqt_image_view.
 
-Bad input (wrong encoding or size, stale image or joint states, a non-finite or out-of-range
+Bad input (wrong encoding or size, stale or future-stamped image or joint states, a non-finite or out-of-range
 estimate) is skipped with a logged error; a missing or broken model file, or a missing perception
 module, is one clear error at start-up and the node then publishes nothing (it never falls back to
 ground truth silently).
@@ -38,7 +38,7 @@ from sensor_msgs.msg import Image, JointState
 
 from .common import (report, ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, LATCHED_QOS, PLANE_FRAME,
                      SENSOR_QOS, FatalNodeError, ImageError, Param, age_s, camera_from,
-                     check_target, declare_params, fill_image, finite, image_to_rgb,
+                     check_target, declare_params, fill_image, finite, image_to_rgb, in_range,
                      joint_positions, on_set_parameters, positive, spin)
 
 PARAMS = [
@@ -51,11 +51,13 @@ PARAMS = [
           finite),
     Param('target_y', 0.2, 'target y (m, arm plane, up); also set by the target topic', finite),
     Param('max_image_age_s', 0.5, 'skip images older than this (s)', positive),
+    Param('max_clock_skew_s', 0.1, 'skip images and joint states stamped more than this far (s) '
+          'in the future', in_range(0.0, 1.0)),
     Param('joint_state_timeout_s', 0.5, 'ground truth only: skip images while joint states are '
           'older than this (s)', positive),
     Param('omega_tolerance', 0.02, 'estimates this far outside [0, 1] (normalised) are clipped; '
           'farther ones are refused', positive),
-    Param('threads', 1, 'torch threads for the network', positive),
+    Param('threads', 1, 'torch threads for the network', in_range(1, 256), read_only=True),
     Param('tta', 1, 'test-time augmentation: the network\'s estimate is the median over the image '
           'shifted by up to this many pixels, (2 tta + 1)^2 copies (0..3; 0: off; 1 costs about '
           '6x the inference time and cut the adapted network\'s hifi error by a tenth; applied '
@@ -176,6 +178,9 @@ class Perception(Node):
         if q is None or not np.all(np.isfinite(q)):
             report(self, 'perception0', 'joint state without finite left_s1/e1/w1 positions: ignored')
             return
+        if age_s(self, msg.header.stamp) < -self.p['max_clock_skew_s']:
+            report(self, 'perception_future_js', 'joint state stamped in the future: ignored')
+            return
         self.q, self.q_msg = q, msg
 
     # ------------------------------------------------------------------------------- per image
@@ -192,6 +197,10 @@ class Perception(Node):
         if age > self.p['max_image_age_s']:
             report(self, 'perception4', f'image refused: stale ({age:.3f} s old > max_image_age_s '
                       f"{self.p['max_image_age_s']:g})", 'error', 2.0)
+            return
+        if age < -self.p['max_clock_skew_s']:
+            report(self, 'perception_future', f'image refused: stamped {-age:.3f} s in the future '
+                   f"(max_clock_skew_s {self.p['max_clock_skew_s']:g})", 'error', 2.0)
             return
         target = self.target.copy()
         if self.p['draw_virtual_target'] and (self.model is not None
@@ -220,6 +229,10 @@ class Perception(Node):
             q_age = age_s(self, self.q_msg.header.stamp)
             if q_age > self.p['joint_state_timeout_s']:
                 report(self, 'perception9', f'ground truth: joint states are stale ({q_age:.3f} s)', 'error', 2.0)
+                return
+            if q_age < -self.p['max_clock_skew_s']:
+                report(self, 'perception_future_q', f'ground truth: joint states stamped '
+                       f'{-q_age:.3f} s in the future', 'error', 2.0)
                 return
             q, est_target = self.q.copy(), target
             omega = np.clip(self.scene.normalise(est_target, q).astype(np.float64), 0.0, 1.0)

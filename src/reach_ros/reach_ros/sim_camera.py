@@ -30,10 +30,10 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from .common import (report, ACTIVE_JOINTS, CAMERA_PARAMS, LATCHED_QOS, SENSOR_QOS, FatalNodeError,
                      Param, age_s, camera_from, check_target, declare_params, fill_image,
-                     finite, joint_positions, non_negative, one_of, positive, spin)
+                     finite, in_range, joint_positions, non_negative, one_of, positive, spin)
 
 PARAMS = [
-    Param('fps', 30.0, 'frame rate (Hz)', positive),
+    Param('fps', 30.0, 'frame rate (Hz)', in_range(0.1, 1000.0), read_only=True),
     Param('frame_id', 'camera', 'frame_id of the images and camera info'),
     Param('camera_name', 'sim_camera', 'camera name (camera_info)'),
     Param('focal_px', 600.0, 'nominal focal length written to camera_info (px)', positive),
@@ -46,11 +46,11 @@ PARAMS = [
     Param('renderer', 'simple', 'simple: the paper\'s simple simulator (reach_core.renderer); hifi: '
           'the higher-fidelity MuJoCo domain (reach_core.hifi_renderer), about 50 ms a frame; '
           'proxy: the held-out realistic domain (reach_core.proxy_renderer), about 0.15 s a frame',
-          one_of('simple', 'hifi', 'proxy')),
+          one_of('simple', 'hifi', 'proxy'), read_only=True),
     Param('proxy_seed', 0, 'renderer proxy: the look of the scene (room, light, camera jitter, '
-          'sensor), fixed for the stream', non_negative),
+          'sensor), fixed for the stream', non_negative, read_only=True),
     Param('hifi_seed', 0, 'renderer hifi: the look of the scene (camera pose, lights, clutter, '
-          'sensor), fixed for the stream', non_negative),
+          'sensor), fixed for the stream', non_negative, read_only=True),
 ] + CAMERA_PARAMS
 
 TOPICS = {
