@@ -333,6 +333,50 @@ def test_perception_runs_a_network(probe, tmp_path):
         g.stop()
 
 
+def test_perception_with_a_camera_file_and_a_physical_target_publishes_only_with_a_target_in_view(
+        probe, tmp_path):
+    import math
+    from dataclasses import replace
+    perception = pytest.importorskip('reach_core.perception')
+    from reach_core.camera_model import CameraModel
+    from reach_core.renderer import add_target, render
+    net = perception.PerceptionNet(perception.ArchConfig(width=0.25))
+    path = str(tmp_path / 'perception_tiny.pt')
+    perception.PerceptionModel(net).save(path)
+    cam = replace(CameraModel.nominal(), rvec=(math.pi - 0.03, 0.02, 0.01))
+    cam.save(tmp_path / 'camera.yaml')
+    (tmp_path / 'broken.yaml').write_text('image_width: 640\n')
+    scenes = probe.record(SceneConfig, '/scene_config', COMMAND_QOS)
+    g = start(probe, 'perception', overrides={'perception_model': path},
+              extra=['-p', f'camera_file:={tmp_path / "camera.yaml"}',
+                     '-p', 'draw_virtual_target:=false'])
+    try:
+        img = probe.publisher(Image, '/camera/image_raw', SENSOR_QOS)
+        assert wait_log(probe, g, 'perception', 'resampled into the virtual camera', 20.0), \
+            g.log('perception')
+        assert probe.spin_until(lambda: img.get_subscription_count() > 0, 10.0)
+        probe.spin_for(0.5)
+        q = np.array([-0.5, 1.0, 0.5])
+        empty = render(np.array([5.0, 5.0]), q)                     # no disc in view
+        n = len(scenes)
+        assert wait_log(probe, g, 'perception', 'no target in view', 10.0,
+                        again=lambda: img.publish(_image(probe, empty)))
+        assert len(scenes) == n
+        seen = add_target(empty, np.array([0.5, 0.2]))              # a disc in view
+        assert probe.spin_until(lambda: (img.publish(_image(probe, seen)) or len(scenes) > n),
+                                10.0), g.log('perception')
+    finally:
+        codes = g.stop()
+    assert codes['perception'] == 0 and 'Traceback' not in g.log('perception')
+    g = start(probe, 'perception', overrides={'perception_model': path},
+              extra=['-p', f'camera_file:={tmp_path / "broken.yaml"}'])
+    try:
+        assert wait_log(probe, g, 'perception', 'camera_file refused', 20.0), g.log('perception')
+        assert g.alive()['perception']
+    finally:
+        g.stop()
+
+
 # ------------------------------------------------------------------------------------ controller
 def test_controller_bad_input_and_exact_steps(probe):
     deltas = probe.record(JointState, '/reach/joint_delta', COMMAND_QOS)

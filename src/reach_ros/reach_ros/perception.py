@@ -58,6 +58,12 @@ PARAMS = [
     Param('omega_tolerance', 0.02, 'estimates this far outside [0, 1] (normalised) are clipped; '
           'farther ones are refused', positive),
     Param('threads', 1, 'torch threads for the network', in_range(1, 256), read_only=True),
+    Param('camera_file', '', 'camera file of the real camera (reach calibrate): its frames are '
+          'resampled into the virtual camera the network was trained for; empty: the camera is '
+          'the virtual one (the simulated webcam)', read_only=True),
+    Param('require_target', True, 'network, physical target (draw_virtual_target false): publish '
+          'nothing while no blue target disc is in view (reach_core.target_visibility) instead '
+          'of the made-up target a network always outputs'),
     Param('tta', 1, 'test-time augmentation: the network\'s estimate is the median over the image '
           'shifted by up to this many pixels, (2 tta + 1)^2 copies (0..3; 0: off; 1 costs about '
           '6x the inference time and cut the adapted network\'s hifi error by a tenth; applied '
@@ -114,6 +120,7 @@ class Perception(Node):
         on_set_parameters(self, PARAMS, self._apply)
         self.model = None
         self.model_error = None
+        self.calibration = self._load_camera_file()
         path = self.p['model_path'].strip()
         if path:
             try:
@@ -143,6 +150,40 @@ class Perception(Node):
         self.create_subscription(PointStamped, 'target', self.on_target, LATCHED_QOS)
         if self.model is None and self.model_error is None:
             self.create_subscription(JointState, 'joint_states', self.on_joints, SENSOR_QOS)
+
+    def _load_camera_file(self):
+        """The camera file, or None; a bad one is one clear error and no output (model_error)."""
+        path = self.p['camera_file'].strip()
+        if not path:
+            return None
+        from reach_core.camera_model import CameraFileError, CameraModel
+        try:
+            calibration = CameraModel.load(os.path.expanduser(path))
+        except CameraFileError as err:
+            self.model_error = f'camera_file refused: {err}'
+            self.get_logger().error(f'{self.model_error}: no scene configurations will be published')
+            return None
+        self.get_logger().info(f'camera file {path}: {calibration.width}x{calibration.height} frames '
+                               f'resampled into the virtual camera')
+        return calibration
+
+    def _camera_frame(self, msg: Image):
+        """The image as the virtual camera sees it (through the camera file, if any)."""
+        if self.calibration is None:
+            return image_to_rgb(msg, self.camera.width, self.camera.height)
+        frame = image_to_rgb(msg, self.calibration.width, self.calibration.height)
+        return self.calibration.to_virtual(frame, self.camera)
+
+    def _target_in_view(self, frame) -> bool:
+        """False (logged, throttled) when a physical target is required and none is seen."""
+        if self.model is None or self.p['draw_virtual_target'] or not self.p['require_target']:
+            return True
+        from reach_core.target_visibility import find_target
+        seen = find_target(frame, self.camera)
+        if not seen.visible:
+            report(self, 'perception_no_target', f'no target in view ({seen.reason}): nothing '
+                   f'published until one is', 'warn', 5.0)
+        return seen.visible
 
     # ------------------------------------------------------------------------------- inputs
     def _apply(self, changes: dict):
@@ -189,7 +230,7 @@ class Perception(Node):
             report(self, 'perception2', f'no perception model ({self.model_error}): image dropped', 'error', 10.0)
             return
         try:
-            frame = image_to_rgb(msg, self.camera.width, self.camera.height)
+            frame = self._camera_frame(msg)
         except ImageError as err:
             report(self, f'image:{str(err)[:24]}', f'image refused: {err}', 'error', 2.0)
             return
@@ -201,6 +242,8 @@ class Perception(Node):
         if age < -self.p['max_clock_skew_s']:
             report(self, 'perception_future', f'image refused: stamped {-age:.3f} s in the future '
                    f"(max_clock_skew_s {self.p['max_clock_skew_s']:g})", 'error', 2.0)
+            return
+        if not self._target_in_view(frame):
             return
         target = self.target.copy()
         if self.p['draw_virtual_target'] and (self.model is not None
