@@ -126,12 +126,7 @@ class EndToEndModel(Checkpointable):
     @classmethod
     def from_checkpoint(cls, ckpt, source: str = "checkpoint", dof: int | None = None) -> "EndToEndModel":
         """Rebuild a combined model from a loaded ``reach.end2end/1`` dictionary, checking it fits."""
-        def hint(found):
-            if found in (PERCEPTION_FORMAT, CONTROL_FORMAT):
-                return " (a module checkpoint: combine it with --perception and --control)"
-            return ""
-
-        check_format(ckpt, CHECKPOINT_FORMAT, source, "end-to-end", EndToEndError, hint)
+        check_format(ckpt, CHECKPOINT_FORMAT, source, "end-to-end", EndToEndError, _module_hint)
         try:
             perception = PerceptionModel.from_checkpoint(ckpt["perception"], f"{source} [perception]")
             control = ControlPolicy.from_checkpoint(ckpt["control"], f"{source} [control]", dof=dof)
@@ -178,6 +173,13 @@ class EndToEndModel(Checkpointable):
         """Write one TorchScript file (:func:`reach_core.end_to_end.export.export_torchscript`)."""
         from .export import export_torchscript
         return export_torchscript(self, path, example_batch)
+
+
+def _module_hint(found) -> str:
+    """What to do with a module checkpoint given where a combined one is expected."""
+    if found in (PERCEPTION_FORMAT, CONTROL_FORMAT):
+        return " (a module checkpoint: combine it with --perception and --control)"
+    return ""
 
 
 def _out_features(head: nn.Module) -> int:
