@@ -73,6 +73,19 @@ def test_the_arm_joints_lie_on_the_planar_kinematics():
         assert np.allclose(pts[:, 1], 0.0, atol=2e-3)
 
 
+def test_the_gripper_tips_end_at_the_end_effector_point():
+    from reach_core.calibration_marker import hand_axes
+    world = pr._world()
+    q = np.array([0.4, 0.8, -0.3])
+    world.set_arm(q, np.random.default_rng(0))
+    wrist, along, _ = hand_axes(q)
+    for name in ("l_gripper_l_finger_tip_joint", "l_gripper_r_finger_tip_joint"):
+        tip = np.array(world.pb.getLinkState(world.robot, world.joints[name],
+                                             physicsClientId=world.cid)[4])
+        reach = (tip[[0, 2]] - wrist) @ along + 0.0035     # the paddle's end past its frame
+        assert reach == pytest.approx(0.28, abs=2e-3)
+
+
 def test_the_marker_is_detected_at_its_projected_corners():
     """The 9 cm marker is about 17 px wide (3 px a cell) at 3 m: detect on the frame upscaled
     twice, with contour refinement; it is decoded in about 40 % of the frames, and where it is,

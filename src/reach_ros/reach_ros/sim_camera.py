@@ -19,7 +19,7 @@ tripod in one room; sensor noise is part of that look. It takes about 45-70 ms a
 (:func:`reach_core.proxy_renderer.render_proxy`: Baxter's real meshes in a room, seen by the
 hand-placed, distorting ``PROXY_CAMERA``), raw frames as a real webcam gives them (calibrate them
 before perception uses them); ``render_target`` puts the physical blue disc on its stand.
-``proxy_seed`` fixes the look for the stream. About 0.15 s a frame: run it at ``fps`` <= 5.
+``proxy_seed`` fixes the look for the stream. About 0.1 s of CPU a frame: run it at ``fps`` <= 5.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ PARAMS = [
           positive),
     Param('renderer', 'simple', 'simple: the paper\'s simple simulator (reach_core.renderer); hifi: '
           'the higher-fidelity MuJoCo domain (reach_core.hifi_renderer), about 50 ms a frame; '
-          'proxy: the held-out realistic domain (reach_core.proxy_renderer), about 0.15 s a frame',
+          'proxy: the held-out realistic domain (reach_core.proxy_renderer), about 0.1 s a frame',
           one_of('simple', 'hifi', 'proxy'), read_only=True),
     Param('proxy_seed', 0, 'renderer proxy: the look of the scene (room, light, camera jitter, '
           'sensor), fixed for the stream', non_negative, read_only=True),
