@@ -10,6 +10,7 @@ seeds, what a user would get.  Subcommands (each prints its figures; --json writ
              proxy's lens), against its true camera: the error in px over the crop and the reach
   perception e (Table 1's error) per network on the proxy test sets (painted / physical targets,
              zero-shot through the nominal crop or through the calibrated camera), hifi, simulator
+  visibility how often the target-in-view check sees the physical disc, and sees one where none is
   loop       closed-loop reaching on the proxy: success rate and median final distance (px at
              84 x 84), the perception network + the shipped 3-DoF controller (no-revisit rule)
 
@@ -149,6 +150,22 @@ def cmd_loop(args) -> dict:
     return res
 
 
+def cmd_visibility(args) -> dict:
+    """How often the target-in-view check sees the physical disc, and how often it sees a target
+    in frames without one (the painted set before painting)."""
+    from reach_core.target_visibility import find_target
+    data, calibration = Path(args.data), load_camera(args.camera)
+    res = {}
+    for name, folder in (("physical_disc", "proxy_test_physical"), ("no_target", "proxy_test_painted")):
+        frames, _ = read_raw_frames(data / folder)
+        if calibration is not None:
+            frames = calibration.to_virtual(frames)
+        seen = np.array([find_target(f).visible for f in frames])
+        res[name] = {"frames": int(len(seen)), "seen_as_target": float(seen.mean())}
+        print(f"{name:>14}: a target seen in {seen.mean():.1%} of {len(seen)} proxy test frames")
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -173,7 +190,11 @@ def main(argv=None) -> int:
     lp.add_argument("--seed", type=int, default=2100)
     lp.add_argument("--tta", type=int, default=1)
     lp.set_defaults(func=cmd_loop)
-    for s in (c, p, lp):
+    v = sub.add_parser("visibility")
+    v.add_argument("--data", default=str(ROOT / ".devdata"))
+    v.add_argument("--camera", default=None)
+    v.set_defaults(func=cmd_visibility)
+    for s in (c, p, lp, v):
         s.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     res = args.func(args)
