@@ -117,7 +117,8 @@ def test_a_physical_disc_is_blue_where_the_target_is_and_a_painted_one_is_not_dr
     phys = pr.render_proxy(target, q, seed=3, target_mode="physical")
     painted = pr.render_proxy(target, q, seed=3, target_mode="painted")
     u, v = pr.frame_cameras(3, 1)[0].project(target).astype(int)
-    patch = lambda f: f[v - 4:v + 5, u - 4:u + 5].reshape(-1, 3).astype(int)
+    def patch(f):
+        return f[v - 4:v + 5, u - 4:u + 5].reshape(-1, 3).astype(int)
     blue = patch(phys)
     assert np.median(blue[:, 2] - blue[:, 0]) > 40
     assert np.abs(patch(painted) - blue).mean() > 20

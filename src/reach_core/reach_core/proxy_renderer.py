@@ -772,7 +772,8 @@ def paint_disc(canvas: np.ndarray, seg: np.ndarray, body: int, corners_px: np.nd
     face = cv2.warpPerspective(circle, hom, size, flags=cv2.INTER_LINEAR) > 0.5
     shade = cv2.warpPerspective(gradient.astype(np.float32), hom, size, flags=cv2.INTER_LINEAR)
     to_light = np.asarray(light["lightDirection"], np.float64)
-    lit = light["lightAmbientCoeff"] + light["lightDiffuseCoeff"] * max(0.0, -to_light[1] / np.linalg.norm(to_light))
+    facing = max(0.0, -to_light[1] / np.linalg.norm(to_light))
+    lit = light["lightAmbientCoeff"] + light["lightDiffuseCoeff"] * facing
     colour = np.asarray(rgb) * np.asarray(light["lightColor"]) * lit * 255
     mine = seg[y0:y1, x0:x1] == body
     region = canvas[y0:y1, x0:x1]
