@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: set the workspace up, then run the sim loop of launch/sim.launch.py (fake Baxter,
-# simulated webcam, perception, the shipped 3-DoF controller, the Baxter bridge) and print the
-# reaching results of REACH_TRIALS (default 20) random targets.
+# The main job: set the workspace up, then run the vision loop of launch/sim.launch.py (fake
+# Baxter, simulated webcam, the shipped perception network, the shipped 3-DoF controller, the
+# Baxter bridge) and print the reaching results of REACH_TRIALS (default 20) random targets.
+# REACH_GROUND_TRUTH=1: ground-truth perception instead of the network.
 #
 # With ros2 launch installed (a ROS 2 Jazzy machine) the graph is started by
 # `ros2 launch reach_bringup sim.launch.py`; on this PyPI-wheels machine reach_bringup.run starts
@@ -18,5 +19,12 @@ fi
 # shellcheck disable=SC1091
 . scripts/env.sh
 
-echo "[run_main] python -m reach_bringup.run sim.launch.py --trials ${REACH_TRIALS:-20} $*"
-exec python -m reach_bringup.run sim.launch.py --trials "${REACH_TRIALS:-20}" "$@"
+# The vision loop by default: the shipped combined network's perception half reads the simulated
+# webcam (REACH_GROUND_TRUTH=1, or a perception_model:= argument of your own, to change that).
+vision=()
+case " $* " in *" perception_model:="*) ;; *)
+  [ "${REACH_GROUND_TRUTH:-0}" = 1 ] || \
+    vision=("perception_model:=$ROOT/src/reach_core/reach_core/models/end2end_ee2ft.pt") ;;
+esac
+echo "[run_main] python -m reach_bringup.run sim.launch.py ${vision[*]} --trials ${REACH_TRIALS:-20} $*"
+exec python -m reach_bringup.run sim.launch.py ${vision[@]+"${vision[@]}"} --trials "${REACH_TRIALS:-20}" "$@"
