@@ -71,3 +71,15 @@ def test_without_tensorboard_it_is_a_no_op_that_says_why(tmp_path, monkeypatch):
         assert 'TensorBoard is not available (No module named tensorboard)' in tb.reason
         tb.scalars({'loss': 1.0}, 0)
     assert not (tmp_path / 'tb').exists()
+
+
+def test_every_run_folder_logs_its_progress_rows_to_tensorboard(tmp_path):
+    from reach_core.runs import Run
+    run = Run(tmp_path / "run")
+    run.record({"step": 10, "loss": 0.5, "e_sim": 0.1, "note": "text is skipped"})
+    run.record({"step": 20, "loss": 0.25, "e_sim": 0.05})
+    run.finish({"steps": 20})
+    acc = events(tmp_path / "run" / "tb")
+    loss = acc.Scalars("progress/loss")
+    assert [e.step for e in loss] == [10, 20] and loss[-1].value == 0.25
+    assert "progress/e_sim" in acc.Tags()["scalars"] and "progress/note" not in acc.Tags()["scalars"]

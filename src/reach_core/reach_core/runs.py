@@ -7,6 +7,7 @@ config.json      the resolved configuration (``dataclasses.asdict`` of the run's
 checkpoint.pt    the state to resume from (weights, optimiser, generator, step, progress so far)
 progress.csv     one row per evaluation (step, loss, learning rate, validation metrics)
 metrics.json     the final metrics (also stored in the saved model's metadata)
+tb/              the progress rows as TensorBoard scalars (``tensorboard --logdir runs``)
 \\*.png           the progress plot (loss and validation metrics against steps)
 ================ =================================================================================
 
@@ -42,6 +43,7 @@ class Run:
         self.out.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
         self.rows_key = rows_key
+        self._tb = None
 
     @property
     def name(self) -> str:
@@ -84,8 +86,15 @@ class Run:
 
     # ---------------------------------------------------------------- progress and results
     def record(self, row: dict) -> dict:
-        """Append one progress row (written to progress.csv by :meth:`write_progress`)."""
+        """Append one progress row (written to progress.csv by :meth:`write_progress`, and at once
+        to TensorBoard's event file in ``tb/``: each numeric column a scalar against ``step``)."""
         self.rows.append(row)
+        if self._tb is None:
+            from .tb_logger import TBLogger
+            self._tb = TBLogger(self.path("tb"))
+        step = row.get("step", row.get("env_steps", len(self.rows)))
+        self._tb.scalars({k: v for k, v in row.items() if k != "step"}, int(step), prefix="progress")
+        self._tb.flush()
         return row
 
     def write_progress(self) -> None:
@@ -115,6 +124,9 @@ class Run:
         ``metrics``."""
         self.write_progress()
         self.write_metrics(metrics)
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         if plot is not None:
             self.plot(plot, plot_name, **plot_kw)
         return metrics
