@@ -106,7 +106,7 @@ PARAMS = [
     Param('joint_state_timeout_s', 10.0, 'stop when no joint state came for this long (s)',
           positive),
     Param('min_free_mb', 50.0, 'stop before writing when the disk of out_dir has less free space '
-          '(MB)', non_negative),
+          '(MB; up to 1e12, more than any disk: never write)', in_range(0.0, 1e12)),
 ] + CAMERA_PARAMS
 
 TOPICS = {
