@@ -39,6 +39,35 @@ def rss_mb(pid: int) -> float:
     return float('nan')
 
 
+class Monitor:
+    """Joint states and JointCommands recorded by a probe of their own, spun by its own thread:
+    the trial probe, busy with five topics and service calls, takes queued messages late and
+    topic by topic, which would blur which joint state a command followed."""
+
+    def __init__(self, domain: int):
+        import threading
+        from baxter_core_msgs.msg import JointCommand
+        from reach_bringup.probe import Probe
+        from reach_bringup.trials import RECORD_QOS
+        from sensor_msgs.msg import JointState
+        self.probe = Probe(domain, 'bench_soak_monitor')
+        self.states = self.probe.record(JointState, '/robot/joint_states', RECORD_QOS)
+        self.commands = self.probe.record(JointCommand, '/robot/limb/left/joint_command',
+                                          RECORD_QOS)
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        while not self.stop_flag.is_set():
+            self.probe.executor.spin_once(timeout_sec=0.05)
+
+    def close(self):
+        self.stop_flag.set()
+        self.thread.join(5)
+        self.probe.close()
+
+
 class Soak:
     """The running graph, its restarted nodes and the probe."""
 
@@ -54,6 +83,7 @@ class Soak:
         self.extra = []
         self.probe = Probe(domain, 'bench_soak')
         watch(self.probe)
+        self.monitor = Monitor(domain)
         self.deltas = self.probe.record(JointState, '/reach/joint_delta', COMMAND_QOS)
 
     def pid(self, name: str) -> int:
@@ -62,9 +92,9 @@ class Soak:
     def rss(self) -> dict[str, float]:
         return {n: rss_mb(self.pid(n)) for n in NODES}
 
-    def kill_and_restart(self, name: str, timeout: float = 60.0) -> bool:
+    def kill_and_restart(self, name: str, timeout: float = 120.0) -> bool:
         """kill -9 ``name``; check the commands stop; restart it; True when commands resume."""
-        cmds = self.probe.commands
+        cmds = self.monitor.commands
         os.kill(self.pid(name), signal.SIGKILL)
         self.probe.spin_for(1.0)
         n = len(cmds)
@@ -80,11 +110,12 @@ class Soak:
         for g in self.extra:
             g.stop()
         self.graph.stop()
+        self.monitor.close()
         self.probe.close()
 
 
-#: the probe takes queued messages topic by topic, so its receive times order joint states and
-#: commands only roughly: a command is compared with every joint state received this close to it
+#: receive times order joint states and commands only roughly (two topics, two DDS readers): a
+#: command is compared with every joint state received this close to it
 WINDOW_NS = 250_000_000
 
 
@@ -113,7 +144,7 @@ def run_soak(soak: Soak, minutes: float, faults: bool, dof: int) -> dict:
         raise RuntimeError('the sim graph did not come up:\n' + soak.graph.logs())
     t0, end = time.monotonic(), time.monotonic() + minutes * 60
     rss = {'start': soak.rss()}
-    counts0 = (len(p.scene), len(soak.deltas), len(p.commands))
+    counts0 = (len(p.scene), len(soak.deltas), len(soak.monitor.commands))
     fault_at = list(np.linspace(t0, end, len(NODES) + 2)[1:-1]) if faults else []
     order, results, injected, survived, trial_errors, seed = list(NODES), [], 0, 0, 0, 0
     while time.monotonic() < end:
@@ -133,12 +164,13 @@ def run_soak(soak: Soak, minutes: float, faults: bool, dof: int) -> dict:
     rss.setdefault('middle', soak.rss())
     rss['end'] = soak.rss()
     seconds = time.monotonic() - t0
-    rates = [(len(x) - c) / seconds for x, c in zip((p.scene, soak.deltas, p.commands), counts0)]
-    out, jumps = check_commands(p.commands, p.states)
+    rates = [(len(x) - c) / seconds
+             for x, c in zip((p.scene, soak.deltas, soak.monitor.commands), counts0)]
+    out, jumps = check_commands(list(soak.monitor.commands), list(soak.monitor.states))
     return dict(rss=rss, rates=rates, seconds=seconds, trials=len(results),
                 reached=sum(r.succeeded for r in results), trial_errors=trial_errors,
                 injected=injected, survived=survived, out=out, jumps=jumps,
-                commands=len(p.commands))
+                commands=len(soak.monitor.commands))
 
 
 def report(r: dict, model: str) -> None:

@@ -1,5 +1,6 @@
 """The safety rules over real rclpy and DDS: fuzz, second commanders, run-time parameters, future
-stamps, kill -9 and restart of each node of the sim graph.
+stamps, dropped joint states, kill -9 and restart of each node of the sim graph under latency,
+the ros2_control output.
 
 Each node runs as its own process with the command line of its launch file
 (reach_bringup.graph), in a ROS_DOMAIN_ID of this test run.
@@ -66,7 +67,7 @@ def test_a_fuzzed_bridge_never_commands_outside_the_limits_or_a_step_from_the_ar
     g = start(domain_of(probe), 'baxter_bridge', extra=['-p', 'fault_hold_s:=0.2'])
     try:
         assert fuzz.warm_up(probe), g.log('baxter_bridge')
-        report = fuzz.run(probe, lambda: g.alive()['baxter_bridge'], per_kind=200, burst=150,
+        report = fuzz.run(probe, lambda: g.alive()['baxter_bridge'], per_kind=200, burst=200,
                           gap_s=0.3)
         print('\n'.join(report.lines()))
         assert sum(report.tried.values()) == 200 * (len(fuzz.STATE_KINDS) + len(fuzz.DELTA_KINDS))
@@ -92,8 +93,10 @@ def test_the_bridge_refuses_to_command_while_a_second_node_publishes_deltas(prob
         h = probe.fuzz_harness
         intruder = Probe(domain_of(probe), 'intruder')
         pub = intruder.publisher(JointState, '/reach/joint_delta', COMMAND_QOS)
-        assert wait_log(probe, g, 'baxter_bridge', 'refusing to command'), g.log('baxter_bridge')
-        assert '/intruder' in g.log('baxter_bridge') and '/test_safety' in g.log('baxter_bridge')
+        # the names come with DDS discovery: a first error may still say _NODE_NAME_UNKNOWN_
+        assert wait_log(probe, g, 'baxter_bridge', '/intruder'), g.log('baxter_bridge')
+        assert 'refusing to command: /reach/joint_delta has 2 publishers' in g.log('baxter_bridge')
+        assert '/test_safety' in g.log('baxter_bridge')
         probe.spin_for(0.3)
         n = len(h.commands)
         probe.spin_for(1.5)
@@ -175,24 +178,26 @@ def _commands_ok(cmds, states) -> tuple[int, int]:
     return out, jumps
 
 
-def test_killing_any_node_stops_the_commands_and_a_restart_does_not_jump(probe):
-    """kill -9 of each node of the sim graph in turn: once its link is down no command goes
-    out; restarted, the graph commands again, never outside the limits or with a jump."""
+def test_under_latency_killing_any_node_stops_the_commands_and_a_restart_does_not_jump(probe):
+    """The sim graph with 0.2 s old, noisy joint states (fake_baxter latency_s, noise_std; the
+    bridge's timeout is 0.5 s): kill -9 of each node in turn: once its link is down no command
+    goes out; restarted, the graph commands again, never outside the limits or with a jump."""
     domain = domain_of(probe)
     cmds = probe.record(JointCommand, '/robot/limb/left/joint_command', COMMAND_QOS)
     states = probe.record(JointState, '/robot/joint_states', STATE_QOS)
-    graph = Graph('sim.launch.py', {'control_model': DOF1}, domain_id=domain).start()
+    args = {'control_model': DOF1, 'latency_s': '0.2', 'noise_std': '0.003'}
+    graph = Graph('sim.launch.py', args, domain_id=domain).start()
     parts = {}
     try:
         assert probe.spin_until(lambda: len(cmds) > 20, 60.0), graph.logs()
         for name in ('controller', 'fake_baxter', 'perception', 'sim_camera', 'baxter_bridge'):
             owner = parts.get(name, graph)
             os.kill(owner.procs[name].pid, signal.SIGKILL)
-            probe.spin_for(1.0)             # the bridge's timeouts are 0.5 s
+            probe.spin_for(0.8)             # the bridge's timeouts are 0.5 s
             n = len(cmds)
-            probe.spin_for(1.0)
+            probe.spin_for(0.7)
             assert len(cmds) == n, f'{len(cmds) - n} commands while {name} was down'
-            parts[name] = start(domain, name, overrides={'control_model': DOF1})
+            parts[name] = start(domain, name, overrides=args)
             assert probe.spin_until(lambda: len(cmds) > n + 10, 40.0), \
                 f'no commands after {name} restarted:\n{parts[name].logs()}'
         out, jumps = _commands_ok(cmds, states)
@@ -213,8 +218,9 @@ def test_dropped_joint_states_hold_the_arm_and_commanding_resumes_without_a_jump
         h = probe.fuzz_harness
         n0 = len(h.commands)
         h.drop = 0.5
-        probe.spin_for(2.0)
-        assert len(h.commands) > n0 + 20
+        assert probe.spin_until(lambda: len(h.commands) > n0 + 12, 5.0), \
+            'no commanding with half of the joint states lost'
+        assert h.check(n0)[1:] == (0, 0)
         h.drop = 1.0
         probe.spin_for(0.8)
         n1 = len(h.commands)
@@ -226,22 +232,6 @@ def test_dropped_joint_states_hold_the_arm_and_commanding_resumes_without_a_jump
     finally:
         probe.fuzz_harness.on = False
         g.stop()
-
-
-def test_the_sim_graph_under_latency_and_noise_never_commands_out_of_bounds(probe):
-    """fake_baxter with 0.2 s old, noisy joint states (the bridge's timeout is 0.5 s): the loop
-    keeps running and no command leaves the limits or jumps."""
-    domain = domain_of(probe)
-    cmds = probe.record(JointCommand, '/robot/limb/left/joint_command', COMMAND_QOS)
-    states = probe.record(JointState, '/robot/joint_states', STATE_QOS)
-    graph = Graph('sim.launch.py', {'control_model': DOF1, 'latency_s': '0.2',
-                                    'noise_std': '0.003'}, domain_id=domain).start()
-    try:
-        assert probe.spin_until(lambda: len(cmds) > 60, 60.0), graph.logs()
-        assert _commands_ok(cmds, states) == (0, 0)
-        assert all(graph.alive().values())
-    finally:
-        graph.stop()
 
 
 # ------------------------------------------------------------------------------------ ros2_control

@@ -114,7 +114,7 @@ PARAMS = [
     Param('bag_path', '', 'also record the received frames and joint states into this rosbag2 '
           '(MCAP) folder; empty: no bag', read_only=True),
     Param('min_free_mb', 50.0, 'stop before writing when the disk of out_dir has less free space '
-          '(MB)', non_negative),
+          '(MB; up to 1e12, more than any disk: never write)', in_range(0.0, 1e12)),
 ] + CAMERA_PARAMS
 
 TOPICS = {
