@@ -3,7 +3,8 @@
     python bench/ship_end2end_model.py RUN_DIR [--checkpoint best.pt] [--table3 TABLE3_JSON] [--note TEXT]
 
 Writes src/reach_core/reach_core/models/end2end_ee2ft.{pt,onnx,json}: the combined checkpoint, its
-ONNX export (``reach export end2end``, test-time augmentation 1 in the graph), and a .json with the run's exact command, seed, configuration, training
+ONNX export (``reach export end2end``, test-time augmentation 1 in the graph), and a .json with
+the run's exact command, seed, configuration, training
 metrics and, with --table3, the Table 3 evaluation written by `python bench/bench_end2end.py
 --json`.  The checkpoint is loaded first, so a broken file is never shipped.  ``--checkpoint
 best.pt`` ships the run's best evaluation (which may be its starting point, step 0) instead of

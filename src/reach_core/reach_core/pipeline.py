@@ -99,14 +99,16 @@ def build_stages(plan: dict, out: Path, device: str, hifi_train: str | None) -> 
         Stage("data", "hifi data", None if hifi_train else
               ["data", "render", "--source", "hifi", "--n", str(plan["data_n"]), "--seed",
                str(plan["data_seed"]), "--out", str(hifi)], (), (hifi / "labels.csv",)),
-        Stage("sim", "SIM perception", ["train", "perception", *recipe_args(plan, "sim", out), "--device", device,
+        Stage("sim", "SIM perception", ["train", "perception", *recipe_args(plan, "sim", out),
+                                        "--device", device,
                                         "--time-budget", f"{plan['sim_budget']:g}", "--out", str(out / "sim"),
                                         "--no-progress"], (), (out / "sim/model.pt",)),
         Stage("control_stage1", "control stage 1", ctl + [*recipe_args(plan, "control_stage1", out),
               "--time-budget", f"{split * window:g}", "--out", str(out / "control_stage1")], (),
               (out / "control_stage1/best.pt",)),
         Stage("control", "control stage 2 (CR)", ctl + [*recipe_args(plan, "control", out),
-              "--init-from", str(out / "control_stage1/best.pt"), "--time-budget", f"{(1 - split) * window:g}",
+              "--init-from", str(out / "control_stage1/best.pt"),
+              "--time-budget", f"{(1 - split) * window:g}",
               "--out", str(out / "control")], ("control_stage1",), (out / "control/best.pt",)),
         Stage("adapt", "adaptation (P75)", ["train", "perception", *recipe_args(plan, "adapt", out),
               "--adapt-from", str(out / "sim/model.pt"), "--real", str(hifi), "--device", device,
@@ -118,9 +120,11 @@ def build_stages(plan: dict, out: Path, device: str, hifi_train: str | None) -> 
               "--steps", str(plan["ft_steps"]), "--out", str(out / "ee2ft"), "--no-progress"]
               + ([] if plan["overlays"] else ["--eval-every", str(plan["ft_steps"])]),
               ("adapt", "control", "data"), (out / "ee2ft/model.pt",)),
-        Stage("table3", "Table 3", ["eval", "end2end", "--no-revisit-odometry", "--threads", str(plan["threads"]),
+        Stage("table3", "Table 3", ["eval", "end2end", "--no-revisit-odometry",
+                                    "--threads", str(plan["threads"]),
               "--control", str(out / "control/best.pt"), "--sim-perception", str(out / "sim/model.pt"),
-              "--adapted-perception", str(out / "p75/model.pt"), "--finetuned", f"EE2-FT={out / 'ee2ft/model.pt'}",
+              "--adapted-perception", str(out / "p75/model.pt"),
+              "--finetuned", f"EE2-FT={out / 'ee2ft/model.pt'}",
               "--trials", str(plan["trials"]), "--hifi-trials", str(plan["hifi_trials"]),
               "--json", str(out / "table3.json"), "--plot", str(out / "table3.png")],
               ("finetune", "sim", "adapt", "control"), (out / "table3.json",)),
@@ -170,7 +174,8 @@ class Schedule:
                 self.done.add(key)
                 self.times[key] = earlier.get(key, "given") if stage.argv is None else \
                     earlier.get(key, "done before (time not recorded)")
-                print(f"== {stage.name}: {'given' if stage.argv is None else 'done before'}, skipped", flush=True)
+                why = "given" if stage.argv is None else "done before"
+                print(f"== {stage.name}: {why}, skipped", flush=True)
 
     def ready(self, running: dict) -> list[str]:
         """Stages not yet started whose needs are done."""
@@ -195,8 +200,10 @@ class Schedule:
         else:
             self.failed.append((key, code))
             self.times["failed"] = key
-            tail = (self.out / "logs" / f"{key}.log").read_text().splitlines()[-5:]
-            print(f"stage {stage.name!r} failed (exit {code}); OUT/logs/{key}.log ends:\n  " + "\n  ".join(tail),
+            log = self.out / "logs" / f"{key}.log"
+            tail = log.read_text().splitlines()[-5:] if log.is_file() else []
+            print(f"stage {stage.name!r} failed (exit {code}); OUT/logs/{key}.log ends:\n  "
+                  + "\n  ".join(tail),
                   file=sys.stderr, flush=True)
 
     def elapsed(self) -> float:
@@ -232,7 +239,8 @@ def report(times: dict, stages: dict[str, Stage], wall: float, earlier: dict, la
     before = earlier.get("wall total")
     record["wall total"] = round(wall + (before if isinstance(before, (int, float)) else 0.0), 1)
     numeric = {k: v for k, v in times.items() if k in stages and isinstance(v, (int, float))}
-    record["training stages (sum)"] = round(sum(v for k, v in numeric.items() if k not in ("data", "table3")), 1)
+    training = [v for k, v in numeric.items() if k not in ("data", "table3")]
+    record["training stages (sum)"] = round(sum(training), 1)
     print(f"\npipeline stage times ({label}):")
     for key, value in record.items():
         name = stages[key].name if key in stages else key
@@ -271,7 +279,8 @@ def add_cli(groups) -> None:
     p.add_argument("--config", default="pipeline", help="the pipeline plan (default recipes/pipeline.yaml)")
     p.add_argument("--out", default="runs/pipeline", help="pipeline folder (default runs/pipeline)")
     p.add_argument("--device", default="cpu", help="device of the perception and fine-tuning stages (cuda)")
-    p.add_argument("--tiny", action="store_true", help="the plan's tiny sizes on the CPU (a functional check)")
+    p.add_argument("--tiny", action="store_true",
+                   help="the plan's tiny sizes on the CPU (a functional check)")
     p.add_argument("--resume", action="store_true", help="skip the stages whose products are in --out")
     p.add_argument("--stop-after", default=None, metavar="STAGE",
                    help="run this stage and the stages it needs only (data, sim, control_stage1, control, "

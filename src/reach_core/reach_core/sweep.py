@@ -140,7 +140,8 @@ def run_variant(spec: dict, command: str, recipes: list[str], out: Path, extra: 
     t0 = time.perf_counter()
     with open(run_dir / "train.log", "w") as log:
         try:
-            code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
+            code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                  timeout=timeout).returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
     status = "ok" if code == 0 else f"failed ({code})"

@@ -24,7 +24,8 @@ from .model import (CHECKPOINT_FORMAT, CombinedNet, EndToEndError, EndToEndModel
 
 __all__ = [
     "CHECKPOINT_FORMAT", "FINETUNE_EVAL_SEED", "PAPER_TABLE3", "Collector", "CombinedNet", "EndToEndError",
-    "EndToEndModel", "FinetuneConfig", "OnnxEndToEnd", "GradScale", "Observer", "PerceptionBatches", "add_eval_cli",
-    "add_export_cli", "add_train_cli", "evaluate_rows", "export_onnx", "export_torchscript", "finetune", "format_table3",
-    "load_module", "occluder_boxes", "plot_finetune", "plot_table3", "set_tta", "update", "weighted_losses",
+    "EndToEndModel", "FinetuneConfig", "GradScale", "Observer", "OnnxEndToEnd", "PerceptionBatches",
+    "add_eval_cli", "add_export_cli", "add_train_cli", "evaluate_rows", "export_onnx", "export_torchscript",
+    "finetune", "format_table3", "load_module", "occluder_boxes", "plot_finetune", "plot_table3", "set_tta",
+    "update", "weighted_losses",
 ]

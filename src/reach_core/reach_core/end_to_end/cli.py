@@ -191,7 +191,8 @@ def add_export_cli(sub) -> None:
                        description="Write the combined network (image -> Q-values, Omega_hat, greedy "
                                    "action) as one ONNX file that ONNX Runtime runs without torch or reach "
                                    "(--out NAME.onnx, with test-time augmentation in the graph), or as a "
-                                   "TorchScript file (--out NAME.ts; deprecated by PyTorch, no augmentation).")
+                                   "TorchScript file (--out NAME.ts; deprecated by PyTorch, no "
+                                   "augmentation).")
     p.add_argument("--model", default=None, help="combined checkpoint (reach train end2end's model.pt)")
     p.add_argument("--perception", default=None, help="or: perception checkpoint ...")
     p.add_argument("--control", default=None, help="... and control checkpoint")
