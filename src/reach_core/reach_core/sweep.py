@@ -24,7 +24,7 @@ import typing
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .configs import _base_type, _truth, load_recipe
+from .configs import _base_type, _truth, load_recipe, recipe_path
 
 #: the metrics shown in the table, per command (summary.json holds them all)
 COLUMNS = {"perception": ["final.e_sim", "final.e_real_val", "final.e_real", "steps", "images_per_s",
@@ -229,8 +229,8 @@ def evaluate_perception(rows: list[dict], out: Path, datasets: list[str], sim_te
 
 def sweep(args) -> int:
     """``reach sweep``: run the variants, then summarize (and evaluate) them."""
-    recipes = args.config or []
     try:
+        recipes = [str(recipe_path(r)) for r in args.config or []]
         command = args.train or guess_command(recipes)
         cls = config_class(command)
         for name in recipes:
