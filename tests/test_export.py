@@ -27,9 +27,10 @@ def onnx_model(tmp_path_factory):
     """A tiny combined network (spatial perception trained with camera shifts) and its ONNX file."""
     d = tmp_path_factory.mktemp("onnx")
     torch.manual_seed(0)
-    ControlPolicy(QNetwork((32, 32), dueling=True, kinematic=True), TaskConfig(dof=3, hold_only_at_target=True),
-                  {}).save(d / "ctrl.pt")
-    PerceptionModel(PerceptionNet(ArchConfig("spatial", keypoints=4, fc_hidden=16)), SHIFTED).save(d / "perc.pt")
+    ControlPolicy(QNetwork((32, 32), dueling=True, kinematic=True),
+                  TaskConfig(dof=3, hold_only_at_target=True), {}).save(d / "ctrl.pt")
+    net = PerceptionNet(ArchConfig("spatial", keypoints=4, fc_hidden=16))
+    PerceptionModel(net, SHIFTED).save(d / "perc.pt")
     model = EndToEndModel.from_modules(d / "perc.pt", d / "ctrl.pt")
     return model, export_onnx(model, d / "e2e.onnx", tta=1)
 
@@ -61,13 +62,15 @@ def test_the_onnx_file_runs_without_torch_or_reach_core_and_carries_its_metadata
             "import numpy as np, onnx, onnxruntime as ort\n"
             f"s = ort.InferenceSession({str(path)!r}, providers=['CPUExecutionProvider'])\n"
             f"q, om, a = s.run(None, {{'images': np.load({str(tmp_path / 'x.npy')!r})}})\n"
-            f"meta = json.loads({{p.key: p.value for p in onnx.load({str(path)!r}).metadata_props}}['reach.meta'])\n"
+            f"props = {{p.key: p.value for p in onnx.load({str(path)!r}).metadata_props}}\n"
+            "meta = json.loads(props['reach.meta'])\n"
             "print(json.dumps({'q': q.shape, 'om': om.shape, 'a': str(a.dtype), 'tta': meta['tta'], "
             "'dof': meta['dof'], 'format': meta['format']}))\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
-    assert got == {"q": [3, 9], "om": [3, 5], "a": "int64", "tta": 1, "dof": 3, "format": "reach.end2end.onnx/1"}
+    assert got == {"q": [3, 9], "om": [3, 5], "a": "int64", "tta": 1, "dof": 3,
+                   "format": "reach.end2end.onnx/1"}
 
 
 def test_a_network_trained_without_camera_shifts_is_exported_without_augmentation(tmp_path):
