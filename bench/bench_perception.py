@@ -10,8 +10,8 @@ Prints, for src/reach_core/reach_core/models/perception_{sim,adapted}.pt:
   * CPU inference time per frame at batch 1, preprocessing (crop -> grey -> 84x84) included, for
     the paper architecture and for the shipped networks' (target <= 1 ms);
   * GPU training throughput and time to the SIM target, as recorded in the models' .json (they were
-    trained on the lent GPU by bench/gpu_perception.sh); with --gpu-throughput (needs CUDA) it
-    measures images/s of a training step for each architecture here instead.
+    trained on the lent GPU by bench/gpu_perception.sh, since replaced by `reach sweep`); with
+    --gpu-throughput (needs CUDA) it measures images/s of a training step for each architecture here instead.
 The held-out hifi images are rendered (400 frames, seed 2, as bench/gpu_perception.sh used) into
 runs/hifi_test unless --hifi-test names a folder.  Not part of the tests.
 """

@@ -2,12 +2,13 @@
 
     python bench/ship_end2end_model.py RUN_DIR [--checkpoint best.pt] [--table3 TABLE3_JSON] [--note TEXT]
 
-Writes src/reach_core/reach_core/models/end2end_ee2ft.{pt,ts,json}: the combined checkpoint, its
-TorchScript export, and a .json with the run's exact command, seed, configuration, training
+Writes src/reach_core/reach_core/models/end2end_ee2ft.{pt,onnx,json}: the combined checkpoint, its
+ONNX export (``reach export end2end``, test-time augmentation 1 in the graph), and a .json with
+the run's exact command, seed, configuration, training
 metrics and, with --table3, the Table 3 evaluation written by `python bench/bench_end2end.py
 --json`.  The checkpoint is loaded first, so a broken file is never shipped.  ``--checkpoint
 best.pt`` ships the run's best evaluation (which may be its starting point, step 0) instead of
-its final weights, exported to TorchScript here.
+its final weights.
 """
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import json
 import shutil
 from pathlib import Path
 
-from reach_core.end_to_end import EndToEndModel
+from reach_core.end_to_end import EndToEndModel, export_onnx
 
 MODELS = Path(__file__).resolve().parent.parent / "src/reach_core/reach_core/models"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", help="run folder of `reach train end2end` (model.pt, model.ts, metrics.json)")
+    ap.add_argument("run", help="run folder of `reach train end2end` (model.pt, metrics.json, config.json)")
     ap.add_argument("--table3", default=None, help="JSON written by bench/bench_end2end.py --json")
     ap.add_argument("--note", default="", help="recorded as 'note' in the .json")
     ap.add_argument("--checkpoint", default="model.pt", help="model.pt (final, default) or best.pt")
@@ -33,13 +34,10 @@ def main() -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())
     shutil.copyfile(run / args.checkpoint, MODELS / "end2end_ee2ft.pt")
-    if args.checkpoint == "model.pt":
-        shutil.copyfile(run / "model.ts", MODELS / "end2end_ee2ft.ts")
-    else:
-        model.export(MODELS / "end2end_ee2ft.ts")
+    export_onnx(model, MODELS / "end2end_ee2ft.onnx", tta=1)
     step = model.meta.get("finetune", {}).get("step")
     info = {
-        "file": "end2end_ee2ft.pt", "torchscript": "end2end_ee2ft.ts",
+        "file": "end2end_ee2ft.pt", "onnx": "end2end_ee2ft.onnx",
         "role": "EE2-FT" if step != 0 else "EE2 (fine-tuning's best evaluation was its start, step 0)",
         "checkpoint": args.checkpoint, "finetune_step": step,
         "command": metrics.get("command", config.get("command", "")), "seed": config.get("seed"),
@@ -49,7 +47,7 @@ def main() -> None:
         **({"table3": json.loads(Path(args.table3).read_text())} if args.table3 else {}),
     }
     (MODELS / "end2end_ee2ft.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(f"{run} -> {MODELS / 'end2end_ee2ft.pt'} (+ .ts, .json)")
+    print(f"{run} -> {MODELS / 'end2end_ee2ft.pt'} (+ .onnx, .json)")
 
 
 if __name__ == "__main__":

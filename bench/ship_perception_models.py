@@ -1,12 +1,14 @@
-"""Copy the perception networks trained by bench/gpu_perception.sh into the package.
+"""Copy the perception networks trained on a GPU into the package.
 
     python bench/ship_perception_models.py RESULTS_DIR [--sim NAME] [--adapted NAME]
     python bench/ship_perception_models.py RESULTS_DIR --only sim_dr --sim-dr NAME
 
-RESULTS_DIR holds what gpu_perception.sh wrote (runs/<name>/{model.pt,metrics.json,config.json},
-eval.json).  The SIM network shipped is the sim_* run with the lowest simulator test error unless
---sim names one; the adapted network is the P75 adaptation of that run (the paper's best balanced
-setting, chosen before looking at the results) unless --adapted names another.  Each model is
+RESULTS_DIR holds what a perception sweep wrote (runs/<name>/{model.pt,metrics.json,config.json},
+eval.json: formerly bench/gpu_perception.sh; now ``reach sweep ... --out RESULTS_DIR/runs`` with
+its ``--eval-dataset``, eval.json moved beside runs/).  The SIM network shipped is the sim_* run
+with the lowest simulator test error unless --sim names one; the adapted network is the P75
+adaptation of that run (the paper's best balanced setting, chosen before looking at the results)
+unless --adapted names another.  Each model is
 written to src/reach_core/reach_core/models/perception_{sim,adapted}.pt with a .json giving the
 exact training command, seed, training metrics (device, images/s, time to target) and the
 evaluation of gpu_perception.sh (Table 1 style), plus the pipeline that produced it.  The

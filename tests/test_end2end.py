@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 
@@ -269,42 +268,3 @@ def test_load_module_takes_either_half_of_a_combined_checkpoint(ckpts, tmp_path)
         load_module(ckpts / "perc.pt", "control")          # a module of the other kind
     with pytest.raises(CheckpointError, match="DoF"):
         load_module(tmp_path / "e2e.pt", "control", dof=1)
-
-
-def test_pipeline_runs_in_parts_and_keeps_each_stage_time(tmp_path):
-    """bench/gpu_pipeline.sh (tiny sizes, CPU): part 1 stops after the SIM | control stage, part 2
-    resumes from the unpacked archive, skips that stage (its recorded time kept) and fine-tunes;
-    the archives leave checkpoints and the replay buffer out."""
-    import tarfile
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
-    render_hifi_dataset(tmp_path / "hifi", 3, seed=5, progress=False)
-    env = {**os.environ, "TINY": "1"}
-
-    def part(n, pipe):
-        res = subprocess.run(["bash", str(root / "bench/gpu_pipeline.sh"), str(n), str(pipe),
-                              str(tmp_path / "hifi"), str(tmp_path / f"p{n}.tgz")],
-                             capture_output=True, text=True, timeout=300, env=env)
-        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-        return res.stdout
-
-    part(1, tmp_path / "a/pipe")
-    times1 = json.loads((tmp_path / "a/pipe/pipeline_times.json").read_text())
-    assert "SIM perception | control (CR)" in times1 and "adaptation (P75)" not in times1
-    assert not (tmp_path / "a/pipe/p75").exists()
-    # control in the shipped controller's two stages: the second starts from the first's network
-    stage2 = json.loads((tmp_path / "a/pipe/control/config.json").read_text())
-    assert stage2["init_from"] == str(tmp_path / "a/pipe/control_stage1/best.pt")
-    assert stage2["success_bonus"] == 0.5 and (tmp_path / "a/pipe/control_stage1/best.pt").exists()
-    with tarfile.open(tmp_path / "p1.tgz") as tar:
-        names = tar.getnames()
-        assert "pipe/sim/model.pt" in names and "pipe/control/best.pt" in names
-        assert not [n for n in names if "checkpoint" in n or "replay" in n]
-        tar.extractall(tmp_path / "b")        # as the next device call receives it
-    out = part(2, tmp_path / "b/pipe")
-    assert "control (CR): done before" in out
-    times2 = json.loads((tmp_path / "b/pipe/pipeline_times.json").read_text())
-    assert times2["SIM perception | control (CR)"] == times1["SIM perception | control (CR)"]
-    assert (tmp_path / "b/pipe/ee2ft/model.pt").exists() and "Table 3" not in times2
-    stages = [k for k in times2 if k not in ("this call", "total", "training stages")]
-    assert times2["training stages"] == pytest.approx(sum(times2[k] for k in stages), abs=0.2)

@@ -15,7 +15,8 @@ from reach_core.control_training import TrainConfig as ControlConfig
 from reach_core.end_to_end import FinetuneConfig
 from reach_core.perception import TrainConfig as PerceptionConfig
 
-RECIPES = sorted(configs.RECIPES.glob("*.yaml"))
+# pipeline.yaml is the plan of `reach pipeline` (tests/test_pipeline.py), not a training recipe
+RECIPES = sorted(p for p in configs.RECIPES.glob("*.yaml") if p.stem != "pipeline")
 
 
 def _config_class(recipe: Path):

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = group("eval", "evaluate a trained module")
     render = group("render", "render simulator images")
     data = group("data", "render and check labelled image datasets (perception)")
-    export = group("export", "export a trained network for deployment (TorchScript)")
+    export = group("export", "export a trained network for deployment (ONNX)")
 
     # Each module that owns a command adds its own subparser (with set_defaults(func=...)).
     from . import control_training, evaluation, renderer
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     end_to_end.add_export_cli(export)
     from . import calibration
     calibration.add_cli(groups)
+    from . import pipeline, sweep
+    sweep.add_cli(groups)
+    pipeline.add_cli(groups)
     return parser
 
 

@@ -8,7 +8,7 @@ The *combined network* is image -> perception -> Omega_hat (the 5-D bottleneck) 
 model.py     GradScale, CombinedNet, EndToEndModel (save/load), load_module (either half)
 finetune.py  FinetuneConfig, weighted_losses (Eq. 4) and the fine-tuning loop (finetune)
 evaluate.py  Observer (sim / hifi domains, robustness scenes), evaluate_rows, Table 3 text and plot
-export.py    the TorchScript file of a combined network
+export.py    the ONNX (and TorchScript) file of a combined network; OnnxEndToEnd runs it
 cli.py       ``reach train|eval|export end2end``
 ============ ===================================================================================
 
@@ -17,14 +17,15 @@ Everything public is importable from ``reach_core.end_to_end`` itself.
 from .cli import add_eval_cli, add_export_cli, add_train_cli
 from .evaluate import (PAPER_TABLE3, Observer, evaluate_rows, format_table3, occluder_boxes, plot_table3,
                        set_tta)
-from .export import export_torchscript
+from .export import OnnxEndToEnd, export_onnx, export_torchscript
 from .finetune import (FINETUNE_EVAL_SEED, Collector, FinetuneConfig, PerceptionBatches, finetune,
                        plot_finetune, update, weighted_losses)
 from .model import (CHECKPOINT_FORMAT, CombinedNet, EndToEndError, EndToEndModel, GradScale, load_module)
 
 __all__ = [
     "CHECKPOINT_FORMAT", "FINETUNE_EVAL_SEED", "PAPER_TABLE3", "Collector", "CombinedNet", "EndToEndError",
-    "EndToEndModel", "FinetuneConfig", "GradScale", "Observer", "PerceptionBatches", "add_eval_cli",
-    "add_export_cli", "add_train_cli", "evaluate_rows", "export_torchscript", "finetune", "format_table3",
-    "load_module", "occluder_boxes", "plot_finetune", "plot_table3", "set_tta", "update", "weighted_losses",
+    "EndToEndModel", "FinetuneConfig", "GradScale", "Observer", "OnnxEndToEnd", "PerceptionBatches",
+    "add_eval_cli", "add_export_cli", "add_train_cli", "evaluate_rows", "export_onnx", "export_torchscript",
+    "finetune", "format_table3", "load_module", "occluder_boxes", "plot_finetune", "plot_table3", "set_tta",
+    "update", "weighted_losses",
 ]

@@ -122,7 +122,11 @@ def _cmd_export(args) -> int:
             return _err("give --model (a combined checkpoint) or --perception and --control")
     except CheckpointError as err:
         return _err(str(err))
-    path = model.export(args.out)
+    from .export import export
+    try:
+        path = export(model, args.out, tta=args.tta)
+    except (ValueError, RuntimeError) as err:
+        return _err(str(err).splitlines()[0])
     print(f"wrote {path}")
     return 0
 
@@ -183,12 +187,18 @@ def add_eval_cli(sub) -> None:
 
 
 def add_export_cli(sub) -> None:
-    p = sub.add_parser("end2end", help="export a combined network as one TorchScript file",
+    p = sub.add_parser("end2end", help="export a combined network as one ONNX file (or TorchScript)",
                        description="Write the combined network (image -> Q-values, Omega_hat, greedy "
-                                   "action) as a TorchScript file that torch.jit.load opens without reach.")
+                                   "action) as one ONNX file that ONNX Runtime runs without torch or reach "
+                                   "(--out NAME.onnx, with test-time augmentation in the graph), or as a "
+                                   "TorchScript file (--out NAME.ts; deprecated by PyTorch, no "
+                                   "augmentation).")
     p.add_argument("--model", default=None, help="combined checkpoint (reach train end2end's model.pt)")
     p.add_argument("--perception", default=None, help="or: perception checkpoint ...")
     p.add_argument("--control", default=None, help="... and control checkpoint")
     p.add_argument("--dof", type=int, choices=(1, 2, 3), default=None)
-    p.add_argument("--out", required=True, help="TorchScript file to write (.ts)")
+    p.add_argument("--out", required=True, help="file to write: .onnx (ONNX) or .ts (TorchScript)")
+    p.add_argument("--tta", type=int, default=1,
+                   help="ONNX: test-time augmentation in the graph, shifts up to this many pixels (0..3; "
+                        "default 1, as the perception node; 0 for a network trained without camera shifts)")
     p.set_defaults(func=_cmd_export)

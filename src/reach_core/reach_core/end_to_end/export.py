@@ -1,12 +1,19 @@
-"""TorchScript export of the combined network (``reach export end2end``).
+"""Export of the combined network (``reach export end2end``): ONNX, and TorchScript while the
+fine-tuning's run folder still writes ``model.ts``.
 
-One file that ``torch.jit.load`` opens without reach_core.  Its ``forward(images)`` takes float32
-images ``(B, 84, 84)`` in [0, 1] (:func:`reach_core.renderer.preprocess` of the camera frames: ROI
-crop, BT.601 grey, area resize) and returns a tuple ``(q_values (B, 9), omega_hat (B, 5), action
-(B,))``: Omega_hat clipped to [0, 1] as :meth:`PerceptionModel.predict` does, the Q-values of the
-control network on it, and the greedy available action (int64).  The file also holds
-``meta.json`` (``torch.jit.load(path, _extra_files={"meta.json": ""})``): DoF, task, input spec,
-the module sources and the fine-tuning metrics.
+ONNX (:func:`export_onnx`, ``torch.onnx.export`` with the ``torch.export`` (dynamo) exporter; the
+TorchScript-based one cannot express the action mask's in-place ``&=``): one ``.onnx`` file that
+ONNX Runtime runs without torch or reach_core.  Input ``images``: float32 ``(B, 84, 84)`` in
+[0, 1] (:func:`reach_core.renderer.preprocess` of the camera frames); outputs ``q_values (B, 9)``,
+``omega_hat (B, 5)`` (clipped to [0, 1]) and ``action (B,)`` (int64, the greedy available action),
+with the closed loop's test-time augmentation inside the graph (``tta``: the median over the image
+shifted by up to that many pixels, as :func:`reach_core.perception.predict_shifted`; default 1,
+as the perception node, and 0 for a network trained without camera shifts).  The model's metadata
+(``metadata_props`` key ``reach.meta``) holds DoF, task, input spec, tta and the module metadata.
+:class:`OnnxEndToEnd` runs such a file on the CPU.
+
+TorchScript (:func:`export_torchscript`, ``torch.jit.trace``; deprecated by PyTorch): the same
+outputs without test-time augmentation, ``meta.json`` as an extra file.
 """
 from __future__ import annotations
 
@@ -16,10 +23,12 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from ..control import available_actions, masked_argmax
 from ..perception import NET_SIZE
-from ..scene import DEFAULT_CAMERA
+from ..scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW
 
 
 def export_torchscript(model, path, example_batch: int = 4) -> Path:
@@ -54,3 +63,113 @@ def export_torchscript(model, path, example_batch: int = 4) -> Path:
         torch.jit.save(traced, str(tmp), _extra_files={"meta.json": json.dumps(meta, default=str)})
     os.replace(tmp, path)
     return path
+
+
+ONNX_FORMAT = "reach.end2end.onnx/1"
+OUTPUTS = ("q_values", "omega_hat", "action")
+
+
+class DeployNet(torch.nn.Module):
+    """The combined network with test-time augmentation in the graph: images (B, 84, 84) ->
+    (Q-values, Omega_hat, greedy action), Omega_hat the median over the (2 tta + 1)^2 shifted
+    copies (a sort, which ONNX has, instead of ``median``), as :func:`predict_shifted`."""
+
+    def __init__(self, net, tta: int):
+        super().__init__()
+        from ..perception import check_tta
+        self.net, self.tta = net, check_tta(tta)
+        r = self.tta
+        self.shifts = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+        step = DEFAULT_CAMERA.m_per_net_px / (OMEGA_HIGH[:2] - OMEGA_LOW[:2])
+        back = torch.tensor([[dx * step[0], -dy * step[1], 0.0, 0.0, 0.0] for dy, dx in self.shifts],
+                            dtype=torch.float32)
+        self.register_buffer("back", back[:, None, :], persistent=False)
+
+    def forward(self, images: torch.Tensor):
+        if self.tta == 0:
+            return self.net(images)
+        n = images.shape[0]
+        views = torch.cat([torch.roll(images, s, dims=(1, 2)) for s in self.shifts])
+        out = self.net.perception(views).float().reshape(len(self.shifts), n, -1) - self.back
+        omega = out.sort(dim=0).values[len(self.shifts) // 2].clamp(0.0, 1.0)
+        q = self.net.control(omega)
+        avail = available_actions(omega, self.net.dof_mask, self.net.hold_radius)
+        return q, omega, masked_argmax(q, avail)
+
+
+def _meta(model, tta: int, fmt: str) -> dict:
+    return {"format": fmt,
+            "input": f"float32 (B, {NET_SIZE}, {NET_SIZE}) grey in [0, 1] "
+                     "(reach_core.renderer.preprocess: ROI crop, BT.601 grey, area resize)",
+            "output": "(q_values (B, 9), omega_hat (B, 5) in [0, 1], action (B,) int64: greedy "
+                      "among available actions)",
+            "tta": tta, "dof": model.task.dof, "task": model.task.as_dict(),
+            "camera": DEFAULT_CAMERA.as_dict(), "meta": model.meta}
+
+
+def export_onnx(model, path, tta: int = 1, check_batch: int = 3) -> Path:
+    """Write ``model`` (an :class:`EndToEndModel`) as one ONNX file with a dynamic batch and
+    test-time augmentation ``tta`` (lowered to 0 for a network trained without camera shifts);
+    checked against the eager network with ONNX Runtime on another batch size."""
+    import onnx
+
+    from ..perception import tta_for
+    tta = tta_for(model.perception, tta)
+    net = DeployNet(copy.deepcopy(model.net).cpu().eval(), tta).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    example = torch.rand(2, NET_SIZE, NET_SIZE)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (example,), str(tmp), dynamo=True, input_names=["images"],
+                          output_names=list(OUTPUTS), external_data=False, verbose=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+    proto = onnx.load(str(tmp))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "reach.meta", json.dumps(_meta(model, tta, ONNX_FORMAT), default=str)
+    onnx.save(proto, str(tmp))
+    other = torch.rand(check_batch, NET_SIZE, NET_SIZE)
+    got = OnnxEndToEnd(tmp).run(other.numpy())
+    with torch.no_grad():
+        want = net(other)
+    if not np.allclose(got[1], want[1].numpy(), atol=1e-4) or not np.array_equal(got[2], want[2].numpy()):
+        tmp.unlink()
+        raise RuntimeError("the ONNX network differs from the eager one on another batch")
+    os.replace(tmp, path)
+    return path
+
+
+class OnnxEndToEnd:
+    """An exported ``.onnx`` combined network run by ONNX Runtime on the CPU (``threads``: intra-op
+    threads, 0: its choice)."""
+
+    def __init__(self, path, threads: int = 1):
+        import onnx
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        self.meta = json.loads(props.get("reach.meta", "{}"))
+
+    def run(self, images) -> tuple:
+        """(Q-values, Omega_hat, action) of float32 images (B, 84, 84) (or one (84, 84) image)."""
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[1:] != (NET_SIZE, NET_SIZE):
+            raise ValueError(f"ONNX end-to-end input must be (B, {NET_SIZE}, {NET_SIZE}), got {x.shape}")
+        return tuple(self.session.run(list(OUTPUTS), {"images": np.ascontiguousarray(x)}))
+
+
+def export(model, path, tta: int = 1) -> Path:
+    """By the file's suffix: ``.onnx`` (:func:`export_onnx`), ``.ts``/``.pt`` TorchScript."""
+    if Path(path).suffix == ".onnx":
+        return export_onnx(model, path, tta=tta)
+    return export_torchscript(model, path)
