@@ -245,7 +245,8 @@ class VecActor:
         """Lines 9-10: greedy among the available actions, the guide's with probability eps."""
         cfg, env = self.cfg, self.env
         with torch.no_grad():
-            greedy = masked_argmax(net(self.obs), available_actions(self.obs, self.mask, self.task.hold_radius))
+            avail = available_actions(self.obs, self.mask, self.task.hold_radius)
+            greedy = masked_argmax(net(self.obs), avail)
         guide = env.kgps_actions() if cfg.exploration == "kgps" else env.random_actions()
         if cfg.random_fraction > 0:
             rand = torch.rand(env.n, generator=self.gen, device=self.dev) < cfg.random_fraction
