@@ -122,3 +122,6 @@ def test_the_vectorised_trainer_refuses_options_it_does_not_implement(tmp_path):
         train(_tiny(n_step=5), str(tmp_path / "run"), progress=False)
     assert cli_main(["train", "control", "--vectorised", "--n-step", "3", "--out", str(tmp_path / "r2"),
                      "--no-progress"]) == 2
+    if not torch.cuda.is_available():  # asking for a GPU where there is none is a clean error too
+        with pytest.raises(CheckpointError, match="no CUDA device"):
+            train(_tiny(device="cuda"), str(tmp_path / "r3"), progress=False)
