@@ -601,8 +601,11 @@ def _cmd_train_control(args) -> int:
         print(f"error: {run_dir} already holds a run; use --resume to continue it, "
               "--force to overwrite, or --out for another directory", file=sys.stderr)
         return 2
+    trainer = train
+    if args.vectorised:  # the device-resident trainer (reach_core.control_vec)
+        from .control_vec import train as trainer
     try:
-        train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+        trainer(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -622,4 +625,7 @@ def add_cli(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--vectorised", action="store_true",
+                   help="environment, replay memory and updates on --device (reach_core.control_vec)")
+    p.add_argument("--envs", dest="num_envs", type=int, help="same as --num-envs")
     p.set_defaults(func=_cmd_train_control)

@@ -1,0 +1,127 @@
+"""Tests of the vectorised control trainer (reach_core.control_vec): its torch environment steps
+exactly as the NumPy simulator, a short run learns, and its model loads in ``reach eval control``.
+Runs are tiny (CPU, one thread, a few seconds)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from reach_core.cli import main as cli_main
+from reach_core.control import CheckpointError, ControlPolicy
+from reach_core.control_training import TrainConfig
+from reach_core.control_vec import DeviceReplay, TorchReachEnv, train
+from reach_core.evaluation import run_trials
+from reach_core.simulator import ReachEnv, TaskConfig, action_mask
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _copy_state(numpy_env: ReachEnv, torch_env: TorchReachEnv) -> None:
+    for k in ("q", "q_star", "target", "n_within", "t"):
+        setattr(torch_env, k, torch.from_numpy(getattr(numpy_env, k).copy()))
+
+
+@pytest.mark.parametrize("dof,hold", [(1, False), (2, True), (3, False), (3, True)])
+def test_the_torch_environment_steps_exactly_like_the_numpy_one(dof, hold):
+    task = TaskConfig(dof=dof, hold_only_at_target=hold, max_steps=25)
+    n, rng = 1000, np.random.default_rng(dof)
+    ref = ReachEnv(n, task, seed=dof, auto_reset=False)
+    env = TorchReachEnv(n, task, "cpu", dtype=torch.float64, auto_reset=False)
+    ends = successes = 0
+    for _ in range(30):  # 30,000 transitions: K-GPS brings many trials to the goal (success)
+        _copy_state(ref, env)
+        assert np.array_equal(env.available_actions().numpy(), ref.available_actions())
+        kgps = ref.kgps_actions()
+        assert np.array_equal(env.kgps_actions().numpy(), kgps)
+        actions = np.where(rng.random(n) < 0.8, kgps, ref.random_actions())
+        want, got = ref.step(actions), env.step(torch.from_numpy(actions))
+        np.testing.assert_allclose(got["final_obs"].numpy(), want.final_obs, atol=1e-6)
+        np.testing.assert_allclose(got["reward"].numpy(), want.reward, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got["distance"].numpy(), want.distance, rtol=1e-12)
+        assert np.array_equal(got["terminated"].numpy(), want.terminated)
+        assert np.array_equal(got["truncated"].numpy(), want.truncated)
+        done = want.terminated | want.truncated
+        ends, successes = ends + done.sum(), successes + want.terminated.sum()
+        ref.reset(np.flatnonzero(done))
+    assert successes > 20 and ends > successes  # both kinds of ending were compared
+
+
+def test_the_torch_environment_restarts_only_the_trials_that_ended():
+    task = TaskConfig(dof=3, max_steps=3)
+    env = TorchReachEnv(64, task, "cpu", seed=1)
+    q_before = env.q.clone()
+    for _ in range(2):
+        env.step(env.kgps_actions())
+    target = env.target.clone()
+    res = env.step(env.kgps_actions())            # the third step truncates every unfinished trial
+    assert bool((res["terminated"] | res["truncated"]).all())
+    assert bool((env.t == 0).all()) and not torch.equal(env.target, target)
+    assert not torch.allclose(env.q, q_before)
+    low, high = env.q_low, env.q_high
+    assert bool(((env.q >= low) & (env.q <= high)).all())
+    np.testing.assert_allclose(env.forward(env.q_star).numpy(), env.target.numpy(), atol=1e-6)
+
+
+def test_the_device_replay_keeps_the_newest_transitions_when_full():
+    memory = DeviceReplay(10, "cpu")
+    for k in range(3):
+        obs = torch.full((4, 5), float(k))
+        memory.add(obs, torch.full((4,), k), torch.full((4,), float(k)), obs, torch.ones(4))
+    assert len(memory) == 10
+    assert sorted(memory.reward.tolist()) == [0.0, 0.0, 1, 1, 1, 1, 2, 2, 2, 2]
+    batch = memory.sample(50, torch.Generator().manual_seed(0))
+    assert batch[0].shape == (50, 5) and batch[1].dtype == torch.int64
+
+
+def _tiny(**kw) -> TrainConfig:
+    base = dict(dof=1, total_steps=10_240, num_envs=256, learning_starts=2_000, batch_size=256,
+                updates_per_step=1 / 16, hidden=(64, 64), eval_every=10_240, eval_trials=100, max_steps=100,
+                lr=1e-3, kinematic=True, dueling=True, hold_only_at_target=True, threads=1,
+                checkpoint_every=10 ** 9)
+    return TrainConfig(**(base | kw))
+
+
+def test_a_short_vectorised_run_beats_the_random_policy_on_one_dof(tmp_path):
+    metrics = train(_tiny(), str(tmp_path / "run"), progress=False, log=lambda *_: None)
+    assert metrics["steps"] >= 10_240 and metrics["updates"] > 400
+    policy = ControlPolicy.load(tmp_path / "run" / "model.pt")
+    trained = run_trials(policy.act, policy.task, 200, seed=5).success_rate
+    rng, moves = np.random.default_rng(0), np.flatnonzero(action_mask(1))
+    random = run_trials(lambda o: rng.choice(moves, size=len(o)), policy.task, 200, seed=5).success_rate
+    assert trained >= random + 0.3, (trained, random)
+
+
+def test_the_vectorised_command_writes_a_run_that_reach_eval_control_loads(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli_main(["train", "control", "--vectorised", "--envs", "64", "--device", "cpu", "--dof", "1",
+                     "--total-steps", "1280", "--learning-starts", "256", "--eval-every", "640",
+                     "--eval-trials", "10", "--batch-size", "32", "--hidden", "32", "32",
+                     "--threads", "1", "--out", str(run), "--no-progress"]) == 0
+    for name in ("config.json", "model.pt", "best.pt", "checkpoint.pt", "progress.csv", "metrics.json"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "config.json").read_text())["num_envs"] == 64
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 1280
+    capsys.readouterr()
+    assert cli_main(["eval", "control", "--model", str(run / "model.pt"), "--trials", "20",
+                     "--max-steps", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "kgps 1-DoF" in out and "20 trials" in out
+
+
+def test_the_vectorised_trainer_refuses_options_it_does_not_implement(tmp_path):
+    with pytest.raises(CheckpointError, match="n_step"):
+        train(_tiny(n_step=5), str(tmp_path / "run"), progress=False)
+    assert cli_main(["train", "control", "--vectorised", "--n-step", "3", "--out", str(tmp_path / "r2"),
+                     "--no-progress"]) == 2
+    if not torch.cuda.is_available():  # asking for a GPU where there is none is a clean error too
+        with pytest.raises(CheckpointError, match="no CUDA device"):
+            train(_tiny(device="cuda"), str(tmp_path / "r3"), progress=False)
