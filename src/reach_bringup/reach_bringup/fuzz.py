@@ -42,6 +42,7 @@ DELTA_KINDS = ('nan', 'wrong_names', 'duplicated_names', 'too_large', 'future_st
 @dataclass
 class FuzzReport:
     """What a fuzz run tried and what the bridge did."""
+
     tried: dict = field(default_factory=dict)      # 'state:nan' -> messages sent
     commands: int = 0
     out_of_limits: int = 0

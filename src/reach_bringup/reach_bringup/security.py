@@ -28,6 +28,7 @@ DDS_SECURITY_NOTE = 'unsigned: create_keystore.sh signs the ones it installs'
 @dataclass
 class Enclave:
     """What one enclave may do; names fully resolved."""
+
     path: str
     publish: set[str] = field(default_factory=set)
     subscribe: set[str] = field(default_factory=set)
