@@ -366,7 +366,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     batches = distributed.sharded_sampler(BatchSampler, cfg, data, device, gen, world)
     start = [p.detach().clone() for p in net.parameters()] if cfg.l2sp else None
     if world.main:
-        run.log(describe(cfg, net, note, data, device) + (f" ({world.size} processes)" if world.size > 1 else ""))
+        several = f" ({world.size} processes)" if world.size > 1 else ""
+        run.log(describe(cfg, net, note, data, device) + several)
     if not fit(run, cfg, net, opt, gen, batches, data, state, start, progress and world.main, stop_at):
         return None
     if not world.main:   # rank 0 writes the run folder
