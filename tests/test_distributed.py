@@ -78,3 +78,66 @@ def test_alone_the_process_group_is_not_joined_and_nothing_is_wrapped():
     assert (w.rank, w.size, w.main) == (0, 1, True)
     assert distributed.wrap(net) is net
     assert distributed.agree(1.5, torch.device("cpu")) == 1.5
+
+
+# ----------------------------------------------------------------------------- end-to-end fine-tuning
+@pytest.fixture(scope="module")
+def modules(tmp_path_factory):
+    from reach_core.control import ControlPolicy, QNetwork
+    from reach_core.datasets import render_hifi_dataset
+    from reach_core.simulator import TaskConfig
+
+    d = tmp_path_factory.mktemp("ddp_e2e")
+    torch.manual_seed(0)
+    ControlPolicy(QNetwork((32, 32), dueling=True, kinematic=True),
+                  TaskConfig(dof=3, hold_only_at_target=True),
+                  {"config": {"n_step": 3, "success_bonus": 0.5}}).save(d / "ctrl3.pt")
+    P.PerceptionModel(P.PerceptionNet(P.ArchConfig("paper", width=0.25)), {}).save(d / "perc.pt")
+    render_hifi_dataset(d / "hifi", 3, seed=5, progress=False)
+    return d
+
+
+def _finetune_cfg(modules, out, **kw):
+    from reach_core.end_to_end import FinetuneConfig
+
+    base = dict(perception=str(modules / "perc.pt"), control=str(modules / "ctrl3.pt"),
+                real=str(modules / "hifi"), out=str(out), steps=4, task_batch=8, perception_batch=8,
+                learning_starts=32, num_envs=4, eval_every=2, eval_trials=2, sim_pool=16,
+                virtual_targets=2, supersample=1, threads=1)
+    return FinetuneConfig(**{**base, **kw})
+
+
+def _finetune(cfg) -> None:
+    from reach_core.end_to_end import finetune
+    finetune(cfg, progress=False)
+
+
+def _e2e_weights(path) -> dict:
+    from reach_core.end_to_end import EndToEndModel
+    m = EndToEndModel.load(path)
+    return {**{f"p.{k}": v for k, v in m.net.perception.state_dict().items()},
+            **{f"c.{k}": v for k, v in m.net.control.state_dict().items()}}
+
+
+def test_two_gloo_processes_fine_tune_end_to_end_as_one_process_with_the_same_global_batches(
+        modules, tmp_path):
+    distributed.launch(1, _finetune, _finetune_cfg(modules, tmp_path / "one"))
+    distributed.launch(2, _finetune, _finetune_cfg(modules, tmp_path / "two"))
+    a, b = _e2e_weights(tmp_path / "one" / "model.pt"), _e2e_weights(tmp_path / "two" / "model.pt")
+    _assert_same_weights(a, b)
+    start = P.PerceptionModel.load(modules / "perc.pt").net.state_dict()
+    assert any(not torch.allclose(start[k], a[f"p.{k}"]) for k in start), "the weights did not move"
+    r1, r2 = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+    assert len(r1) == len(r2) == 2
+    for x, y in zip(r1, r2):
+        assert float(y["lq"]) == pytest.approx(float(x["lq"]), rel=1e-4)
+        assert float(y["lp"]) == pytest.approx(float(x["lp"]), rel=1e-4)
+
+
+def test_a_perception_batch_that_does_not_divide_over_the_processes_is_a_clear_error(modules, tmp_path,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")      # as torchrun would set it; fails before joining
+    with pytest.raises(ValueError, match="--perception-batch 9 is not divisible by the 2 processes"):
+        _finetune(_finetune_cfg(modules, tmp_path / "bad", perception_batch=9))
+    with pytest.raises(ValueError, match="--batch 7 is not divisible by the 2 processes"):
+        _finetune(_finetune_cfg(modules, tmp_path / "bad", task_batch=7))

@@ -123,6 +123,29 @@ def barrier() -> None:
         dist.barrier()
 
 
+def my_rows(*tensors: torch.Tensor) -> tuple:
+    """This rank's rows ``r*B/N .. (r+1)*B/N`` of each of a global batch's tensors (all of
+    them when alone)."""
+    w = world()
+    if w.size == 1:
+        return tensors
+    n = len(tensors[0]) // w.size
+    return tuple(t[w.rank * n:(w.rank + 1) * n] for t in tensors)
+
+
+class Loss(torch.nn.Module):
+    """A loss of a network as a module, ``forward(*args) = fn(net, *args)``, so that DDP can wrap
+    a loss that calls several of the network's parts (end-to-end fine-tuning's Eq. 4)."""
+
+    def __init__(self, net: torch.nn.Module, fn):
+        super().__init__()
+        self.net, self.fn = net, fn
+
+    def forward(self, *args):
+        """The loss of ``net`` on ``args``."""
+        return self.fn(self.net, *args)
+
+
 class ShardedBatches:
     """A batch sampler's global mini-batches, of which this rank keeps its rows.
 
@@ -138,18 +161,13 @@ class ShardedBatches:
     def __getattr__(self, name):
         return getattr(self.sampler, name)
 
-    def _mine(self, *tensors):
-        n = len(tensors[0]) // self.world.size
-        lo = self.world.rank * n
-        return tuple(t[lo:lo + n] for t in tensors)
-
     def sample(self):
         """This rank's rows of the global mini-batch (images, Omega)."""
-        return self._mine(*self.sampler.sample())
+        return my_rows(*self.sampler.sample())
 
     def unlabelled(self):
         """This rank's rows of the global unlabelled batch."""
-        return self._mine(*self.sampler.unlabelled())
+        return my_rows(*self.sampler.unlabelled())
 
 
 def sharded_sampler(make, cfg, data, device, gen: torch.Generator, w: World):
