@@ -141,3 +141,28 @@ def test_a_perception_batch_that_does_not_divide_over_the_processes_is_a_clear_e
         _finetune(_finetune_cfg(modules, tmp_path / "bad", perception_batch=9))
     with pytest.raises(ValueError, match="--batch 7 is not divisible by the 2 processes"):
         _finetune(_finetune_cfg(modules, tmp_path / "bad", task_batch=7))
+
+
+def test_two_gloo_processes_adapt_with_real_and_unlabelled_frames_as_one_process(tmp_path):
+    """Real rows, L2-SP and the mean teacher's second forward pass in one step, under DDP."""
+    import numpy as np
+
+    from reach_core.datasets import write_dataset
+    from reach_core.kinematics import BAXTER_LEFT
+    from reach_core.renderer import render
+
+    q = BAXTER_LEFT.sample_joints(np.random.default_rng(0), 6)
+    frames = np.stack([render(np.full(2, 5.0), q[i]) for i in range(6)])   # no disc: virtual
+    write_dataset(tmp_path / "real", lambda t, qc, s: frames[s:s + len(qc)], BAXTER_LEFT.forward(q), q,
+                  target_mode="virtual", progress=False)
+    torch.manual_seed(0)
+    P.PerceptionModel(P.PerceptionNet(P.ArchConfig("paper", width=0.5)), {}).save(tmp_path / "sim.pt")
+    kw = dict(adapt_from=str(tmp_path / "sim.pt"), real=str(tmp_path / "real"), real_fraction=0.5,
+              virtual_targets=2, translation=2.0, l2sp=0.1, unlabelled=str(tmp_path / "real"),
+              unlabelled_fraction=0.25, unlabelled_weight=1.0)
+    distributed.launch(1, _one_process, _tiny(tmp_path / "one", **kw))
+    distributed.launch(2, P.train, _tiny(tmp_path / "two", **kw), False, False)
+    a, b = _weights(tmp_path / "one" / "model.pt"), _weights(tmp_path / "two" / "model.pt")
+    _assert_same_weights(a, b)
+    start = P.PerceptionModel.load(tmp_path / "sim.pt").net.state_dict()
+    assert any(not torch.allclose(start[k], a[k]) for k in a), "the weights did not move"
