@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..configs import option
 from ..control import ControlPolicy, available_actions, masked_argmax
 from ..perception import AugmentConfig, PerceptionModel
@@ -145,6 +146,10 @@ def weighted_losses(net: CombinedNet, target: CombinedNet, task_batch, perceptio
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _quiet(msg: str) -> None:
+    """The log of ranks other than 0: nothing."""
 
 
 # ----------------------------------------------------------------------------- settings and data
@@ -269,16 +274,25 @@ class Collector:
     def task_batch(self) -> tuple:
         """Lq's mini-batch: (images, action, return, next images, discount, next Omega)."""
         dev, ss = self.device, self.cfg.supersample
-        o, a, r, o2, disc, _ = self.memory.sample(self.rng, self.cfg.task_batch)
+        # several processes: every rank draws the same global batch and renders its own rows
+        o, a, r, o2, disc, _ = distributed.my_rows(*self.memory.sample(self.rng, self.cfg.task_batch))
         return (render_omega(o.numpy(), ss, dev), a.to(dev), r.to(dev), render_omega(o2.numpy(), ss, dev),
                 disc.to(dev), o2.to(dev))
 
 
 # ----------------------------------------------------------------------------- one update
 def update(net: CombinedNet, target: CombinedNet, opts: tuple, tb, pb, cfg: FinetuneConfig,
-           loss_kind: str) -> tuple[float, float]:
-    """One step of Eq. 4 on both networks, then the target networks' Polyak step; (Lq, Lp)."""
-    total, lq, lp, _ = weighted_losses(net, target, tb, pb, cfg.beta, cfg.double_dqn, loss_kind, cfg.naive)
+           loss_kind: str, trainee=None) -> tuple[float, float]:
+    """One step of Eq. 4 on both networks, then the target networks' Polyak step; (Lq, Lp).
+
+    ``trainee``: :func:`eq4_trainee` (several processes: DDP, ``tb`` this rank's rows of the task
+    batch, ``pb`` the global perception batch, of which it keeps its rows)."""
+    if trainee is None:
+        total, lq, lp, _ = weighted_losses(net, target, tb, pb, cfg.beta, cfg.double_dqn, loss_kind,
+                                           cfg.naive)
+    else:
+        total, lq, lp, _ = trainee(tb, None if pb is None else distributed.my_rows(*pb))
+        lq, lp = distributed.average(lq), distributed.average(lp)     # the global batch's
     for opt in opts:
         opt.zero_grad(set_to_none=True)
     total.backward()
@@ -288,6 +302,15 @@ def update(net: CombinedNet, target: CombinedNet, opts: tuple, tb, pb, cfg: Fine
         for p, tp in zip(net.parameters(), target.parameters()):
             tp.lerp_(p, cfg.target_tau)
     return lq.item(), lp.item()
+
+
+def eq4_trainee(net: CombinedNet, target: CombinedNet, cfg: FinetuneConfig, loss_kind: str):
+    """Eq. 4 of ``net`` as a module in DistributedDataParallel, with several processes; None
+    alone (then :func:`update` calls :func:`weighted_losses` itself)."""
+    if distributed.world().size == 1:
+        return None
+    return distributed.wrap(distributed.Loss(net, lambda n, tb, pb: weighted_losses(
+        n, target, tb, pb, cfg.beta, cfg.double_dqn, loss_kind, cfg.naive)))
 
 
 # ----------------------------------------------------------------------------- evaluation, files
@@ -355,12 +378,17 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     dev = torch.device(cfg.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda: no CUDA GPU is available to this torch")
+    distributed.check_batch(cfg.perception_batch, distributed.env_size(), "--perception-batch")
+    world = distributed.setup(dev, cfg.task_batch)     # rank 0 of 1 unless torchrun started it
+    dev = world.device
+    log = log if world.main else _quiet                 # rank 0 logs, evaluates and writes
     # --- everything that can be wrong is checked before any training --------------------------
     model = EndToEndModel.from_modules(cfg.perception, cfg.control, dof=cfg.dof)
     settings = control_settings(cfg, model)
     real = load_real(cfg)
     run = Run(cfg.out)
-    run.write_config(cfg)
+    if world.main:
+        run.write_config(cfg)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator(device=dev)
@@ -379,11 +407,14 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     fill_s = collector.fill()
     log(describe(cfg, settings, batches, real, len(collector.memory), fill_s, dev))
     snaps = Snapshots(run, cfg, model, dev, t_start)
-    h0 = snaps.evaluate(0)
+    h0 = snaps.evaluate(0) if world.main else {"success_rate": 0.0, "d_med_px": 0.0, "mean_return": 0.0}
     log(f"before fine-tuning: success {h0['success_rate']:.3f}, d_med {h0['d_med_px']:.2f} px, "
         f"R-bar {h0['mean_return']:.3f}")
     # --- the updates ----------------------------------------------------------------------------
-    train_s = train_loop(cfg, net, target, opts, collector, batches, snaps, settings["loss"], progress, log)
+    train_s = train_loop(cfg, net, target, opts, collector, batches, snaps, settings["loss"],
+                         progress and world.main, log)
+    if not world.main:
+        return {}
     snaps.save("model.pt", cfg.steps)
     EndToEndModel.load(run.path("model.pt")).export(run.path("model.ts"))
     metrics = {"mode": "naive" if cfg.naive else "weighted", "beta": cfg.beta, "steps": cfg.steps,
@@ -420,14 +451,16 @@ def train_loop(cfg: FinetuneConfig, net, target, opts, collector: Collector, bat
     bar = tqdm(total=cfg.steps, desc="fine-tune end2end", unit="step", disable=not progress,
                file=sys.stderr, mininterval=2.0)
     meter = LossMeter()
+    trainee = eq4_trainee(net, target, cfg, loss_kind)    # None alone, DDP with several processes
+    main = distributed.is_main()
     t_train = time.perf_counter()
     for step in range(1, cfg.steps + 1):
         for _ in range(cfg.env_steps_per_update):
             collector.step()
         tb = collector.task_batch()
-        meter.add(*update(net, target, opts, tb, batches.sample(), cfg, loss_kind))
+        meter.add(*update(net, target, opts, tb, batches.sample(), cfg, loss_kind, trainee))
         bar.update(1)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        if main and (step % cfg.eval_every == 0 or step == cfg.steps):
             row = meter.row(step, time.perf_counter() - t_train)
             h = snaps.evaluate(step)
             row.update({k: h[k] for k in ("success_rate", "d_med_px", "mean_return")})
@@ -438,7 +471,7 @@ def train_loop(cfg: FinetuneConfig, net, target, opts, collector: Collector, bat
             if not progress:
                 log(f"step {step}: Lq {row['lq']:.3e} Lp {row['lp']:.3e} success {h['success_rate']:.3f} "
                     f"d_med {h['d_med_px']:.2f} px R-bar {h['mean_return']:.3f}")
-        if step % cfg.checkpoint_every == 0:
+        if main and step % cfg.checkpoint_every == 0:
             snaps.save("checkpoint.pt", step)
     bar.close()
     return time.perf_counter() - t_train

@@ -49,11 +49,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if cfg.device == "cuda" and not torch.cuda.is_available():
             print("error: --device cuda, but this torch sees no CUDA GPU", file=sys.stderr)
             return 2
-        train(cfg, resume=args.resume, progress=not args.no_progress)
+        if args.nproc > 1:
+            _train_processes(args.nproc, cfg, args)
+        else:
+            train(cfg, resume=args.resume, progress=not args.no_progress)
     except (CheckpointError, DatasetError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _train_processes(nproc: int, cfg: TrainConfig, args: argparse.Namespace) -> None:
+    """``--nproc N``: N training processes on this machine (DDP, as torchrun would start them)."""
+    import torch.multiprocessing as mp
+
+    from .. import distributed
+    distributed.check_batch(cfg.batch, nproc)
+    if cfg.device.startswith("cuda") and torch.cuda.device_count() < nproc:
+        raise ValueError(f"--nproc {nproc} on CUDA needs {nproc} GPUs, this torch sees "
+                         f"{torch.cuda.device_count()}")
+    try:
+        distributed.launch(nproc, train, cfg, args.resume, not args.no_progress,
+                           threads=0 if cfg.device.startswith("cuda") else 1)
+    except mp.ProcessException as err:
+        raise RuntimeError(f"a training process failed: {err}") from None
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -110,6 +129,10 @@ def add_train_cli(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (optionally to new --steps)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="training processes on this machine, one per GPU with --device cuda, or gloo "
+                        "CPU processes (DistributedDataParallel; --batch is the global batch, a "
+                        "multiple of N); default 1. Under torchrun, leave it at 1 (docs/perception.md)")
     p.set_defaults(func=_cmd_train)
 
 

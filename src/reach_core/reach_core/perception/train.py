@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed
 from ..randomized_renderer import ScenePool
 from ..runs import Run, plot_progress
 from .augment import augment, paste_clutter, randomize_background, robot_mask, swap_backgrounds
@@ -346,8 +347,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     ``stop_at`` stops after that many steps with a checkpoint but no final model, as an
     interrupted run would (``resume=True`` then continues it)."""
     cfg.validate()
+    world = distributed.setup(training_device(cfg), cfg.batch)   # rank 0 of 1 unless torchrun
     run = Run(cfg.out)
-    device = training_device(cfg)
+    device = world.device
     torch.manual_seed(cfg.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -359,11 +361,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     state = restore_state(run, net, opt, gen) if resume else TrainState()
-    run.write_config(cfg)
-    batches = BatchSampler(cfg, data, device, gen)
+    if world.main:
+        run.write_config(cfg)
+    batches = distributed.sharded_sampler(BatchSampler, cfg, data, device, gen, world)
     start = [p.detach().clone() for p in net.parameters()] if cfg.l2sp else None
-    run.log(describe(cfg, net, note, data, device))
-    if not fit(run, cfg, net, opt, gen, batches, data, state, start, progress, stop_at):
+    if world.main:
+        several = f" ({world.size} processes)" if world.size > 1 else ""
+        run.log(describe(cfg, net, note, data, device) + several)
+    if not fit(run, cfg, net, opt, gen, batches, data, state, start, progress and world.main, stop_at):
+        return None
+    if not world.main:   # rank 0 writes the run folder
         return None
     return finish(run, cfg, net, data, batches, state, note, device)
 
@@ -375,35 +382,38 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
 
     device = batches.device
     net.train()
+    trainee = distributed.wrap(net)     # DistributedDataParallel when several processes
+    main = distributed.is_main()
     teacher = copy.deepcopy(net).eval() if batches.n_unlabelled else None
     bar = tqdm(total=cfg.steps, initial=state.step, desc="train perception", unit="step",
                disable=not progress, file=sys.stderr, mininterval=2.0)
     loss_sum, loss_n = torch.zeros((), device=device), 0
     state.start_clock()
-    now = state.elapsed
+    now = distributed.agree(state.elapsed, device)
     while state.step < cfg.steps and not state.out_of_time(cfg, now):
         lr = lr_at(state.step, cfg, now)
-        loss_sum += optimise(opt, step_loss(net, teacher, batches, cfg, start), lr)
+        loss_sum += optimise(opt, step_loss(trainee, teacher, batches, cfg, start), lr)
         if teacher is not None:
             update_teacher(teacher, net, cfg.teacher_decay)
         loss_n += 1
         state.step += 1
         bar.update(1)
-        now = state.now()
+        now = distributed.agree(state.now(), device)   # rank 0's clock: same lr and stop
         last = state.step == cfg.steps or state.out_of_time(cfg, now)
         if state.step % cfg.eval_every == 0 or last:
-            mean_loss = float(loss_sum) / loss_n
+            mean_loss = float(distributed.average(loss_sum)) / loss_n   # the global batch's
             state.stop_clock(device)
-            row = record_validation(run, cfg, net, data, state, lr, mean_loss)
+            row = record_validation(run, cfg, net, data, state, lr, mean_loss) if main else {}
             state.start_clock()
-            now = state.elapsed
+            now = distributed.agree(state.elapsed, device)
             loss_sum, loss_n = torch.zeros((), device=device), 0
             bar.set_postfix(loss=f"{mean_loss:.2e}",
                             **{k: f"{v:.4f}" for k, v in row.items() if k.startswith("e_")})
-            if state.step % cfg.checkpoint_every < cfg.eval_every or last:
+            if main and (state.step % cfg.checkpoint_every < cfg.eval_every or last):
                 save_state(run, cfg, net, opt, gen, state)
         if stop_at is not None and state.step >= stop_at:
-            save_state(run, cfg, net, opt, gen, state)
+            if main:
+                save_state(run, cfg, net, opt, gen, state)
             bar.close()
             return False
     bar.close()
