@@ -499,6 +499,21 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
     return _finish(run, cfg, task, learner, actor, prog, log)
 
 
+def _evaluate_and_report(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner,
+                         prog: Progress, eps: float, bar, progress: bool, log) -> bool:
+    """A periodic evaluation, shown on the bar (or logged without one); True when the success
+    rate reached ``stop_success`` (then logged)."""
+    h = _evaluate(run, cfg, task, learner, prog)
+    bar.set_postfix(eps=f"{eps:.2f}", success=f"{h['success_rate']:.3f}", loss=f"{prog.loss:.2e}")
+    if not progress:
+        log(f"step {prog.step:>9,}  eps {eps:.2f}  success {h['success_rate']:.3f}  "
+            f"d_med {h['d_med_cm']:.1f} cm  loss {prog.loss:.2e}  {h['elapsed_s']:.0f} s")
+    if cfg.stop_success and h["success_rate"] >= cfg.stop_success:
+        log(f"stopping at step {prog.step:,}: success {h['success_rate']:.3f} >= {cfg.stop_success}")
+        return True
+    return False
+
+
 def _loop(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner, actor: Actor, prog: Progress,
           progress: bool, log) -> None:
     """Algorithm 1's loop, with periodic evaluations, checkpoints and the stopping rules."""
@@ -517,13 +532,7 @@ def _loop(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner, actor:
         bar.update(cfg.num_envs)
         if prog.step >= next_eval or prog.step >= cfg.total_steps:
             next_eval += cfg.eval_every
-            h = _evaluate(run, cfg, task, learner, prog)
-            bar.set_postfix(eps=f"{eps:.2f}", success=f"{h['success_rate']:.3f}", loss=f"{prog.loss:.2e}")
-            if not progress:
-                log(f"step {prog.step:>9,}  eps {eps:.2f}  success {h['success_rate']:.3f}  "
-                    f"d_med {h['d_med_cm']:.1f} cm  loss {prog.loss:.2e}  {h['elapsed_s']:.0f} s")
-            if cfg.stop_success and h["success_rate"] >= cfg.stop_success:
-                log(f"stopping at step {prog.step:,}: success {h['success_rate']:.3f} >= {cfg.stop_success}")
+            if _evaluate_and_report(run, cfg, task, learner, prog, eps, bar, progress, log):
                 break
         if cfg.time_budget and time.perf_counter() - prog.t0 >= cfg.time_budget:
             _evaluate(run, cfg, task, learner, prog)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from .checkpoints import CheckpointError
 from .control import available_actions, masked_argmax
-from .control_training import (Learner, Progress, TrainConfig, _evaluate, _finish, _init_weights,
+from .control_training import (Learner, Progress, TrainConfig, _evaluate_and_report, _finish, _init_weights,
                                _save_checkpoint)
 from .kinematics import BAXTER_LEFT, PlanarArm
 from .runs import Run
@@ -329,13 +329,7 @@ def _loop(run: Run, cfg: TrainConfig, task: TaskConfig, learner: VecLearner, act
         if prog.step >= next_eval or prog.step >= cfg.total_steps or timed_out:
             next_eval += cfg.eval_every * max(1, (prog.step - next_eval) // cfg.eval_every + 1)
             prog.loss = float("nan") if loss is None else loss.item()
-            h = _evaluate(run, cfg, task, learner, prog)
-            bar.set_postfix(eps=f"{eps:.2f}", success=f"{h['success_rate']:.3f}", loss=f"{prog.loss:.2e}")
-            if not progress:
-                log(f"step {prog.step:>9,}  eps {eps:.2f}  success {h['success_rate']:.3f}  "
-                    f"d_med {h['d_med_cm']:.1f} cm  loss {prog.loss:.2e}  {h['elapsed_s']:.0f} s")
-            if cfg.stop_success and h["success_rate"] >= cfg.stop_success:
-                log(f"stopping at step {prog.step:,}: success {h['success_rate']:.3f} >= {cfg.stop_success}")
+            if _evaluate_and_report(run, cfg, task, learner, prog, eps, bar, progress, log):
                 break
             if timed_out:
                 log(f"stopping at step {prog.step:,}: time budget of {cfg.time_budget:.0f} s spent")
