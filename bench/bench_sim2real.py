@@ -2,7 +2,7 @@
 
 The proxy (reach_core.proxy_renderer: Baxter's real meshes in a room with photographs, seen by a
 hand-placed webcam with lens distortion, painted or physical targets) stands for a user's robot.
-Nothing here trains or tunes: the networks come from bench/sim2real_gpu.sh, whose recipe variants
+Nothing here trains or tunes: the networks come from scripts/sim2real_gpu.sh, whose recipe variants
 are chosen on the hifi domain (--choose-on hifi_val); this script measures, on the proxy's test
 seeds, what a user would get.  Subcommands (each prints its figures; --json writes them):
 

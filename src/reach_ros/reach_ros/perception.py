@@ -10,7 +10,8 @@ Per image on ``image`` (rgb8 or bgr8, the camera's size; sensor-data QoS):
 3. estimates the scene configuration:
 
    * ``model_path`` set: the perception network (``reach_core.perception.PerceptionModel``, or
-     the perception half of a combined end-to-end checkpoint such as ``end2end_ee2ft.pt``) on
+     the perception half of a combined end-to-end checkpoint such as ``end2end_ee2ft.pt``, or of
+     its ONNX export ``end2end_ee2ft.onnx``, run by ONNX Runtime: 1.2x faster on one thread) on
      the image cropped, greyed and scaled exactly as in training
      (:func:`reach_core.renderer.preprocess`);
    * ``model_path`` empty: ground truth, for the simulation and for tests until a trained
@@ -96,6 +97,9 @@ def load_model(path: str):
     if not os.path.isfile(path):
         raise ModelUnavailable(f'perception model file not found: {path}')
     try:
+        if path.endswith('.onnx'):   # an exported combined network, run by ONNX Runtime
+            from reach_core.end_to_end import OnnxPerception
+            return OnnxPerception(path)
         return load_module(path, 'perception')   # a perception or combined end-to-end checkpoint
     except Exception as err:  # noqa: BLE001 - the loader's own error says what is wrong
         raise ModelUnavailable(f'cannot load perception model {path}: {err}') from None
@@ -198,6 +202,13 @@ class Perception(Node):
         self.p.update(changes)
 
     def _set_tta(self, radius: int):
+        from reach_core.end_to_end import OnnxPerception
+        if isinstance(self.model, OnnxPerception):   # the augmentation is part of the ONNX graph
+            if radius != self.model.tta:
+                report(self, 'perception_tta_onnx', f'{self.p["model_path"]} was exported with '
+                       f'tta {self.model.tta}; the tta parameter ({radius}) cannot change it '
+                       f'(reach export end2end --tta N)', 'info')
+            return
         from reach_core.perception import tta_for
         self.model.tta = tta_for(self.model, radius)
         if radius and not self.model.tta:

@@ -17,14 +17,15 @@ Everything public is importable from ``reach_core.end_to_end`` itself.
 from .cli import add_eval_cli, add_export_cli, add_train_cli
 from .evaluate import (PAPER_TABLE3, Observer, evaluate_rows, format_table3, occluder_boxes, plot_table3,
                        set_tta)
-from .export import OnnxEndToEnd, export_onnx, export_torchscript
+from .export import OnnxEndToEnd, OnnxPerception, export_onnx, export_torchscript
 from .finetune import (FINETUNE_EVAL_SEED, Collector, FinetuneConfig, PerceptionBatches, finetune,
                        plot_finetune, update, weighted_losses)
 from .model import (CHECKPOINT_FORMAT, CombinedNet, EndToEndError, EndToEndModel, GradScale, load_module)
 
 __all__ = [
     "CHECKPOINT_FORMAT", "FINETUNE_EVAL_SEED", "PAPER_TABLE3", "Collector", "CombinedNet", "EndToEndError",
-    "EndToEndModel", "FinetuneConfig", "GradScale", "Observer", "OnnxEndToEnd", "PerceptionBatches",
+    "EndToEndModel", "FinetuneConfig", "GradScale", "Observer", "OnnxEndToEnd", "OnnxPerception",
+    "PerceptionBatches",
     "add_eval_cli", "add_export_cli", "add_train_cli", "evaluate_rows", "export_onnx", "export_torchscript",
     "finetune", "format_table3", "load_module", "occluder_boxes", "plot_finetune", "plot_table3", "set_tta",
     "update", "weighted_losses",

@@ -168,6 +168,20 @@ class OnnxEndToEnd:
         return tuple(self.session.run(list(OUTPUTS), {"images": np.ascontiguousarray(x)}))
 
 
+class OnnxPerception:
+    """The perception half of an exported ``.onnx`` combined network, run by ONNX Runtime: what
+    the perception node calls (``predict``), with the test-time augmentation the file was exported
+    with (``tta``, fixed in the graph)."""
+
+    def __init__(self, path, threads: int = 1):
+        self.net = OnnxEndToEnd(path, threads)
+        self.tta = int(self.net.meta.get("tta", 0))
+
+    def predict(self, images) -> np.ndarray:
+        """Omega_hat (B, 5) in [0, 1] of float32 images (B, 84, 84)."""
+        return self.net.run(images)[1]
+
+
 def export(model, path, tta: int = 1) -> Path:
     """By the file's suffix: ``.onnx`` (:func:`export_onnx`), ``.ts``/``.pt`` TorchScript."""
     if Path(path).suffix == ".onnx":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sim-to-real training runs on one GPU (issue: sim-to-real on a robot and camera never seen).
-#   bash bench/sim2real_gpu.sh sim   OUT            # SIM stage with the real look, from the shipped SIM-DR net
-#   bash bench/sim2real_gpu.sh hifi  OUT SIM_NET    # recipe variants adapted on the hifi domain (tuning)
-#   bash bench/sim2real_gpu.sh proxy OUT SIM_NET    # the same variants on a user's proxy frames (held out)
+#   bash scripts/sim2real_gpu.sh sim   OUT            # SIM stage with the real look, from the shipped SIM-DR net
+#   bash scripts/sim2real_gpu.sh hifi  OUT SIM_NET    # recipe variants adapted on the hifi domain (tuning)
+#   bash scripts/sim2real_gpu.sh proxy OUT SIM_NET    # the same variants on a user's proxy frames (held out)
 # Variants of a stage run side by side on the GPU; OUT/runs/<name>/ holds each run folder.  Data:
 # .devdata/hifi_train, .devdata/hifi_unlabelled (reach data render --source hifi), and for the proxy
 # .devdata/proxy_collect{,50}, .devdata/proxy_unlabelled, already resampled into the virtual camera
