@@ -260,36 +260,10 @@ class Perception(Node):
         if self.p['draw_virtual_target'] and (self.model is not None
                                               or self.debug_pub.get_subscription_count()):
             frame = self.renderer.add_target(frame, target, self.camera)
-        if self.model is not None:
-            x = self.renderer.preprocess(frame[None], self.camera)
-            try:
-                omega = np.asarray(self.model.predict(x), dtype=np.float64).reshape(-1)
-            except Exception as err:  # noqa: BLE001 - a broken model must not kill the node
-                report(self, 'perception5', f'perception network failed: {err}', 'error', 2.0)
-                return
-            if omega.shape != (5,) or not np.all(np.isfinite(omega)):
-                report(self, 'perception6', f'perception network returned {omega!r}: not 5 finite values', 'error', 2.0)
-                return
-            tol = self.p['omega_tolerance']
-            if np.any((omega < -tol) | (omega > 1 + tol)):
-                report(self, 'perception7', f'perception estimate out of range (normalised {np.round(omega, 3)})', 'error', 2.0)
-                return
-            omega = np.clip(omega, 0.0, 1.0)
-            est_target, q = self.scene.denormalise(omega)
-        else:
-            if self.q is None:
-                report(self, 'perception8', 'ground truth: no joint states yet', 'warn', 5.0)
-                return
-            q_age = age_s(self, self.q_msg.header.stamp)
-            if q_age > self.p['joint_state_timeout_s']:
-                report(self, 'perception9', f'ground truth: joint states are stale ({q_age:.3f} s)', 'error', 2.0)
-                return
-            if q_age < -self.p['max_clock_skew_s']:
-                report(self, 'perception_future_q', f'ground truth: joint states stamped '
-                       f'{-q_age:.3f} s in the future', 'error', 2.0)
-                return
-            q, est_target = self.q.copy(), target
-            omega = np.clip(self.scene.normalise(est_target, q).astype(np.float64), 0.0, 1.0)
+        estimate = self._network(frame) if self.model is not None else self._ground_truth(target)
+        if estimate is None:
+            return
+        est_target, q, omega = estimate
         out = SceneConfig()
         out.header.stamp = msg.header.stamp
         out.header.frame_id = PLANE_FRAME
@@ -301,6 +275,42 @@ class Perception(Node):
         self.published += 1
         if self.debug_pub.get_subscription_count():
             self.publish_debug(frame, est_target, q, msg)
+
+    def _network(self, frame):
+        """(target, q, omega) estimated by the network, or None (logged) for a bad estimate."""
+        x = self.renderer.preprocess(frame[None], self.camera)
+        try:
+            omega = np.asarray(self.model.predict(x), dtype=np.float64).reshape(-1)
+        except Exception as err:  # noqa: BLE001 - a broken model must not kill the node
+            report(self, 'perception5', f'perception network failed: {err}', 'error', 2.0)
+            return None
+        if omega.shape != (5,) or not np.all(np.isfinite(omega)):
+            report(self, 'perception6', f'perception network returned {omega!r}: not 5 finite values', 'error', 2.0)
+            return None
+        tol = self.p['omega_tolerance']
+        if np.any((omega < -tol) | (omega > 1 + tol)):
+            report(self, 'perception7', f'perception estimate out of range (normalised {np.round(omega, 3)})', 'error', 2.0)
+            return None
+        omega = np.clip(omega, 0.0, 1.0)
+        est_target, q = self.scene.denormalise(omega)
+        return est_target, q, omega
+
+    def _ground_truth(self, target):
+        """(target, q, omega) from the joint states and the set target, or None (logged)."""
+        if self.q is None:
+            report(self, 'perception8', 'ground truth: no joint states yet', 'warn', 5.0)
+            return None
+        q_age = age_s(self, self.q_msg.header.stamp)
+        if q_age > self.p['joint_state_timeout_s']:
+            report(self, 'perception9', f'ground truth: joint states are stale ({q_age:.3f} s)', 'error', 2.0)
+            return None
+        if q_age < -self.p['max_clock_skew_s']:
+            report(self, 'perception_future_q', f'ground truth: joint states stamped '
+                   f'{-q_age:.3f} s in the future', 'error', 2.0)
+            return None
+        q, est_target = self.q.copy(), target
+        omega = np.clip(self.scene.normalise(est_target, q).astype(np.float64), 0.0, 1.0)
+        return est_target, q, omega
 
     def publish_debug(self, frame: np.ndarray, target, q, src: Image):
         import cv2
