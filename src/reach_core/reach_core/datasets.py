@@ -351,6 +351,14 @@ def read_frame(path: Path, camera: CameraConfig) -> np.ndarray:
     return arr
 
 
+def raw_camera(camera: CameraConfig, calibration=None) -> CameraConfig:
+    """The camera whose frame size a dataset's files must have: ``camera`` itself, or, for frames
+    taken by a calibrated camera (resampled into ``camera`` after reading), that camera's size."""
+    if calibration is None:
+        return camera
+    return replace(camera, width=calibration.width, height=calibration.height)
+
+
 def read_raw_frames(root: str | os.PathLike, limit: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
     """A dataset's camera frames as they were taken, uint8 RGB (B, H, W, 3), and their joint
@@ -391,8 +399,7 @@ def load_unlabelled(root: str | os.PathLike, *, calibration=None, copies: int = 
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
     if not paths:
         raise DatasetError(f"unlabelled frames: no PNG or JPEG images in {folder}")
-    camera = DEFAULT_CAMERA if calibration is None else \
-        replace(DEFAULT_CAMERA, width=calibration.width, height=calibration.height)
+    camera = raw_camera(DEFAULT_CAMERA, calibration)
     rng = np.random.default_rng([seed, 17])
     images, targets = [], []
     for path in paths:
@@ -475,12 +482,11 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
         phys = phys[keep]
         names = [names[k] for k in keep]
     else:
-        raw_camera = camera if calibration is None else \
-            replace(camera, width=calibration.width, height=calibration.height)
+        frames_camera = raw_camera(camera, calibration)
 
         def one(k):
             try:
-                frame = read_frame(root / names[k], raw_camera)
+                frame = read_frame(root / names[k], frames_camera)
             except ValueError as err:
                 return k, None, str(err)
             return k, frame if calibration is None else calibration.to_virtual(frame, camera), None
@@ -589,7 +595,7 @@ def rectify_dataset(src, calibration, out, *, crop: bool = True, progress: bool 
     src = Path(src)
     meta = _read_meta(src)
     camera = _camera_from(meta)
-    raw = replace(camera, width=calibration.width, height=calibration.height)
+    raw = raw_camera(camera, calibration)
     _, names, phys, bad = _read_labels(src)
     keep = [k for k, name in enumerate(names) if (src / name).is_file()]
     x0, y0, w, h = camera.roi
