@@ -197,10 +197,14 @@ def _worker(rank: int, size: int, port: int, threads: int, fn, args: tuple) -> N
                        "MASTER_PORT": str(port)})
     if threads:
         torch.set_num_threads(threads)
+    ok = False
     try:
         fn(*args)
+        ok = True
     finally:
         if dist.is_initialized():
+            if ok:   # leave together: a rank tearing gloo down while its peer still finishes
+                dist.barrier()   # (rank 0 writes the run folder) can abort the peer (SIGABRT)
             dist.destroy_process_group()
 
 
