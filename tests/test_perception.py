@@ -427,6 +427,23 @@ def test_an_adaptation_reads_a_calibrated_camera_and_unlabelled_frames(tmp_path)
         P.train(_tiny(tmp_path, "x", unlabelled=str(tmp_path / "real")), progress=False)
 
 
+def test_unlabelled_frames_rectified_to_the_crop_load_as_the_full_frames_do(tmp_path):
+    from reach_core.camera_model import CameraModel
+    from reach_core.datasets import load_unlabelled, rectify_dataset, write_dataset
+    from reach_core.kinematics import BAXTER_LEFT
+    from reach_core.renderer import render
+    q = BAXTER_LEFT.sample_joints(np.random.default_rng(1), 4)
+    frames = np.stack([render(np.full(2, 5.0), q[i]) for i in range(4)])
+    write_dataset(tmp_path / "full", lambda t, qc, s: frames[s:s + len(qc)], BAXTER_LEFT.forward(q), q,
+                  target_mode="virtual", progress=False)
+    rectify_dataset(tmp_path / "full", CameraModel.nominal(), tmp_path / "crop", progress=False)
+    full, t_full = load_unlabelled(tmp_path / "full", copies=2)
+    crop, t_crop = load_unlabelled(tmp_path / "crop", copies=2)
+    assert crop.shape == full.shape == (8, 84, 84)
+    np.testing.assert_array_equal(t_crop, t_full)
+    assert np.abs(crop - full).mean() < 0.02
+
+
 def test_an_online_run_with_the_real_look_trains(tmp_path):
     metrics = P.train(_tiny(tmp_path, "rl", steps=20, online=True, randomize=1.0, realism=0.5,
                             online_pool=256, supersample=1), progress=False)

@@ -391,7 +391,8 @@ def load_unlabelled(root: str | os.PathLike, *, calibration=None, copies: int = 
     camera's frame through ``calibration``, each used ``copies`` times with a virtual target painted
     at a random reachable position (whose place is then known: the target half of Omega is a
     label, the arm's half is not).  Returns network images (N, 84, 84) float32 and the targets'
-    normalised coordinates (N, 2)."""
+    normalised coordinates (N, 2).  A dataset folder's frames have the size its dataset.json
+    names (frames rectified by ``reach data rectify`` are already in the virtual camera's)."""
     root = Path(root)
     folder = root / "images" if (root / "images").is_dir() else root
     if not folder.is_dir():
@@ -399,18 +400,19 @@ def load_unlabelled(root: str | os.PathLike, *, calibration=None, copies: int = 
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
     if not paths:
         raise DatasetError(f"unlabelled frames: no PNG or JPEG images in {folder}")
-    camera = raw_camera(DEFAULT_CAMERA, calibration)
+    camera = _camera_from(_read_meta(root))
+    frames_camera = raw_camera(camera, calibration)
     rng = np.random.default_rng([seed, 17])
     images, targets = [], []
     for path in paths:
         try:
-            frame = read_frame(path, camera)
+            frame = read_frame(path, frames_camera)
         except ValueError as err:
             raise DatasetError(f"unlabelled frame {path}: {err}") from None
         if calibration is not None:
-            frame = calibration.to_virtual(frame)
+            frame = calibration.to_virtual(frame, camera)
         drawn = BAXTER_LEFT.forward(BAXTER_LEFT.sample_joints(rng, copies))
-        images.append(preprocess(add_target(np.repeat(frame[None], copies, 0), drawn)))
+        images.append(preprocess(add_target(np.repeat(frame[None], copies, 0), drawn, camera), camera))
         targets.append(drawn)
     target = np.concatenate(targets)
     omega = normalise(target, np.zeros((len(target), 3)))[:, :2]
