@@ -17,8 +17,8 @@ Both on --device.  Prints, per trainer, environment steps/s and updates/s (whole
 evaluations included), the time to --threshold (or that the budget ran out) and the final 400-trial
 success rate of best.pt at the benchmark seed, then the ratios.  On a GPU:
 
-    python bench/bench_control_vec.py --device cuda --budget 60 --envs 4096 --batch-size 4096 \
-        --updates-per-step 0.0078125 --eval-every 500000
+    python bench/bench_control_vec.py --device cuda --baseline-device cpu --budget 60 --envs 4096 \
+        --batch-size 4096 --updates-per-step 0.0078125 --eval-every 500000
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def configs(a) -> dict[str, TrainConfig]:
     if a.device == "cpu":  # the CPU recipe's schedule and memory (the GPU recipe's suit 4096 trials)
         vec.update(buffer_size=300_000, learning_starts=10_000, eps_decay_fraction=0.5,
                    total_steps=a.vec_steps or STEPS[a.dof])
-    return {"CPU trainer (control_training)": TrainConfig(total_steps=STEPS[a.dof], **SHIPPED, **common),
+    base = common | {"device": a.baseline_device or a.device}
+    return {"CPU trainer (control_training)": TrainConfig(total_steps=STEPS[a.dof], **SHIPPED, **base),
             "vectorised (control_vec)": TrainConfig(**vec)}
 
 
@@ -115,6 +116,8 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=120.0, help="seconds of training per trainer")
     p.add_argument("--threshold", type=float, default=0.985)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--baseline-device", default="",
+                   help="device of the CPU trainer (default: --device); on a GPU machine pass cpu")
     p.add_argument("--envs", type=int, default=1024)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--updates-per-step", type=float, default=1 / 32)
@@ -137,7 +140,8 @@ def main() -> None:
                   f"updates/step, n_step {cfg.n_step}, budget {a.budget:.0f} s", flush=True)
             rows[name] = run_one(trainers[name], cfg, os.path.join(tmp, str(i)), a.threshold)
     dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
-    print(f"\n{a.dof}-DoF K-GPS on {dev}, {a.threads} torch thread(s), budget {a.budget:.0f} s each, "
+    base = f", the CPU trainer on {a.baseline_device}" if a.baseline_device not in ("", a.device) else ""
+    print(f"\n{a.dof}-DoF K-GPS on {dev}{base}, {a.threads} torch thread(s), budget {a.budget:.0f} s each, "
           f"threshold {100 * a.threshold:.1f} % (400 trials)")
     print(f"{'trainer':<32}{'env steps/s':>12}{'updates/s':>11}{'steps':>11}{'to threshold':>14}"
           f"{'best.pt %':>11}")

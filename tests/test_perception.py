@@ -450,3 +450,31 @@ def test_an_online_run_with_the_real_look_trains(tmp_path):
     assert metrics["steps"] == 20 and np.isfinite(metrics["final"]["loss"])
     with pytest.raises(ValueError, match="realism"):
         _tiny(tmp_path, "bad", realism=1.5)
+
+
+def test_bf16_training_runs_the_convolutions_in_bf16_and_the_readout_in_float32():
+    from reach_core.perception.train import conv_precision
+    net = P.PerceptionNet(P.ArchConfig(arch="spatial", width=0.25, keypoints=4))
+    x = torch.rand(3, 84, 84)
+    seen = []
+    net.features[-1].register_forward_pre_hook(lambda m, args: seen.append(args[0].dtype))
+    ref = net(x)
+    with conv_precision(net, torch.bfloat16):
+        mixed = net(x)
+    assert net.conv_dtype is None and seen == [torch.float32, torch.float32]
+    assert mixed.dtype == torch.float32
+    assert 0 < (mixed - ref).abs().max() < 0.02      # rounded convolutions, not another network
+
+
+def test_the_speed_options_learn_what_float32_learns_and_save_a_float32_network(tmp_path):
+    runs = {name: P.train(_tiny(tmp_path, name, steps=40, eval_every=40, **kw), progress=False)
+            for name, kw in [("fp32", {}), ("cl", dict(channels_last=True)),
+                             ("bf16", dict(precision="bf16")), ("compiled", dict(compile=True))]}
+    loss = {k: m["final"]["loss"] for k, m in runs.items()}
+    assert abs(loss["cl"] - loss["fp32"]) < 1e-4 * loss["fp32"]
+    assert abs(loss["compiled"] - loss["fp32"]) < 1e-3 * loss["fp32"]
+    assert abs(loss["bf16"] - loss["fp32"]) < 0.05 * loss["fp32"]
+    model = P.PerceptionModel.load(tmp_path / "bf16" / "model.pt")
+    assert model.net.conv_dtype is None and model.meta["config"]["precision"] == "bf16"
+    with pytest.raises(ValueError, match="--precision"):
+        P.TrainConfig(precision="fp16")

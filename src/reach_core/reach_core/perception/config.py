@@ -17,6 +17,7 @@ NET_SIZE = DEFAULT_CAMERA.net_size
 SIM_TEST_SEED = 400_2017     # the benchmark's simulator test images (never used in training)
 SIM_VAL_SEED = 300_2017      # validation images seen during training
 ADAPT_PARTS = ("all", "features", "early")
+PRECISIONS = ("fp32", "bf16")
 ARCH_FIELDS = ("arch", "width", "batchnorm", "fc_hidden", "keypoints")
 FRACTIONS = ("real_clutter", "background_swap", "distractors", "near_target", "realism",
              "unlabelled_fraction")
@@ -137,6 +138,14 @@ class TrainConfig:
     unlabelled_fraction: float = option(0.25, "unlabelled frames added to each batch, as a share of --batch")
     unlabelled_weight: float = option(1.0, "weight of the consistency loss against Eq. 2")
     teacher_decay: float = option(0.99, "EMA decay of the teacher's weights")
+    # speed (each measured by bench/bench_perception_speed.py; none changes what is learnt beyond
+    # rounding: bf16 autocast keeps the weights, the loss and Adam in float32)
+    precision: str = option("fp32", "fp32, or bf16: the convolutions (forward and backward) under bfloat16 "
+                                    "autocast (keypoints, head, loss and Adam stay float32)", choices=PRECISIONS)
+    channels_last: bool = option(False, "the convolutions in channels-last (NHWC) memory layout, "
+                                        "which tensor-core GPUs' convolution kernels prefer")
+    compile: bool = option(False, "torch.compile the network for training (a one-off compilation of "
+                                  "tens of seconds, counted in the training time)")
     # monitoring
     val_sim: int = option(1000, "simulator validation images")
     val_real: str | None = option(None, "dataset folder monitored during training (not used to select)")
@@ -158,6 +167,8 @@ class TrainConfig:
             raise ValueError(f"--clutter-margin is 0..10 pixels, got {self.clutter_margin}")
         if not self.l2sp >= 0.0:
             raise ValueError(f"--l2sp must be >= 0, got {self.l2sp}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision is one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.adapt_part not in ADAPT_PARTS:
             raise ValueError(f"--adapt-part is one of {', '.join(ADAPT_PARTS)}, got {self.adapt_part!r}")
         if self.real and not self.adapt_from:

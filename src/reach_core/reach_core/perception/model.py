@@ -82,11 +82,20 @@ class PerceptionNet(nn.Module):
                                       nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
                                       nn.Linear(hidden, 5))
 
+    conv_dtype: torch.dtype | None = None   # training with --precision bf16: the convolutions' dtype
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Omega_hat (B, 5) of images in [0, 1]."""
+        """Omega_hat (B, 5) of images in [0, 1].  With ``conv_dtype`` set (mixed-precision
+        training) the convolutions run under autocast in that dtype and the keypoints and head in
+        float32, whose resolution the normalised Omega needs (bf16 has 8 bits of mantissa)."""
         if x.ndim == 3:
             x = x[:, None]
-        return self.head(self.features((x - 0.5) * 4.0))
+        x = (x - 0.5) * 4.0
+        if self.conv_dtype is None:
+            return self.head(self.features(x))
+        with torch.autocast(x.device.type, dtype=self.conv_dtype):
+            maps = self.features[:-1](x)
+        return self.head(self.features[-1](maps.float()))
 
 
 class PerceptionModel(Checkpointable):

@@ -21,6 +21,7 @@ import copy
 import math
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -108,6 +109,38 @@ def step_loss(net, teacher, batches, cfg, start) -> torch.Tensor:
     if teacher is not None:
         loss = loss + cfg.unlabelled_weight * consistency_loss(net, teacher, *batches.unlabelled())
     return loss
+
+
+@contextmanager
+def conv_precision(net: PerceptionNet, dtype: torch.dtype | None):
+    """The network's convolutions in ``dtype`` (None: float32) inside the block."""
+    old, net.conv_dtype = net.conv_dtype, dtype
+    try:
+        yield net
+    finally:
+        net.conv_dtype = old
+
+
+def speed_up(net: PerceptionNet, cfg: TrainConfig) -> nn.Module:
+    """The module the training steps call: the network (DistributedDataParallel when several
+    processes), compiled with --compile.  --channels-last is the network's memory layout (set
+    when it is moved to the device); --precision bf16 is :func:`conv_precision` around the loop."""
+    trainee = distributed.wrap(net)
+    return torch.compile(trainee) if cfg.compile else trainee
+
+
+def train_step(opt, net: PerceptionNet, trainee: nn.Module, teacher, batches, cfg: TrainConfig,
+               start, lr: float) -> torch.Tensor:
+    """One update of ``net`` through ``trainee`` (:func:`speed_up`) at the run's precision; the
+    loss, detached (not synchronised)."""
+    with conv_precision(net, torch.bfloat16 if cfg.precision == "bf16" else None):
+        return optimise(opt, step_loss(trainee, teacher, batches, cfg, start), lr)
+
+
+def place(net: PerceptionNet, cfg: TrainConfig, device: torch.device) -> PerceptionNet:
+    """The network on ``device``, in channels-last layout with --channels-last."""
+    net.to(device)
+    return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
 
 
 def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> torch.Tensor:
@@ -355,7 +388,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         torch.backends.cudnn.benchmark = True
     data = load_data(cfg)
     net, note = build_net(cfg, adapting=data.real is not None)
-    net.to(device)
+    place(net, cfg, device)
     opt = torch.optim.Adam(trainable_parameters(net, cfg.adapt_part), lr=cfg.lr,
                            weight_decay=cfg.weight_decay)
     gen = torch.Generator(device=device)
@@ -382,7 +415,7 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
 
     device = batches.device
     net.train()
-    trainee = distributed.wrap(net)     # DistributedDataParallel when several processes
+    trainee = speed_up(net, cfg)
     main = distributed.is_main()
     teacher = copy.deepcopy(net).eval() if batches.n_unlabelled else None
     bar = tqdm(total=cfg.steps, initial=state.step, desc="train perception", unit="step",
@@ -392,7 +425,7 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
     now = distributed.agree(state.elapsed, device)
     while state.step < cfg.steps and not state.out_of_time(cfg, now):
         lr = lr_at(state.step, cfg, now)
-        loss_sum += optimise(opt, step_loss(trainee, teacher, batches, cfg, start), lr)
+        loss_sum += train_step(opt, net, trainee, teacher, batches, cfg, start, lr)
         if teacher is not None:
             update_teacher(teacher, net, cfg.teacher_decay)
         loss_n += 1

@@ -1,0 +1,143 @@
+r"""Perception training speed (issue 19): images/s of the shipped SIM recipe's training step with
+each speed option, side by side in one run, on one device.
+
+    python bench/bench_perception_speed.py [--device cuda] [--seconds 15] [--batch 256]
+        [--variants fp32,channels_last,bf16,bf16+channels_last,bf16+channels_last+compile]
+        [--recipe perception_sim_dr] [--pool 65536]
+
+Each variant builds the recipe's run (the shipped spatial-softmax network from scratch, scenes
+rendered online into the pool, the same mini-batches) with the options its name lists
+(``precision: bf16``, ``channels_last``, ``compile``), runs warm-up steps (the compilation, for
+``compile``; timed and printed apart), then times ``perception.train.train_step`` -- the loop's own
+step: sampling (the renderer's pool refresh, augmentation), forward, backward, Adam -- for
+``--seconds``.  Two components are timed alone for the baseline and the fastest variant: the
+sampler (rendering kept ahead of the network or not) and the network's update on a fixed batch.
+Prints images/s per variant and its ratio to fp32.  The accuracy side (SIM e <= 0.005 within a
+budget) is a training run: ``reach train perception --config perception_sim_dr --precision bf16
+--channels-last --time-budget 300`` prints when it reaches ``target_e``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import tempfile
+import time
+from dataclasses import replace
+
+import torch
+
+from reach_core.configs import load_recipe
+from reach_core.perception.config import TrainConfig
+
+T = importlib.import_module("reach_core.perception.train")   # the module, not the package's train()
+
+OPTIONS = {"fp32": {}, "channels_last": {"channels_last": True}, "bf16": {"precision": "bf16"},
+           "compile": {"compile": True}}
+
+
+def variant_config(base: TrainConfig, name: str) -> TrainConfig:
+    """``base`` with the options of a variant's name (``bf16+channels_last``)."""
+    opts = {}
+    for part in name.split("+"):
+        if part not in OPTIONS:
+            raise SystemExit(f"unknown option {part!r} in variant {name!r}; options: {', '.join(OPTIONS)}")
+        opts |= OPTIONS[part]
+    return replace(base, **opts)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rate(fn, seconds: float, device: torch.device) -> float:
+    """Calls of ``fn`` per second over about ``seconds``."""
+    _sync(device)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+        if n % 20 == 0:
+            _sync(device)
+    _sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+def measure(cfg: TrainConfig, seconds: float, warmup: int, components: bool) -> dict:
+    """One variant: warm-up time, steps/s of the whole step, and (``components``) of its parts."""
+    torch.manual_seed(cfg.seed)
+    device = T.training_device(cfg)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    data = T.load_data(cfg)
+    net, _ = T.build_net(cfg, adapting=False)
+    T.place(net, cfg, device)
+    opt = torch.optim.Adam(T.trainable_parameters(net), lr=cfg.lr)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    batches = T.BatchSampler(cfg, data, device, gen)
+    net.train()
+    trainee = T.speed_up(net, cfg)
+
+    def step():
+        T.train_step(opt, net, trainee, None, batches, cfg, None, cfg.lr)
+
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    row = {"warmup_s": time.perf_counter() - t0, "steps_per_s": _rate(step, seconds, device)}
+    if components:
+        x, y = batches.sample()
+
+        def update():
+            with T.conv_precision(net, torch.bfloat16 if cfg.precision == "bf16" else None):
+                T.optimise(opt, T.perception_loss(trainee, x, y), cfg.lr)
+
+        row["sampler_per_s"] = _rate(batches.sample, seconds / 2, device)
+        row["update_per_s"] = _rate(update, seconds / 2, device)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--recipe", default="perception_sim_dr")
+    p.add_argument("--variants", default="fp32,channels_last,bf16,bf16+channels_last,"
+                                         "bf16+channels_last+compile")
+    p.add_argument("--seconds", type=float, default=15.0, help="timed seconds per variant")
+    p.add_argument("--warmup", type=int, default=30, help="untimed steps first (compilation)")
+    p.add_argument("--batch", type=int, default=0, help="mini-batch (0: the recipe's)")
+    p.add_argument("--pool", type=int, default=0, help="online pool (0: the recipe's)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    recipe = load_recipe(a.recipe, TrainConfig)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = TrainConfig(**(recipe | {"device": a.device, "out": os.path.join(tmp, "run"), "val_sim": 10}))
+        base = replace(base, batch=a.batch or base.batch, online_pool=a.pool or base.online_pool)
+        names = [v for v in a.variants.split(",") if v]
+        rows = {}
+        for i, name in enumerate(names):
+            rows[name] = measure(variant_config(base, name), a.seconds, a.warmup,
+                                 components=i in (0, len(names) - 1))
+            print(f"   {name}: {rows[name]['steps_per_s'] * base.batch:,.0f} images/s", flush=True)
+    dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
+    print(f"\nperception training step, recipe {a.recipe} ({base.arch}, online pool {base.online_pool}, "
+          f"supersample {base.supersample}, randomize {base.randomize}), batch {base.batch}, on {dev}, "
+          f"torch {torch.__version__}, {a.seconds:g} s each")
+    print(f"{'variant':<30}{'images/s':>11}{'x fp32':>8}{'warm-up s':>11}{'sampler img/s':>15}"
+          f"{'update img/s':>14}")
+    ref = rows[names[0]]["steps_per_s"]
+    for name, r in rows.items():
+        comp = (f"{r['sampler_per_s'] * base.batch:>15,.0f}{r['update_per_s'] * base.batch:>14,.0f}"
+                if "sampler_per_s" in r else "")
+        print(f"{name:<30}{r['steps_per_s'] * base.batch:>11,.0f}{r['steps_per_s'] / ref:>8.2f}"
+              f"{r['warmup_s']:>11.1f}{comp}")
+
+
+if __name__ == "__main__":
+    main()
