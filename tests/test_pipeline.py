@@ -108,3 +108,26 @@ def test_a_tiny_pipeline_trains_the_sim_stage_then_resumes_past_it(tmp_path):
     first = json.loads((out / "pipeline_times.json").read_text())["sim"]
     assert cli_main(_args(out, stop_after="sim", hifi_train=tmp_path / "hifi", resume=True)) == 0
     assert json.loads((out / "pipeline_times.json").read_text())["sim"] == first
+
+
+def test_the_fast_plan_trains_control_vectorised_on_the_device_and_perception_in_bf16(tmp_path):
+    plan = pipeline.load_plan("pipeline_fast", False, {})
+    stages = pipeline.build_stages(plan, tmp_path, "cuda", None)
+    for key in ("control_stage1", "control"):
+        argv = stages[key].argv
+        assert "--vectorised" in argv and argv[argv.index("--device") + 1] == "cuda"
+    sim = stages["sim"].argv
+    assert Path(sim[[i for i, a in enumerate(sim) if a == "--config"][-1] + 1]).name == "perception_fast.yaml"
+    assert "--vectorised" not in pipeline.build_stages(pipeline.load_plan("pipeline", False, {}),
+                                                       tmp_path, "cuda", None)["control"].argv
+
+
+def test_a_tiny_fast_pipeline_runs_both_vectorised_control_stages(tmp_path):
+    out = tmp_path / "p"
+    assert cli_main(_args(out, config="pipeline_fast", stop_after="control")) == 0
+    for stage in ("control_stage1", "control"):
+        assert (out / stage / "best.pt").is_file()
+        assert "done (control_vec)" in (out / "logs" / f"{stage}.log").read_text()
+    metrics = json.loads((out / "control/metrics.json").read_text())
+    assert metrics["trainer"] == "control_vec"
+    assert metrics["config"]["success_bonus"] == 0.5 and metrics["config"]["num_envs"] == 8

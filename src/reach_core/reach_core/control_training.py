@@ -552,15 +552,17 @@ def _finish(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner, acto
     _policy(cfg, learner.policy, task, prog.step).save(run.path("model.pt"))
     _save_checkpoint(run, cfg, learner, actor, prog)
     history = run.rows
+    trainer = type(actor).__module__.rsplit(".", 1)[-1]    # control_training, or control_vec
     metrics = {
-        "config": asdict(cfg), "steps": prog.step, "updates": prog.updates, "elapsed_s": elapsed,
+        "trainer": trainer, "config": asdict(cfg), "steps": prog.step, "updates": prog.updates,
+        "elapsed_s": elapsed,
         "env_steps_per_s": prog.step / elapsed, "updates_per_s": prog.updates / elapsed,
         "final_success_rate": history[-1]["success_rate"], "best_success_rate": prog.best_success,
         "history": history,
     }
     label = f"{cfg.exploration} {cfg.dof}-DoF"
     run.finish(metrics, _plot_run, "learning_curve.png", label=label)
-    log(f"done: {prog.step:,} steps, {prog.updates:,} updates in {elapsed:.0f} s "
+    log(f"done ({trainer}): {prog.step:,} steps, {prog.updates:,} updates in {elapsed:.0f} s "
         f"({prog.step / elapsed:,.0f} env steps/s, {prog.updates / elapsed:,.0f} updates/s); "
         f"final success {history[-1]['success_rate']:.3f}, best {prog.best_success:.3f}")
     return metrics

@@ -141,7 +141,8 @@ class TrainConfig:
     # speed (each measured by bench/bench_perception_speed.py; none changes what is learnt beyond
     # rounding: bf16 autocast keeps the weights, the loss and Adam in float32)
     precision: str = option("fp32", "fp32, or bf16: the convolutions (forward and backward) under bfloat16 "
-                                    "autocast (keypoints, head, loss and Adam stay float32)", choices=PRECISIONS)
+                                    "autocast (keypoints, head, loss and Adam stay float32)",
+                            choices=PRECISIONS)
     channels_last: bool = option(False, "the convolutions in channels-last (NHWC) memory layout, "
                                         "which tensor-core GPUs' convolution kernels prefer")
     compile: bool = option(False, "torch.compile the network for training (a one-off compilation of "
