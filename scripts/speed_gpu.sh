@@ -14,8 +14,10 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv,noheader | tee "$OUT/gpu.txt"
 case "$PART" in
   speed)
-    "$PY" "$ROOT/bench/bench_perception_speed.py" --device cuda --seconds "${EACH:-10}" --pool 16384 \
-      2>&1 | grep -v '^render' | tee "$OUT/perception_speed.txt"
+    for recipe in perception_sim perception_sim_dr; do   # the shipped SIM and SIM-DR networks' recipes
+      "$PY" "$ROOT/bench/bench_perception_speed.py" --device cuda --recipe "$recipe" --seconds "${EACH:-8}" \
+        --pool 16384 2>&1 | grep -v '^render' | tee -a "$OUT/perception_speed.txt"
+    done
     "$PY" "$ROOT/bench/bench_control_vec.py" --device cuda --baseline-device cpu --budget 60 --envs 4096 \
       --batch-size 4096 --updates-per-step 0.0078125 --eval-every 500000 2>&1 | tee "$OUT/control_vec.txt" ;;
   pipeline)
