@@ -508,50 +508,15 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
     if strict and bad:
         line, name, reason = bad[0]
         raise DatasetError(f"{root / 'labels.csv'} row {line} ({name}): {reason}")
-    virtual = meta.get("target", "in_image") == "virtual"
-
     if meta.get("net_images"):
         images, keep = _load_net_images(root, rows, names, phys, bad)
         phys = phys[keep]
         names = [names[k] for k in keep]
     else:
-        frames_camera = raw_camera(camera, calibration)
-
-        def one(k):
-            try:
-                frame = read_frame(root / names[k], frames_camera)
-            except ValueError as err:
-                return k, None, str(err)
-            return k, frame if calibration is None else calibration.to_virtual(frame, camera), None
-
-        images_list, keep = [], []
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for k, frame, err in pool.map(one, range(len(names))):
-                if err is not None:
-                    bad.append((rows[k], names[k], err))
-                    if strict:
-                        raise DatasetError(f"{root / names[k]} (labels.csv row {rows[k]}): {err}")
-                    continue
-                if virtual:
-                    targets = [phys[k, :2]]
-                    if virtual_targets > 1:
-                        rng = np.random.default_rng([seed, k])
-                        q_star = BAXTER_LEFT.sample_joints(rng, virtual_targets - 1)
-                        drawn = BAXTER_LEFT.forward(q_star)
-                        n_near = int(round((virtual_targets - 1) * near_target))
-                        if n_near:
-                            drawn[:n_near] = near_targets(np.repeat(phys[k:k + 1, 2:], n_near, 0), rng)
-                        targets += list(drawn)
-                    painted = add_target(np.repeat(frame[None], len(targets), 0),
-                                         np.array(targets), camera)
-                    images_list.append(preprocess(painted, camera))
-                    keep.extend([(k, t) for t in targets])
-                else:
-                    images_list.append(preprocess(frame, camera)[None])
-                    keep.append((k, phys[k, :2]))
-        images = np.concatenate(images_list) if images_list else np.zeros((0, 84, 84), np.float32)
-        phys = np.array([np.concatenate([t, phys[k, 2:]]) for k, t in keep]).reshape(-1, 5)
-        names = [names[k] for k, _ in keep]
+        images, phys, names = _load_frames(
+            root, rows, names, phys, bad, camera=camera, calibration=calibration,
+            virtual=meta.get("target", "in_image") == "virtual", virtual_targets=virtual_targets,
+            seed=seed, near_target=near_target, strict=strict, workers=workers)
     bad.sort()
     if len(bad) > max_bad_fraction * n_rows or len(images) == 0:
         lines = "; ".join(f"row {r} ({f}): {why}" for r, f, why in bad[:5])
@@ -564,6 +529,63 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
     if verbose:
         print(ds.summary(), file=sys.stderr)
     return ds
+
+
+def _read_row_frame(path: Path, frames_camera: CameraConfig, camera: CameraConfig, calibration
+                    ) -> tuple[np.ndarray | None, str | None]:
+    """(frame in the virtual camera, None), or (None, what is wrong with the file)."""
+    try:
+        frame = read_frame(path, frames_camera)
+    except ValueError as err:
+        return None, str(err)
+    return frame if calibration is None else calibration.to_virtual(frame, camera), None
+
+
+def _load_frames(root: Path, rows, names, phys, bad, *, camera: CameraConfig, calibration,
+                 virtual: bool, virtual_targets: int, seed: int, near_target: float, strict: bool,
+                 workers: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The camera frames of the rows as network images, read in ``workers`` threads, with the
+    virtual targets painted in (``virtual``): (images, physical labels (M, 5), file names).
+    Unreadable files join ``bad`` (or, ``strict``, are refused)."""
+    frames_camera = raw_camera(camera, calibration)
+    images_list, keep = [], []
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        read = pool.map(lambda name: _read_row_frame(root / name, frames_camera, camera, calibration),
+                        names)
+        for k, (frame, err) in enumerate(read):
+            if err is not None:
+                bad.append((rows[k], names[k], err))
+                if strict:
+                    raise DatasetError(f"{root / names[k]} (labels.csv row {rows[k]}): {err}")
+                continue
+            if virtual:
+                targets = _virtual_targets(phys[k], k, seed, virtual_targets, near_target)
+                painted = add_target(np.repeat(frame[None], len(targets), 0),
+                                     np.array(targets), camera)
+                images_list.append(preprocess(painted, camera))
+                keep.extend([(k, t) for t in targets])
+            else:
+                images_list.append(preprocess(frame, camera)[None])
+                keep.append((k, phys[k, :2]))
+    images = np.concatenate(images_list) if images_list else np.zeros((0, 84, 84), np.float32)
+    phys = np.array([np.concatenate([t, phys[k, 2:]]) for k, t in keep]).reshape(-1, 5)
+    return images, phys, [names[k] for k, _ in keep]
+
+
+def _virtual_targets(labels: np.ndarray, k: int, seed: int, virtual_targets: int,
+                     near_target: float) -> list:
+    """Row ``k``'s targets: its labelled one, then ``virtual_targets - 1`` drawn (seeded by
+    (seed, k)) as in Algorithm 1, a share ``near_target`` of them at the frame's hand."""
+    targets = [labels[:2]]
+    if virtual_targets > 1:
+        rng = np.random.default_rng([seed, k])
+        q_star = BAXTER_LEFT.sample_joints(rng, virtual_targets - 1)
+        drawn = BAXTER_LEFT.forward(q_star)
+        n_near = int(round((virtual_targets - 1) * near_target))
+        if n_near:
+            drawn[:n_near] = near_targets(np.repeat(labels[None, 2:], n_near, 0), rng)
+        targets += list(drawn)
+    return targets
 
 
 def sim_test_set(n: int, seed: int) -> Dataset:
