@@ -58,12 +58,7 @@ def main(argv=None) -> int:
             rep = fuzz.run(probe, lambda: graph.alive()['baxter_bridge'],
                            per_kind=args.per_kind, seed=args.seed + r, burst=args.burst,
                            gap_s=args.fault_hold + 0.3)
-            for k, v in rep.tried.items():
-                total.tried[k] = total.tried.get(k, 0) + v
-            total.commands += rep.commands
-            total.commands_after += rep.commands_after
-            total.out_of_limits += rep.out_of_limits
-            total.far_from_measured += rep.far_from_measured
+            _add(total, rep)
             crashes += int(rep.crashed) + int('Traceback' in graph.log('baxter_bridge'))
             os.kill(graph.procs['baxter_bridge'].pid, signal.SIGKILL)
             graph.stop()
@@ -85,6 +80,16 @@ def main(argv=None) -> int:
     print(f'faults survived (kill -9 of the bridge, restarted, commanding again): {survived}')
     bad = total.out_of_limits + total.far_from_measured + crashes
     return 1 if bad else 0
+
+
+def _add(total, rep) -> None:
+    """Add one round's :class:`reach_bringup.fuzz.FuzzReport` counts to ``total``."""
+    for k, v in rep.tried.items():
+        total.tried[k] = total.tried.get(k, 0) + v
+    total.commands += rep.commands
+    total.commands_after += rep.commands_after
+    total.out_of_limits += rep.out_of_limits
+    total.far_from_measured += rep.far_from_measured
 
 
 if __name__ == '__main__':

@@ -81,81 +81,113 @@ def gpu_throughput(cfg: ArchConfig, batch: int = 256, seconds: float = 5.0) -> f
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hifi-test", default=None, help="held-out higher-fidelity dataset folder")
-    ap.add_argument("--sim-test", type=int, default=1000, help="simulator test images (1000)")
-    ap.add_argument("--gpu-throughput", action="store_true", help="measure GPU images/s here")
-    ap.add_argument("--skip-eval", action="store_true", help="only the timings")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for the latency (1)")
-    args = ap.parse_args()
-
+    args = _parse_args()
     print(f"CPU: {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)")
     names = [n for n in ("sim", "adapted") if (MODELS / f"perception_{n}.pt").is_file()]
     models = {n: PerceptionModel.load(MODELS / f"perception_{n}.pt") for n in names}
     info = {n: json.loads((MODELS / f"perception_{n}.json").read_text()) for n in models}
     if len(models) < 2 and not args.skip_eval:
         raise SystemExit(f"the shipped models are missing from {MODELS} (use --skip-eval)")
-
     if not args.skip_eval:
-        sim = sim_test_set(args.sim_test, SIM_TEST_SEED)
-        hifi_dir = args.hifi_test or "runs/hifi_test"
-        if not (Path(hifi_dir) / "labels.csv").is_file():
-            print(f"rendering 400 held-out hifi frames (seed 2) into {hifi_dir} ...")
-            render_hifi_dataset(hifi_dir, 400, seed=2, progress=False)
-        hifi = load_dataset(hifi_dir, verbose=False)
-        data = {"sim": sim, "hifi": hifi}
-        print(f"\nTable 1 style (e = ||Omega_hat - Omega||): {len(sim)} simulator images "
-              f"(seed {SIM_TEST_SEED}), {len(hifi)} held-out hifi images ({hifi_dir})")
-        print(f"{'network':<28}{'Sim e_mean':>12}{'e_std':>9}{'Hifi e_mean':>13}{'e_std':>9}"
-              f"{'target px (sim)':>17}")
-        results = {}
-        for name, model in models.items():
+        data = _test_data(args)
+        results = _print_table(models, data)
+        _print_components(results)
+        _print_targets(results, info)
+        _print_tta(models, data, results)
+    _print_latencies(models, args.threads)
+    _print_gpu_training(info, args.gpu_throughput)
+
+
+def _parse_args() -> argparse.Namespace:
+    """The command line (module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hifi-test", default=None, help="held-out higher-fidelity dataset folder")
+    ap.add_argument("--sim-test", type=int, default=1000, help="simulator test images (1000)")
+    ap.add_argument("--gpu-throughput", action="store_true", help="measure GPU images/s here")
+    ap.add_argument("--skip-eval", action="store_true", help="only the timings")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for the latency (1)")
+    return ap.parse_args()
+
+
+def _test_data(args) -> dict:
+    """The simulator test set and the held-out hifi images (rendered first if missing)."""
+    sim = sim_test_set(args.sim_test, SIM_TEST_SEED)
+    hifi_dir = args.hifi_test or "runs/hifi_test"
+    if not (Path(hifi_dir) / "labels.csv").is_file():
+        print(f"rendering 400 held-out hifi frames (seed 2) into {hifi_dir} ...")
+        render_hifi_dataset(hifi_dir, 400, seed=2, progress=False)
+    hifi = load_dataset(hifi_dir, verbose=False)
+    print(f"\nTable 1 style (e = ||Omega_hat - Omega||): {len(sim)} simulator images "
+          f"(seed {SIM_TEST_SEED}), {len(hifi)} held-out hifi images ({hifi_dir})")
+    return {"sim": sim, "hifi": hifi}
+
+
+def _print_table(models: dict, data: dict) -> dict:
+    """Table 1 style rows of the shipped networks and the paper's; their metrics by name."""
+    print(f"{'network':<28}{'Sim e_mean':>12}{'e_std':>9}{'Hifi e_mean':>13}{'e_std':>9}"
+          f"{'target px (sim)':>17}")
+    results = {}
+    for name, model in models.items():
+        m, _ = evaluate_model(model, data)
+        results[name] = m
+        label = f"{name} ({model.arch.arch}{', bn' if model.arch.batchnorm else ''})"
+        print(f"{label:<28}{m['sim']['e_mean']:>12.4f}{m['sim']['e_std']:>9.4f}"
+              f"{m['hifi']['e_mean']:>13.4f}{m['hifi']['e_std']:>9.4f}"
+              f"{m['sim']['target_px_mean']:>17.3f}")
+    for net in ("SIM", "P75"):
+        p = PAPER_TABLE1[net]
+        print(f"{'paper ' + net + ' (Sim, Real)':<28}{p[0]:>12.3f}{p[1]:>9.3f}{p[2]:>13.3f}{p[3]:>9.3f}")
+    return results
+
+
+def _print_components(results: dict) -> None:
+    """Mean absolute error per component of Omega, per network and test set."""
+    print("\nper component (mean absolute error):")
+    for name, m in results.items():
+        for d, r in m.items():
+            print(f"  {name:<8}/ {d:<5} target {r['target_cm_mean']:6.2f} cm = "
+                  f"{r['target_px_mean']:.3f} px;  s1 {r['left_s1_deg_mae']:.2f}, "
+                  f"e1 {r['left_e1_deg_mae']:.2f}, w1 {r['left_w1_deg_mae']:.2f} deg")
+
+
+def _print_targets(results: dict, info: dict) -> None:
+    """Issue 3's targets, met or not."""
+    s, a = results["sim"]["sim"]["e_mean"], results["adapted"]
+    n_hifi = info["adapted"].get("metrics", {}).get("real_frames")
+    print("\nissue 3 targets:")
+    print(f"  SIM on simulator images        e = {s:.4f}   (target <= 0.005: "
+          f"{'met' if s <= 0.005 else 'NOT met'}); target error "
+          f"{results['sim']['sim']['target_px_mean']:.3f} px at 84x84")
+    print(f"  adapted on held-out hifi       e = {a['hifi']['e_mean']:.4f}   (target <= 0.021 "
+          f"with <= 200 hifi frames{'' if n_hifi is None else f'; trained with {n_hifi}'}: "
+          f"{'met' if a['hifi']['e_mean'] <= 0.021 else 'NOT met'})")
+    print(f"  adapted on simulator images    e = {a['sim']['e_mean']:.4f}   (target <= 0.010: "
+          f"{'met' if a['sim']['e_mean'] <= 0.010 else 'NOT met'})")
+
+
+def _print_tta(models: dict, data: dict, results: dict) -> None:
+    """Test-time augmentation (PerceptionModel(tta=r)): the same networks, the median over the
+    image shifted by up to r pixels; adds to ``results``."""
+    print("\nwith test-time augmentation (median over shifts up to r px; reach eval perception --tta r):")
+    for r in (1, 2):
+        for name, plain in models.items():
+            model = PerceptionModel(plain.net, plain.meta, tta=r)   # the same weights
+            if not trained_with_shifts(model):
+                print(f"  r = {r}  {name:<9} (trained without camera shifts: not for it)")
+                continue
             m, _ = evaluate_model(model, data)
-            results[name] = m
-            label = f"{name} ({model.arch.arch}{', bn' if model.arch.batchnorm else ''})"
-            print(f"{label:<28}{m['sim']['e_mean']:>12.4f}{m['sim']['e_std']:>9.4f}"
-                  f"{m['hifi']['e_mean']:>13.4f}{m['hifi']['e_std']:>9.4f}"
-                  f"{m['sim']['target_px_mean']:>17.3f}")
-        for net in ("SIM", "P75"):
-            p = PAPER_TABLE1[net]
-            print(f"{'paper ' + net + ' (Sim, Real)':<28}{p[0]:>12.3f}{p[1]:>9.3f}{p[2]:>13.3f}{p[3]:>9.3f}")
-        print("\nper component (mean absolute error):")
-        for name, m in results.items():
-            for d, r in m.items():
-                print(f"  {name:<8}/ {d:<5} target {r['target_cm_mean']:6.2f} cm = "
-                      f"{r['target_px_mean']:.3f} px;  s1 {r['left_s1_deg_mae']:.2f}, "
-                      f"e1 {r['left_e1_deg_mae']:.2f}, w1 {r['left_w1_deg_mae']:.2f} deg")
-        s, a = results["sim"]["sim"]["e_mean"], results["adapted"]
-        n_hifi = info["adapted"].get("metrics", {}).get("real_frames")
-        print("\nissue 3 targets:")
-        print(f"  SIM on simulator images        e = {s:.4f}   (target <= 0.005: "
-              f"{'met' if s <= 0.005 else 'NOT met'}); target error "
-              f"{results['sim']['sim']['target_px_mean']:.3f} px at 84x84")
-        print(f"  adapted on held-out hifi       e = {a['hifi']['e_mean']:.4f}   (target <= 0.021 "
-              f"with <= 200 hifi frames{'' if n_hifi is None else f'; trained with {n_hifi}'}: "
-              f"{'met' if a['hifi']['e_mean'] <= 0.021 else 'NOT met'})")
-        print(f"  adapted on simulator images    e = {a['sim']['e_mean']:.4f}   (target <= 0.010: "
-              f"{'met' if a['sim']['e_mean'] <= 0.010 else 'NOT met'})")
+            results[f"{name}_tta{r}"] = m
+            print(f"  r = {r}  {name:<9} sim e {m['sim']['e_mean']:.4f} +- {m['sim']['e_std']:.4f}, "
+                  f"hifi e {m['hifi']['e_mean']:.4f} +- {m['hifi']['e_std']:.4f};  hifi s1 "
+                  f"{m['hifi']['left_s1_deg_mae']:.2f}, e1 {m['hifi']['left_e1_deg_mae']:.2f}, w1 "
+                  f"{m['hifi']['left_w1_deg_mae']:.2f} deg")
 
-        # test-time augmentation (PerceptionModel(tta=r)): the same networks, the median over the
-        # image shifted by up to r pixels
-        print("\nwith test-time augmentation (median over shifts up to r px; reach eval perception --tta r):")
-        for r in (1, 2):
-            for name, plain in models.items():
-                model = PerceptionModel(plain.net, plain.meta, tta=r)   # the same weights
-                if not trained_with_shifts(model):
-                    print(f"  r = {r}  {name:<9} (trained without camera shifts: not for it)")
-                    continue
-                m, _ = evaluate_model(model, data)
-                results[f"{name}_tta{r}"] = m
-                print(f"  r = {r}  {name:<9} sim e {m['sim']['e_mean']:.4f} +- {m['sim']['e_std']:.4f}, "
-                      f"hifi e {m['hifi']['e_mean']:.4f} +- {m['hifi']['e_std']:.4f};  hifi s1 "
-                      f"{m['hifi']['left_s1_deg_mae']:.2f}, e1 {m['hifi']['left_e1_deg_mae']:.2f}, w1 "
-                      f"{m['hifi']['left_w1_deg_mae']:.2f} deg")
 
-    torch.set_num_threads(args.threads)
+def _print_latencies(models: dict, threads: int) -> None:
+    """CPU inference per frame, preprocessing included, of each architecture and shipped network."""
+    torch.set_num_threads(threads)
     print(f"\nCPU inference, batch 1, preprocessing (640x480 frame -> 84x84) included, "
-          f"{args.threads} torch thread(s):")
+          f"{threads} torch thread(s):")
     nets = {f"{k} architecture (untrained weights)": PerceptionModel(PerceptionNet(c))
             for k, c in ARCHS.items()}
     nets.update({f"shipped perception_{k}.pt": m for k, m in models.items()})
@@ -165,6 +197,9 @@ def main() -> None:
         med, p90 = cpu_latency(model)
         print(f"  {name:<40} median {med:.3f} ms, p90 {p90:.3f} ms")
 
+
+def _print_gpu_training(info: dict, measure: bool) -> None:
+    """GPU training throughput from the models' .json; with ``measure``, measured here too."""
     print("\nGPU training (from the models' .json, trained by bench/gpu_perception.sh):")
     for name, js in info.items():
         m = js.get("metrics", {})
@@ -175,7 +210,7 @@ def main() -> None:
             r = m.get("reached_target")
             print(f"           time to e <= {m.get('target_e', 0.005)} on the validation images: "
                   + (f"{r['train_seconds']} s (step {r['step']})" if r else "not reached"))
-    if args.gpu_throughput:
+    if measure:
         if not torch.cuda.is_available():
             print("  --gpu-throughput: no CUDA GPU here")
         else:

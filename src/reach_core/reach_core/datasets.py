@@ -263,6 +263,14 @@ def _read_meta(root: Path) -> dict:
 def _read_labels(root: Path, limit: int | None = None
                  ) -> tuple[list[int], list[str], np.ndarray, list[tuple[int, str, str]]]:
     """Rows of labels.csv: (row numbers, image names, physical labels (N, 5), bad rows)."""
+    path, header, body = _read_csv(root, limit)
+    header, col, cols, has_omega = _label_columns(path, header)
+    rows, names, values, bad = _parse_rows(body, header, col["image"], cols)
+    return _check_labels(rows, names, values, has_omega, bad)
+
+
+def _read_csv(root: Path, limit: int | None) -> tuple[Path, list[str], list[tuple[int, list[str]]]]:
+    """labels.csv's path, header and first ``limit`` rows (with their line numbers, from 2)."""
     path = root / "labels.csv"
     if not path.is_file():
         raise DatasetError(f"{root}: no labels.csv (see the dataset format in README.md)")
@@ -275,6 +283,12 @@ def _read_labels(root: Path, limit: int | None = None
         raise DatasetError(f"{path}: cannot read ({err})") from None
     if not header:
         raise DatasetError(f"{path}: empty file, expected a header {','.join(LABEL_COLUMNS)}")
+    return path, header, body
+
+
+def _label_columns(path: Path, header: list[str]) -> tuple[list[str], dict, list[int], bool]:
+    """(stripped header, column index by name, indices of the physical then, if all present, the
+    normalised label columns, whether they are); a header without the required columns is refused."""
     header = [h.strip() for h in header]
     missing = [c for c in ("image",) + PHYS_COLUMNS if c not in header]
     if missing:
@@ -283,11 +297,18 @@ def _read_labels(root: Path, limit: int | None = None
     col = {c: header.index(c) for c in header}
     has_omega = all(c in col for c in OMEGA_COLUMNS)
     cols = [col[c] for c in PHYS_COLUMNS] + ([col[c] for c in OMEGA_COLUMNS] if has_omega else [])
+    return header, col, cols, has_omega
+
+
+def _parse_rows(body, header: list[str], image_col: int, cols: list[int]
+                ) -> tuple[list[int], list[str], np.ndarray, list[tuple[int, str, str]]]:
+    """The rows' numbers, image names and label values (N, len(cols)); blank rows are left out,
+    rows of the wrong length or with a label that is not a number are bad."""
     rows, names, values_ok, bad = [], [], [], []
     for line, values in body:
         if not values or all(not v.strip() for v in values):
             continue
-        name = values[col["image"]].strip() if len(values) > col["image"] else ""
+        name = values[image_col].strip() if len(values) > image_col else ""
         if len(values) != len(header):
             bad.append((line, name, f"{len(values)} fields, the header has {len(header)}"))
             continue
@@ -298,7 +319,14 @@ def _read_labels(root: Path, limit: int | None = None
             continue
         rows.append(line)
         names.append(name)
-    arr = np.array(values_ok, dtype=np.float64).reshape(len(rows), len(cols))
+    return rows, names, np.array(values_ok, dtype=np.float64).reshape(len(rows), len(cols)), bad
+
+
+def _check_labels(rows: list[int], names: list[str], arr: np.ndarray, has_omega: bool,
+                  bad: list[tuple[int, str, str]]
+                  ) -> tuple[list[int], list[str], np.ndarray, list[tuple[int, str, str]]]:
+    """Keep the rows whose labels are finite, in range and agree with their normalised columns
+    (if given); the others join ``bad`` with the reason, and ``bad`` is sorted."""
     phys = arr[:, :5]
     with np.errstate(invalid="ignore"):
         omega = (phys - OMEGA_LOW) / (OMEGA_HIGH - OMEGA_LOW)
@@ -308,21 +336,24 @@ def _read_labels(root: Path, limit: int | None = None
         np.ones(len(rows), bool)
     good = finite & in_range & agree
     for k in np.flatnonzero(~good):
-        if not finite[k]:
-            which = [c for c, v in zip(PHYS_COLUMNS, phys[k]) if not math.isfinite(v)]
-            why = f"label {', '.join(which)} is NaN or infinite"
-        elif not in_range[k]:
-            j = int(np.flatnonzero((omega[k] < -1e-3) | (omega[k] > 1 + 1e-3))[0])
-            why = (f"label out of range: {PHYS_COLUMNS[j]} = {phys[k, j]:.4f} is outside "
-                   f"[{OMEGA_LOW[j]:.4f}, {OMEGA_HIGH[j]:.4f}]")
-        else:
-            why = "normalised columns disagree with the physical ones"
-        bad.append((rows[k], names[k], why))
+        bad.append((rows[k], names[k], _label_problem(phys[k], omega[k], finite[k], in_range[k])))
     rows = [r for r, g in zip(rows, good) if g]
     names = [n for n, g in zip(names, good) if g]
     labels = phys[good]
     bad.sort()
     return rows, names, labels, bad
+
+
+def _label_problem(phys: np.ndarray, omega: np.ndarray, finite: bool, in_range: bool) -> str:
+    """Why one row's labels (physical, normalised) are bad."""
+    if not finite:
+        which = [c for c, v in zip(PHYS_COLUMNS, phys) if not math.isfinite(v)]
+        return f"label {', '.join(which)} is NaN or infinite"
+    if not in_range:
+        j = int(np.flatnonzero((omega < -1e-3) | (omega > 1 + 1e-3))[0])
+        return (f"label out of range: {PHYS_COLUMNS[j]} = {phys[j]:.4f} is outside "
+                f"[{OMEGA_LOW[j]:.4f}, {OMEGA_HIGH[j]:.4f}]")
+    return "normalised columns disagree with the physical ones"
 
 
 def read_frame(path: Path, camera: CameraConfig) -> np.ndarray:
@@ -477,50 +508,15 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
     if strict and bad:
         line, name, reason = bad[0]
         raise DatasetError(f"{root / 'labels.csv'} row {line} ({name}): {reason}")
-    virtual = meta.get("target", "in_image") == "virtual"
-
     if meta.get("net_images"):
         images, keep = _load_net_images(root, rows, names, phys, bad)
         phys = phys[keep]
         names = [names[k] for k in keep]
     else:
-        frames_camera = raw_camera(camera, calibration)
-
-        def one(k):
-            try:
-                frame = read_frame(root / names[k], frames_camera)
-            except ValueError as err:
-                return k, None, str(err)
-            return k, frame if calibration is None else calibration.to_virtual(frame, camera), None
-
-        images_list, keep = [], []
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for k, frame, err in pool.map(one, range(len(names))):
-                if err is not None:
-                    bad.append((rows[k], names[k], err))
-                    if strict:
-                        raise DatasetError(f"{root / names[k]} (labels.csv row {rows[k]}): {err}")
-                    continue
-                if virtual:
-                    targets = [phys[k, :2]]
-                    if virtual_targets > 1:
-                        rng = np.random.default_rng([seed, k])
-                        q_star = BAXTER_LEFT.sample_joints(rng, virtual_targets - 1)
-                        drawn = BAXTER_LEFT.forward(q_star)
-                        n_near = int(round((virtual_targets - 1) * near_target))
-                        if n_near:
-                            drawn[:n_near] = near_targets(np.repeat(phys[k:k + 1, 2:], n_near, 0), rng)
-                        targets += list(drawn)
-                    painted = add_target(np.repeat(frame[None], len(targets), 0),
-                                         np.array(targets), camera)
-                    images_list.append(preprocess(painted, camera))
-                    keep.extend([(k, t) for t in targets])
-                else:
-                    images_list.append(preprocess(frame, camera)[None])
-                    keep.append((k, phys[k, :2]))
-        images = np.concatenate(images_list) if images_list else np.zeros((0, 84, 84), np.float32)
-        phys = np.array([np.concatenate([t, phys[k, 2:]]) for k, t in keep]).reshape(-1, 5)
-        names = [names[k] for k, _ in keep]
+        images, phys, names = _load_frames(
+            root, rows, names, phys, bad, camera=camera, calibration=calibration,
+            virtual=meta.get("target", "in_image") == "virtual", virtual_targets=virtual_targets,
+            seed=seed, near_target=near_target, strict=strict, workers=workers)
     bad.sort()
     if len(bad) > max_bad_fraction * n_rows or len(images) == 0:
         lines = "; ".join(f"row {r} ({f}): {why}" for r, f, why in bad[:5])
@@ -533,6 +529,63 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
     if verbose:
         print(ds.summary(), file=sys.stderr)
     return ds
+
+
+def _read_row_frame(path: Path, frames_camera: CameraConfig, camera: CameraConfig, calibration
+                    ) -> tuple[np.ndarray | None, str | None]:
+    """(frame in the virtual camera, None), or (None, what is wrong with the file)."""
+    try:
+        frame = read_frame(path, frames_camera)
+    except ValueError as err:
+        return None, str(err)
+    return frame if calibration is None else calibration.to_virtual(frame, camera), None
+
+
+def _load_frames(root: Path, rows, names, phys, bad, *, camera: CameraConfig, calibration,
+                 virtual: bool, virtual_targets: int, seed: int, near_target: float, strict: bool,
+                 workers: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The camera frames of the rows as network images, read in ``workers`` threads, with the
+    virtual targets painted in (``virtual``): (images, physical labels (M, 5), file names).
+    Unreadable files join ``bad`` (or, ``strict``, are refused)."""
+    frames_camera = raw_camera(camera, calibration)
+    images_list, keep = [], []
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        read = pool.map(lambda name: _read_row_frame(root / name, frames_camera, camera, calibration),
+                        names)
+        for k, (frame, err) in enumerate(read):
+            if err is not None:
+                bad.append((rows[k], names[k], err))
+                if strict:
+                    raise DatasetError(f"{root / names[k]} (labels.csv row {rows[k]}): {err}")
+                continue
+            if virtual:
+                targets = _virtual_targets(phys[k], k, seed, virtual_targets, near_target)
+                painted = add_target(np.repeat(frame[None], len(targets), 0),
+                                     np.array(targets), camera)
+                images_list.append(preprocess(painted, camera))
+                keep.extend([(k, t) for t in targets])
+            else:
+                images_list.append(preprocess(frame, camera)[None])
+                keep.append((k, phys[k, :2]))
+    images = np.concatenate(images_list) if images_list else np.zeros((0, 84, 84), np.float32)
+    phys = np.array([np.concatenate([t, phys[k, 2:]]) for k, t in keep]).reshape(-1, 5)
+    return images, phys, [names[k] for k, _ in keep]
+
+
+def _virtual_targets(labels: np.ndarray, k: int, seed: int, virtual_targets: int,
+                     near_target: float) -> list:
+    """Row ``k``'s targets: its labelled one, then ``virtual_targets - 1`` drawn (seeded by
+    (seed, k)) as in Algorithm 1, a share ``near_target`` of them at the frame's hand."""
+    targets = [labels[:2]]
+    if virtual_targets > 1:
+        rng = np.random.default_rng([seed, k])
+        q_star = BAXTER_LEFT.sample_joints(rng, virtual_targets - 1)
+        drawn = BAXTER_LEFT.forward(q_star)
+        n_near = int(round((virtual_targets - 1) * near_target))
+        if n_near:
+            drawn[:n_near] = near_targets(np.repeat(labels[None, 2:], n_near, 0), rng)
+        targets += list(drawn)
+    return targets
 
 
 def sim_test_set(n: int, seed: int) -> Dataset:

@@ -56,33 +56,7 @@ def _rgba(rgb) -> str:
     return " ".join(f"{c:.3f}" for c in rgb) + " 1"
 
 
-def _model_xml(camera: CameraConfig) -> str:
-    """The MJCF scene; everything that varies per frame is changed on the compiled model."""
-    l1, l2, l3 = LINK_LENGTHS
-    c1, c2, c3 = LINK_ANGLE_OFFSETS
-
-    def tip(length, offset):  # link vector in the body's frame (clockwise angle about +y)
-        return f"{length * math.cos(offset):.5f} 0 {-length * math.sin(offset):.5f}"
-
-    hand = f"{HAND_FLANGE_M * math.cos(c3):.5f} 0 {-HAND_FLANGE_M * math.sin(c3):.5f}"
-    ee = tip(l3, c3)
-    dist = camera_distance(camera)
-    clutter = "\n".join(
-        f'<geom name="clutter{k}" type="box" pos="0 2 0" size="0.1 0.1 0.1" rgba="0.5 0.5 0.5 1" '
-        f'material="matte"/>' for k in range(N_CLUTTER))
-    lights = "\n".join(
-        f'<light name="light{k}" pos="0 -2 2" dir="0 1 -1" directional="false" castshadow="false" '
-        f'diffuse="0.5 0.5 0.5" specular="0.2 0.2 0.2"/>' for k in range(N_LIGHTS))
-    return f"""
-<mujoco model="baxter_left_arm_planar">
-  <compiler angle="radian"/>
-  <visual>
-    <global offwidth="{camera.width}" offheight="{camera.height}" fovy="{NOMINAL_FOVY}"/>
-    <quality shadowsize="0" offsamples="4"/>
-    <headlight ambient="0.25 0.25 0.25" diffuse="0.35 0.35 0.35" specular="0.1 0.1 0.1"/>
-    <map znear="0.05" zfar="20"/>
-  </visual>
-  <asset>
+_ASSETS_XML = """  <asset>
     <texture name="wall" type="2d" builtin="checker" rgb1="0.82 0.80 0.76" rgb2="0.74 0.72 0.69"
              width="256" height="256" mark="edge" markrgb="0.6 0.6 0.6"/>
     <texture name="floor" type="2d" builtin="checker" rgb1="0.45 0.42 0.38" rgb2="0.38 0.36 0.33"
@@ -95,19 +69,68 @@ def _model_xml(camera: CameraConfig) -> str:
     <material name="grey" rgba="0.45 0.45 0.47 1" specular="0.5" shininess="0.6"/>
     <material name="body" rgba="0.60 0.61 0.64 1" specular="0.3" shininess="0.3"/>
   </asset>
-  <worldbody>
-    {lights}
-    <camera name="webcam" pos="0 {-dist:.5f} 0" xyaxes="1 0 0 0 0 1" fovy="{NOMINAL_FOVY}"/>
-    <geom name="wall" type="plane" pos="0 2.2 0" zaxis="0 -1 0" size="6 6 0.1" material="wall"/>
-    <geom name="floor" type="plane" pos="0 0 -1.35" size="6 6 0.1" material="floor"/>
-    {clutter}
-    <!-- Baxter's fixed body behind the arm -->
+"""
+
+_BODY_XML = """    <!-- Baxter's fixed body behind the arm -->
     <geom name="pedestal" type="cylinder" fromto="-0.15 0.35 -1.35 -0.15 0.35 -0.55" size="0.09" material="body"/>
     <geom name="torso" type="box" pos="-0.21 0.32 -0.22" size="0.19 0.18 0.36" material="body"/>
     <geom name="neck" type="capsule" fromto="-0.20 0.30 0.12 -0.20 0.30 0.26" size="0.035" material="body"/>
     <geom name="head" type="box" pos="-0.16 0.30 0.385" euler="0 -0.25 0" size="0.03 0.14 0.12" material="dark"/>
     <geom name="mount" type="box" pos="-0.05 0.12 0" size="0.08 0.10 0.065" material="dark"/>
-    <body name="s1" pos="0 0 0">
+"""
+
+
+def _model_xml(camera: CameraConfig) -> str:
+    """The MJCF scene; everything that varies per frame is changed on the compiled model."""
+    return f"""
+<mujoco model="baxter_left_arm_planar">
+  <compiler angle="radian"/>
+{_visual_xml(camera)}{_ASSETS_XML}  <worldbody>
+{_room_xml(camera)}{_BODY_XML}{_arm_xml()}  </worldbody>
+</mujoco>
+"""
+
+
+def _visual_xml(camera: CameraConfig) -> str:
+    """The offscreen buffer (the camera's frame size), field of view, headlight and clipping."""
+    return f"""  <visual>
+    <global offwidth="{camera.width}" offheight="{camera.height}" fovy="{NOMINAL_FOVY}"/>
+    <quality shadowsize="0" offsamples="4"/>
+    <headlight ambient="0.25 0.25 0.25" diffuse="0.35 0.35 0.35" specular="0.1 0.1 0.1"/>
+    <map znear="0.05" zfar="20"/>
+  </visual>
+"""
+
+
+def _room_xml(camera: CameraConfig) -> str:
+    """The lights, the webcam (at the distance that gives ``camera.px_per_m``), the wall, the
+    floor and the clutter boxes (placed per frame)."""
+    dist = camera_distance(camera)
+    clutter = "\n".join(
+        f'<geom name="clutter{k}" type="box" pos="0 2 0" size="0.1 0.1 0.1" rgba="0.5 0.5 0.5 1" '
+        f'material="matte"/>' for k in range(N_CLUTTER))
+    lights = "\n".join(
+        f'<light name="light{k}" pos="0 -2 2" dir="0 1 -1" directional="false" castshadow="false" '
+        f'diffuse="0.5 0.5 0.5" specular="0.2 0.2 0.2"/>' for k in range(N_LIGHTS))
+    return f"""    {lights}
+    <camera name="webcam" pos="0 {-dist:.5f} 0" xyaxes="1 0 0 0 0 1" fovy="{NOMINAL_FOVY}"/>
+    <geom name="wall" type="plane" pos="0 2.2 0" zaxis="0 -1 0" size="6 6 0.1" material="wall"/>
+    <geom name="floor" type="plane" pos="0 0 -1.35" size="6 6 0.1" material="floor"/>
+    {clutter}
+"""
+
+
+def _arm_xml() -> str:
+    """The arm's kinematic chain: s1, e1, w1 hinges about +y, links, the hand and its flange."""
+    l1, l2, l3 = LINK_LENGTHS
+    c1, c2, c3 = LINK_ANGLE_OFFSETS
+
+    def tip(length, offset):  # link vector in the body's frame (clockwise angle about +y)
+        return f"{length * math.cos(offset):.5f} 0 {-length * math.sin(offset):.5f}"
+
+    hand = f"{HAND_FLANGE_M * math.cos(c3):.5f} 0 {-HAND_FLANGE_M * math.sin(c3):.5f}"
+    ee = tip(l3, c3)
+    return f"""    <body name="s1" pos="0 0 0">
       <joint name="left_s1" type="hinge" axis="0 1 0"/>
       <geom type="cylinder" fromto="0 -0.07 0 0 0.09 0" size="0.065" material="dark"/>
       <geom type="capsule" fromto="0 0 0 {tip(l1, c1)}" size="0.05" material="red"/>
@@ -127,8 +150,6 @@ def _model_xml(camera: CameraConfig) -> str:
         </body>
       </body>
     </body>
-  </worldbody>
-</mujoco>
 """
 
 

@@ -125,6 +125,56 @@ class _Canvas:
         return F.avg_pool2d(x[:, None], self.s)[:, 0] if self.s > 1 else x
 
 
+class _Look:
+    """One batch's look: which images are randomised, the per-image draws (all from ``gen``, in a
+    fixed order) and the camera pose that maps the plane into each image."""
+
+    def __init__(self, cv: _Canvas, b: int, gen: torch.Generator | None, randomize: float,
+                 realism: float):
+        self.cv, self.b, self.dev, self.gen, self.randomize = cv, b, cv.device, gen, randomize
+        dev = self.dev
+        self.pick = (self.u(b) < randomize) if randomize > 0 else \
+            torch.zeros(b, dtype=torch.bool, device=dev)
+        self.on = self.pick.float()
+        self.real = RealLook.draw(self.u, self.pick, realism, cv.camera.net_size) \
+            if realism > 0 and randomize > 0 else None
+        # camera pose: shift (px), scale and roll about the image centre, for all but the target
+        self.centre = torch.full((2,), cv.camera.net_size / 2, device=dev)
+        self.shift = self.on[:, None] * self.u(b, 2, lo=-3.0, hi=3.0) if randomize > 0 \
+            else torch.zeros(b, 2, device=dev)
+        self.scale = self.vary(1.0, 0.96, 1.04)
+        roll = self.on * self.u(b, lo=-0.012, hi=0.012) if randomize > 0 \
+            else torch.zeros(b, device=dev)
+        self.cos, self.sin = torch.cos(roll), torch.sin(roll)
+        self.r_px = cv.k * self.scale  # metres -> px of this image, (B,)
+
+    def u(self, *shape, lo=0.0, hi=1.0) -> torch.Tensor:
+        """Uniform numbers in [lo, hi) from the batch's generator."""
+        return lo + (hi - lo) * torch.rand(*shape, device=self.dev, generator=self.gen)
+
+    def vary(self, nominal, lo, hi, *shape) -> torch.Tensor:
+        """Per-image value: nominal for plain images, nominal * U(lo, hi) for randomised ones."""
+        if self.randomize <= 0:
+            return torch.full((self.b, *shape), float(nominal), device=self.dev)
+        f = self.u(self.b, *shape, lo=lo, hi=hi)
+        return nominal * (1 + self.on.view(-1, *[1] * len(shape)) * (f - 1))
+
+    def grey(self, nominal, lo, hi) -> torch.Tensor:
+        """Per-image grey: the simulator's for plain images, U(lo, hi) for randomised ones."""
+        if self.randomize <= 0:
+            return torch.full((self.b,), nominal, device=self.dev)
+        return torch.where(self.pick, self.u(self.b, lo=lo, hi=hi),
+                           torch.full((self.b,), nominal, device=self.dev))
+
+    def cam(self, xy_m: torch.Tensor) -> torch.Tensor:
+        """Plane metres (B, 2) or (2,) -> this image's camera pixels (B, 2)."""
+        cos, sin, centre = self.cos, self.sin, self.centre
+        p = self.cv.to_px(xy_m.expand(self.b, 2)) - centre
+        rot = torch.stack([cos * p[:, 0] - sin * p[:, 1], sin * p[:, 0] + cos * p[:, 1]], dim=-1)
+        out = centre + self.scale[:, None] * rot + self.shift
+        return out if self.real is None else self.real.warp(out, centre)
+
+
 def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = None, *,
            randomize: float = 0.0, camera: CameraConfig = DEFAULT_CAMERA,
            supersample: int = 3, distractors: float = 0.0, realism: float = 0.0) -> torch.Tensor:
@@ -142,84 +192,76 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
     cv = _Canvas(camera, supersample, dev)
     if randomize > 0 and gen is None:
         raise ValueError("randomize > 0 needs a torch.Generator")
-
-    def u(*shape, lo=0.0, hi=1.0):
-        return lo + (hi - lo) * torch.rand(*shape, device=dev, generator=gen)
-
-    pick = (u(b) < randomize) if randomize > 0 else torch.zeros(b, dtype=torch.bool, device=dev)
-    on = pick.float()
-    real = RealLook.draw(u, pick, realism, camera.net_size) if realism > 0 and randomize > 0 \
-        else None
-
-    def vary(nominal, lo, hi, *shape):
-        """Per-image value: nominal for plain images, nominal * U(lo, hi) for randomised ones."""
-        if randomize <= 0:
-            return torch.full((b, *shape), float(nominal), device=dev)
-        f = u(b, *shape, lo=lo, hi=hi)
-        return nominal * (1 + on.view(-1, *[1] * len(shape)) * (f - 1))
-
-    def grey(nominal, lo, hi):
-        """Per-image grey: the simulator's for plain images, U(lo, hi) for randomised ones."""
-        if randomize <= 0:
-            return torch.full((b,), nominal, device=dev)
-        return torch.where(pick, u(b, lo=lo, hi=hi), torch.full((b,), nominal, device=dev))
-
-    # camera pose: shift (px), scale and roll about the image centre, for all but the target
-    centre = torch.full((2,), camera.net_size / 2, device=dev)
-    shift = on[:, None] * u(b, 2, lo=-3.0, hi=3.0) if randomize > 0 else torch.zeros(b, 2, device=dev)
-    scale = vary(1.0, 0.96, 1.04)
-    roll = on * u(b, lo=-0.012, hi=0.012) if randomize > 0 else torch.zeros(b, device=dev)
-    cos, sin = torch.cos(roll), torch.sin(roll)
-
-    def cam(xy_m: torch.Tensor) -> torch.Tensor:
-        """Plane metres (B, 2) or (2,) -> this image's camera pixels (B, 2)."""
-        p = cv.to_px(xy_m.expand(b, 2)) - centre
-        rot = torch.stack([cos * p[:, 0] - sin * p[:, 1], sin * p[:, 0] + cos * p[:, 1]], dim=-1)
-        out = centre + scale[:, None] * rot + shift
-        return out if real is None else real.warp(out, centre)
-
-    r_px = cv.k * scale  # metres -> px of this image, (B,)
-
-    # ---------------------------------------------------------------- background
+    look = _Look(cv, b, gen, randomize, realism)
     canvas = torch.full((b, cv.n, cv.n), _grey(BACKGROUND_RGB), device=dev)
     if randomize > 0:
-        n, size_px = cv.n, camera.net_size
-        field = F.interpolate(u(b, 1, 4, 4, lo=-1, hi=1), size=(n, n), mode="bicubic",
-                              align_corners=False)[:, 0]
-        bg = u(b, 1, 1, lo=0.4, hi=0.95) + u(b, 1, 1, hi=0.12) * field
-        period = u(b, 1, 1, lo=5.0, hi=22.0)
-        phase_u, phase_v = u(b, 1, 1, hi=40.0), u(b, 1, 1, hi=40.0)
-        cu, cvv = (cv.u + phase_u) / period, (cv.v + phase_v) / period
-        checker = ((torch.floor(cu) + torch.floor(cvv)) % 2) * 2 - 1
-        bg = bg + (u(b, 1, 1) < 0.6) * u(b, 1, 1, hi=0.08) * checker
-        grout = torch.minimum((cu - torch.round(cu)).abs(), (cvv - torch.round(cvv)).abs()) * period
-        bg = torch.where((u(b, 1, 1) < 0.4) & (grout < 0.25), bg - u(b, 1, 1, hi=0.12), bg)
-        floor = cv.v > u(b, 1, 1, lo=0.72, hi=1.1) * size_px
-        bg = torch.where(floor, u(b, 1, 1, lo=0.15, hi=0.6) + 0.05 * field, bg)
-        for _ in range(10):  # clutter boxes: two shaded faces each, behind the robot
-            x0, y0 = u(b, 1, 1, lo=-6, hi=size_px), u(b, 1, 1, lo=-6, hi=size_px)
-            w, h = u(b, 1, 1, lo=1.5, hi=14), u(b, 1, 1, lo=1.5, hi=14)
-            inside = (cv.u >= x0) & (cv.u < x0 + w) & (cv.v >= y0) & (cv.v < y0 + h)
-            inside &= u(b, 1, 1) < 0.55
-            g = u(b, 1, 1, lo=0.15, hi=1.0)
-            side = cv.u > x0 + w * u(b, 1, 1, lo=0.5, hi=1.0)
-            g = torch.where(side, g * u(b, 1, 1, lo=0.6, hi=1.0), g)
-            bg = torch.where(inside, g, bg)
-        if distractors > 0:
-            bg = draw_bars(cv, bg, u, u(b) < distractors)
-        if real is not None:
-            bg = real.posters(cv, bg, u)
-        canvas = torch.where(pick.view(-1, 1, 1), bg.clamp(0, 1), canvas)
+        bg = _random_background(look, distractors)
+        canvas = torch.where(look.pick.view(-1, 1, 1), bg.clamp(0, 1), canvas)
+    canvas = _draw_body(look, canvas)
+    canvas = _draw_arm(look, canvas, q)
+    img = cv.pool(canvas)
+    if randomize > 0:
+        img = _camera_effects(look, img)
+    # the (virtual) target, painted after the camera effects
+    if look.real is not None:
+        return look.real.finish(cv, img, target, look.cam, look.r_px)
+    t_px = cv.to_px(target)
+    alpha = cv.pool(cv.capsule(t_px, t_px, TARGET_RADIUS_M * cv.k)[0])
+    return cv.over(img, alpha, _grey(TARGET_RGB)).clamp(0, 1)
 
-    # ---------------------------------------------------------------- the robot's fixed body
+
+def _random_background(look: _Look, distractors: float) -> torch.Tensor:
+    """Randomised backgrounds (B, n, n), unclamped: base grey, a smooth field, a checker wall
+    with or without grout lines, a floor band, clutter boxes, bars and (real look) posters."""
+    cv, u, b = look.cv, look.u, look.b
+    n, size_px = cv.n, cv.camera.net_size
+    field = F.interpolate(u(b, 1, 4, 4, lo=-1, hi=1), size=(n, n), mode="bicubic",
+                          align_corners=False)[:, 0]
+    bg = u(b, 1, 1, lo=0.4, hi=0.95) + u(b, 1, 1, hi=0.12) * field
+    period = u(b, 1, 1, lo=5.0, hi=22.0)
+    phase_u, phase_v = u(b, 1, 1, hi=40.0), u(b, 1, 1, hi=40.0)
+    cu, cvv = (cv.u + phase_u) / period, (cv.v + phase_v) / period
+    checker = ((torch.floor(cu) + torch.floor(cvv)) % 2) * 2 - 1
+    bg = bg + (u(b, 1, 1) < 0.6) * u(b, 1, 1, hi=0.08) * checker
+    grout = torch.minimum((cu - torch.round(cu)).abs(), (cvv - torch.round(cvv)).abs()) * period
+    bg = torch.where((u(b, 1, 1) < 0.4) & (grout < 0.25), bg - u(b, 1, 1, hi=0.12), bg)
+    floor = cv.v > u(b, 1, 1, lo=0.72, hi=1.1) * size_px
+    bg = torch.where(floor, u(b, 1, 1, lo=0.15, hi=0.6) + 0.05 * field, bg)
+    bg = _clutter_boxes(look, bg)
+    if distractors > 0:
+        bg = draw_bars(cv, bg, u, u(b) < distractors)
+    if look.real is not None:
+        bg = look.real.posters(cv, bg, u)
+    return bg
+
+
+def _clutter_boxes(look: _Look, bg: torch.Tensor) -> torch.Tensor:
+    """Up to ten clutter boxes behind the robot, two shaded faces each."""
+    cv, u, b = look.cv, look.u, look.b
+    size_px = cv.camera.net_size
+    for _ in range(10):
+        x0, y0 = u(b, 1, 1, lo=-6, hi=size_px), u(b, 1, 1, lo=-6, hi=size_px)
+        w, h = u(b, 1, 1, lo=1.5, hi=14), u(b, 1, 1, lo=1.5, hi=14)
+        inside = (cv.u >= x0) & (cv.u < x0 + w) & (cv.v >= y0) & (cv.v < y0 + h)
+        inside &= u(b, 1, 1) < 0.55
+        g = u(b, 1, 1, lo=0.15, hi=1.0)
+        side = cv.u > x0 + w * u(b, 1, 1, lo=0.5, hi=1.0)
+        g = torch.where(side, g * u(b, 1, 1, lo=0.6, hi=1.0), g)
+        bg = torch.where(inside, g, bg)
+    return bg
+
+
+def _draw_body(look: _Look, canvas: torch.Tensor) -> torch.Tensor:
+    """The robot's fixed body (boxes and capsules of :data:`reach_core.renderer._BODY`)."""
+    cv, dev, r_px, cam = look.cv, look.dev, look.r_px, look.cam
     body_grey = {}
     for kind, p, s, r, rgb in _BODY:
         if rgb not in body_grey:
-            body_grey[rgb] = grey(_grey(rgb), 0.1 if _grey(rgb) < 0.4 else 0.3,
-                                  0.5 if _grey(rgb) < 0.4 else 0.85)
-            if real is not None:   # Baxter's body is black and dark grey
-                body_grey[rgb] = real.darken(body_grey[rgb], u)
-        size = vary(1.0, 0.85, 1.15, 2)
+            body_grey[rgb] = look.grey(_grey(rgb), 0.1 if _grey(rgb) < 0.4 else 0.3,
+                                       0.5 if _grey(rgb) < 0.4 else 0.85)
+            if look.real is not None:   # Baxter's body is black and dark grey
+                body_grey[rgb] = look.real.darken(body_grey[rgb], look.u)
+        size = look.vary(1.0, 0.85, 1.15, 2)
         pos = torch.as_tensor(p, dtype=torch.float32, device=dev)
         if kind == "box":
             half = torch.as_tensor(s, dtype=torch.float32, device=dev) * size * r_px[:, None]
@@ -228,8 +270,12 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
             end = torch.as_tensor(s, dtype=torch.float32, device=dev)
             cov = cv.capsule(cam(pos), cam(end), r * r_px * size[:, 0])[0]
         canvas = cv.over(canvas, cov, body_grey[rgb])
+    return canvas
 
-    # ---------------------------------------------------------------- the arm
+
+def _draw_arm(look: _Look, canvas: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """The arm at joint angles ``q``: links (shaded when randomised), joints and the gripper."""
+    cv, u, b, vary, r_px, cam = look.cv, look.u, look.b, look.vary, look.r_px, look.cam
     pts = link_points(q)
     wrist, ee = pts[:, 2], pts[:, 3]
     along = (ee - wrist) / (ee - wrist).norm(dim=-1, keepdim=True)
@@ -237,23 +283,31 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
     flange = wrist + HAND_FLANGE_M * along
     links = ((pts[:, 0], pts[:, 1], UPPER_ARM_RGB), (pts[:, 1], pts[:, 2], FOREARM_RGB),
              (wrist, flange, HAND_RGB))
-    arm_grey = grey(_grey(UPPER_ARM_RGB), 0.1, 0.45)
+    arm_grey = look.grey(_grey(UPPER_ARM_RGB), 0.1, 0.45)
     for (a, e, rgb), half_width in zip(links, LINK_HALF_WIDTHS):
         if rgb == HAND_RGB:
-            g = grey(_grey(rgb), 0.15, 0.6)
+            g = look.grey(_grey(rgb), 0.15, 0.6)
         else:  # upper arm and forearm: one random grey, each a little lighter or darker
-            g = torch.where(pick, arm_grey * vary(1.0, 0.85, 1.15), torch.full_like(arm_grey, _grey(rgb)))
+            g = torch.where(look.pick, arm_grey * vary(1.0, 0.85, 1.15),
+                            torch.full_like(arm_grey, _grey(rgb)))
         cov, rel = cv.capsule(cam(a), cam(e), half_width * r_px * vary(1.0, 0.8, 1.3))
-        if randomize > 0:  # cylindrical shading across the link: lighter or darker on its axis
-            shade = on * u(b, lo=-0.3, hi=0.5)
+        if look.randomize > 0:  # cylindrical shading across the link: lighter or darker on its axis
+            shade = look.on * u(b, lo=-0.3, hi=0.5)
             g = g.view(-1, 1, 1) * (1 + shade.view(-1, 1, 1)
                                     * (torch.sqrt((1 - rel.clamp(max=1) ** 2)) - 0.5))
         canvas = cv.over(canvas, cov, g)
-    joint_grey = grey(_grey(JOINT_RGB), 0.05, 0.4)
+    joint_grey = look.grey(_grey(JOINT_RGB), 0.05, 0.4)
     for j, radius in enumerate(JOINT_RADII):
         c = cam(pts[:, j])
         canvas = cv.over(canvas, cv.capsule(c, c, radius * r_px * vary(1.0, 0.8, 1.4))[0], joint_grey)
-    gripper = grey(_grey(GRIPPER_RGB), 0.05, 0.45)
+    return _draw_gripper(look, canvas, flange, ee, across)
+
+
+def _draw_gripper(look: _Look, canvas: torch.Tensor, flange: torch.Tensor, ee: torch.Tensor,
+                  across: torch.Tensor) -> torch.Tensor:
+    """The gripper: a plate across the flange and two fingers from it to the end effector."""
+    cv, vary, r_px, cam = look.cv, look.vary, look.r_px, look.cam
+    gripper = look.grey(_grey(GRIPPER_RGB), 0.05, 0.45)
     plate = PLATE_HALF_LENGTH * vary(1.0, 0.6, 1.5)[:, None]
     canvas = cv.over(canvas, cv.capsule(cam(flange - plate * across),
                                         cam(flange + plate * across),
@@ -262,23 +316,19 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
         off = side * FINGER_OFFSET * across
         canvas = cv.over(canvas, cv.capsule(cam(flange + off), cam(ee + off),
                                             FINGER_RADIUS * r_px * vary(1.0, 0.7, 1.5))[0], gripper)
-    img = plain = cv.pool(canvas)
+    return canvas
 
-    # ---------------------------------------------------------------- camera effects
-    if randomize > 0:
-        blurred = F.avg_pool2d(F.pad(img[:, None], (1, 1, 1, 1), mode="replicate"), 3, 1)[:, 0]
-        img = img + u(b, 1, 1, hi=0.5) * (blurred - img)
-        img = (img - 0.5) * u(b, 1, 1, lo=0.75, hi=1.25) + 0.5 + u(b, 1, 1, lo=-0.08, hi=0.08)
-        img = img.clamp(0, 1) ** u(b, 1, 1, lo=0.75, hi=1.3)
-        img = img + u(b, 1, 1, hi=0.015) * torch.randn(img.shape, device=dev, generator=gen)
-        img = torch.where(pick.view(-1, 1, 1), img.clamp(0, 1), plain)
 
-    # ---------------------------------------------------------------- the (virtual) target
-    if real is not None:
-        return real.finish(cv, img, target, cam, r_px)
-    t_px = cv.to_px(target)
-    alpha = cv.pool(cv.capsule(t_px, t_px, TARGET_RADIUS_M * cv.k)[0])
-    return cv.over(img, alpha, _grey(TARGET_RGB)).clamp(0, 1)
+def _camera_effects(look: _Look, img: torch.Tensor) -> torch.Tensor:
+    """Blur, contrast, brightness, gamma and noise on the randomised images (B, H, W)."""
+    u, b = look.u, look.b
+    plain = img
+    blurred = F.avg_pool2d(F.pad(img[:, None], (1, 1, 1, 1), mode="replicate"), 3, 1)[:, 0]
+    img = img + u(b, 1, 1, hi=0.5) * (blurred - img)
+    img = (img - 0.5) * u(b, 1, 1, lo=0.75, hi=1.25) + 0.5 + u(b, 1, 1, lo=-0.08, hi=0.08)
+    img = img.clamp(0, 1) ** u(b, 1, 1, lo=0.75, hi=1.3)
+    img = img + u(b, 1, 1, hi=0.015) * torch.randn(img.shape, device=look.dev, generator=look.gen)
+    return torch.where(look.pick.view(-1, 1, 1), img.clamp(0, 1), plain)
 
 
 class RealLook:

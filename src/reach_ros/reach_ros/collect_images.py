@@ -488,16 +488,13 @@ class Collector(Node):
             self._finish(EXIT_ERROR, str(err))
 
     def tick(self):
+        """One step of the sequence: wait for joint states, move to the grid point, capture."""
         if self.exit_code is not None:
             return
         now = self._now()
         stale = (now - self.state_rx_ns) * 1e-9 > self.p['joint_state_timeout_s']
         if self.state == 'wait':
-            if self.states and not stale:
-                self._next_point()
-            elif self._elapsed() > self.p['joint_state_timeout_s']:
-                self._finish(EXIT_ERROR, f"no joint states for {self.p['joint_state_timeout_s']:g}"
-                             f' s: is the robot (or fake_baxter) running and the arm enabled?')
+            self._wait(stale)
             return
         if stale:
             self._finish(EXIT_ERROR, f"joint states stopped for more than "
@@ -506,34 +503,53 @@ class Collector(Node):
         q = self.states[-1][1]
         goal = self.grid[self.index]
         if self.state == 'move':
-            # the bridge adds the delta to its last command while the arm is within one step of
-            # it, else to the measured position: do the same to aim straight at the goal
-            base = q.copy()
-            if self.last_cmd is not None:
-                last = self.last_cmd[self.active]
-                if np.all(np.abs(last - q) <= self.p['max_step'] + 1e-9):
-                    base = last
-            step = self.p['max_step']
-            delta = np.clip(goal - base, -step, step)
-            delta[np.abs(delta) < 1e-6] = 0.0
-            self.send(delta)
-            if np.max(np.abs(goal - q)) <= self.p['settle_tolerance']:
-                if self.within_since is None:
-                    self.within_since = now
-                if (now - self.within_since) * 1e-9 >= self.p['settle_time_s']:
-                    self.settled_ns = now
-                    self._enter('capture')
-            else:
-                self.within_since = None
-            if self.state == 'move' and self._elapsed() > self.p['move_timeout_s']:
-                self._skip(self.index, f"unreachable: not within {self.p['settle_tolerance']:g} "
-                           f"rad after {self.p['move_timeout_s']:g} s (the arm is at "
-                           f"{np.round(q, 3).tolist()}: joint limit margin, collision or arm "
-                           f"disabled?)")
-                if self.exit_code is None:
-                    self._next_point()
-            return
-        # capture: hold still, take the first frame taken after the arm settled
+            self._move(q, goal, now)
+        else:
+            self._capture(q, goal)
+
+    def _wait(self, stale: bool):
+        """Start with the first grid point once joint states come; give up after the timeout."""
+        if self.states and not stale:
+            self._next_point()
+        elif self._elapsed() > self.p['joint_state_timeout_s']:
+            self._finish(EXIT_ERROR, f"no joint states for {self.p['joint_state_timeout_s']:g}"
+                         f' s: is the robot (or fake_baxter) running and the arm enabled?')
+
+    def _step(self, q: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """The joint delta (at most max_step a joint) that aims straight at the goal."""
+        # the bridge adds the delta to its last command while the arm is within one step of
+        # it, else to the measured position: do the same to aim straight at the goal
+        base = q.copy()
+        if self.last_cmd is not None:
+            last = self.last_cmd[self.active]
+            if np.all(np.abs(last - q) <= self.p['max_step'] + 1e-9):
+                base = last
+        step = self.p['max_step']
+        delta = np.clip(goal - base, -step, step)
+        delta[np.abs(delta) < 1e-6] = 0.0
+        return delta
+
+    def _move(self, q: np.ndarray, goal: np.ndarray, now: int):
+        """Step towards the grid point; capture once settled there, skip it after move_timeout_s."""
+        self.send(self._step(q, goal))
+        if np.max(np.abs(goal - q)) <= self.p['settle_tolerance']:
+            if self.within_since is None:
+                self.within_since = now
+            if (now - self.within_since) * 1e-9 >= self.p['settle_time_s']:
+                self.settled_ns = now
+                self._enter('capture')
+        else:
+            self.within_since = None
+        if self.state == 'move' and self._elapsed() > self.p['move_timeout_s']:
+            self._skip(self.index, f"unreachable: not within {self.p['settle_tolerance']:g} "
+                       f"rad after {self.p['move_timeout_s']:g} s (the arm is at "
+                       f"{np.round(q, 3).tolist()}: joint limit margin, collision or arm "
+                       f"disabled?)")
+            if self.exit_code is None:
+                self._next_point()
+
+    def _capture(self, q: np.ndarray, goal: np.ndarray):
+        """Hold still and record the first frame taken after the arm settled."""
         self.send(np.zeros(3))
         if np.max(np.abs(goal - q)) > self.p['settle_tolerance']:
             report(self, 'collect1', 'the arm moved away from the grid point while holding: '
@@ -546,23 +562,28 @@ class Collector(Node):
             self._record(msg)
             return
         if self._elapsed() > self.p['frame_timeout_s']:
-            self.frame_waits += 1
-            if self.frame_waits <= self.p['frame_retries']:
-                report(self, 'collect2', f"no camera frame within {self.p['frame_timeout_s']:g} s "
-                       f'at grid point #{self.index}: waiting again', 'warn', 0.0)
-                self._enter('capture')
-                return
-            self.missed_in_row += 1
-            self._skip(self.index, f"no camera frame in {(self.p['frame_retries'] + 1) * self.p['frame_timeout_s']:g} s "
-                       f'(camera dropping frames?)')
-            if self.exit_code is not None:
-                return
-            if self.missed_in_row >= self.p['max_missed_frames']:
-                self._finish(EXIT_ERROR, f'camera: no frames at {self.missed_in_row} grid points '
-                             f'in a row; stopping (check the camera on the image topic, then run '
-                             f'the same command again to resume)')
-                return
-            self._next_point()
+            self._no_frame()
+
+    def _no_frame(self):
+        """No frame within frame_timeout_s: wait again, or skip the point (and stop after
+        max_missed_frames points in a row without one)."""
+        self.frame_waits += 1
+        if self.frame_waits <= self.p['frame_retries']:
+            report(self, 'collect2', f"no camera frame within {self.p['frame_timeout_s']:g} s "
+                   f'at grid point #{self.index}: waiting again', 'warn', 0.0)
+            self._enter('capture')
+            return
+        self.missed_in_row += 1
+        self._skip(self.index, f"no camera frame in {(self.p['frame_retries'] + 1) * self.p['frame_timeout_s']:g} s "
+                   f'(camera dropping frames?)')
+        if self.exit_code is not None:
+            return
+        if self.missed_in_row >= self.p['max_missed_frames']:
+            self._finish(EXIT_ERROR, f'camera: no frames at {self.missed_in_row} grid points '
+                         f'in a row; stopping (check the camera on the image topic, then run '
+                         f'the same command again to resume)')
+            return
+        self._next_point()
 
     def _record(self, msg: Image):
         try:

@@ -373,13 +373,7 @@ class LossMeter:
 def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     """Weighted (or naive) end-to-end fine-tuning; writes ``cfg.out``; returns the metrics."""
     t_start = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    dev = torch.device(cfg.device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA GPU is available to this torch")
-    distributed.check_batch(cfg.perception_batch, distributed.env_size(), "--perception-batch")
-    world = distributed.setup(dev, cfg.task_batch)     # rank 0 of 1 unless torchrun started it
+    world = _setup_device(cfg)
     dev = world.device
     log = log if world.main else _quiet                 # rank 0 logs, evaluates and writes
     # --- everything that can be wrong is checked before any training --------------------------
@@ -394,14 +388,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     gen = torch.Generator(device=dev)
     gen.manual_seed(cfg.seed)
     # --- the networks, their targets and optimisers; the data ---------------------------------
-    model.to(dev)
-    net = model.net
-    net.eval()              # batch-norm statistics (if any) stay as trained; no dropout anywhere
-    target = copy.deepcopy(net)
-    for p in target.parameters():
-        p.requires_grad_(False)
-    opts = (torch.optim.Adam(net.perception.parameters(), lr=cfg.lr_perception),
-            torch.optim.Adam(net.control.parameters(), lr=cfg.lr_control))
+    net, target, opts = _networks(cfg, model, dev)
     batches = PerceptionBatches(cfg, real, dev, gen)
     collector = Collector(cfg, net, model.task, settings, rng, dev)
     fill_s = collector.fill()
@@ -417,20 +404,53 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
         return {}
     snaps.save("model.pt", cfg.steps)
     EndToEndModel.load(run.path("model.pt")).export(run.path("model.ts"))
-    metrics = {"mode": "naive" if cfg.naive else "weighted", "beta": cfg.beta, "steps": cfg.steps,
-               "device": str(dev), "threads": cfg.threads, "train_seconds": round(train_s, 1),
-               "data_seconds": round(batches.seconds, 1), "replay_fill_seconds": round(fill_s, 1),
-               "total_seconds": round(time.perf_counter() - t_start, 1),
-               "n_step": settings["n_step"], "gamma": settings["gamma"], "loss": settings["loss"],
-               "success_bonus": settings["success_bonus"],
-               "perception_batch": {"real": cfg.n_real, "sim": batches.n_sim},
-               "real_images": len(real) if real is not None else 0,
-               "eval_history": snaps.history, "progress": run.rows, "command": cfg.command,
-               "config": asdict(cfg)}
+    metrics = run_metrics(cfg, settings, batches, real, snaps, dev, train_s, fill_s, t_start)
     run.finish(metrics, plot_finetune if run.rows else None, "loss_curves.png", history=snaps.history,
                title=f"{run.name}: {metrics['mode']} (beta {cfg.beta})")
     log(f"wrote {run.out}/model.pt and model.ts; final {snaps.history[-1]}")
     return metrics
+
+
+def _setup_device(cfg: FinetuneConfig):
+    """Threads, the device (refused: CUDA without a GPU) and the process group (rank 0 of 1
+    unless torchrun started this); the :func:`distributed.setup` world."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA GPU is available to this torch")
+    distributed.check_batch(cfg.perception_batch, distributed.env_size(), "--perception-batch")
+    return distributed.setup(dev, cfg.task_batch)
+
+
+def _networks(cfg: FinetuneConfig, model: EndToEndModel, dev) -> tuple[CombinedNet, CombinedNet, tuple]:
+    """The combined network on ``dev`` (eval mode), its frozen target copy and the two optimisers
+    (perception, control)."""
+    model.to(dev)
+    net = model.net
+    net.eval()              # batch-norm statistics (if any) stay as trained; no dropout anywhere
+    target = copy.deepcopy(net)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    opts = (torch.optim.Adam(net.perception.parameters(), lr=cfg.lr_perception),
+            torch.optim.Adam(net.control.parameters(), lr=cfg.lr_control))
+    return net, target, opts
+
+
+def run_metrics(cfg: FinetuneConfig, settings: dict, batches: PerceptionBatches, real, snaps: Snapshots,
+                dev, train_s: float, fill_s: float, t_start: float) -> dict:
+    """The run's metrics.json: settings, timings, the evaluation history and progress rows."""
+    run = snaps.run
+    return {"mode": "naive" if cfg.naive else "weighted", "beta": cfg.beta, "steps": cfg.steps,
+            "device": str(dev), "threads": cfg.threads, "train_seconds": round(train_s, 1),
+            "data_seconds": round(batches.seconds, 1), "replay_fill_seconds": round(fill_s, 1),
+            "total_seconds": round(time.perf_counter() - t_start, 1),
+            "n_step": settings["n_step"], "gamma": settings["gamma"], "loss": settings["loss"],
+            "success_bonus": settings["success_bonus"],
+            "perception_batch": {"real": cfg.n_real, "sim": batches.n_sim},
+            "real_images": len(real) if real is not None else 0,
+            "eval_history": snaps.history, "progress": run.rows, "command": cfg.command,
+            "config": asdict(cfg)}
 
 
 def describe(cfg: FinetuneConfig, settings: dict, batches: PerceptionBatches, real, transitions: int,
