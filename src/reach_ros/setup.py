@@ -9,6 +9,7 @@ NODES = {
     'perception': 'reach_ros.perception:main',
     'controller': 'reach_ros.controller:main',
     'baxter_bridge': 'reach_ros.baxter_bridge:main',
+    'baxter_rosbridge': 'reach_ros.baxter_rosbridge:main',
     'fake_baxter': 'reach_ros.fake_baxter:main',
     'collect_images': 'reach_ros.collect_images:main',
 }
