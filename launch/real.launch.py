@@ -41,6 +41,9 @@ ARGUMENTS = {
                           'topics come over DDS (ros1_bridge)'),
     'rosbridge_host': ('localhost', 'rosbridge: host of rosbridge_server (Baxter\'s workstation)'),
     'rosbridge_port': ('9090', 'rosbridge: port of rosbridge_server'),
+    'live_view': ('false', 'true: stream the loop to the Foxglove app (the live_view node: camera, '
+                           'estimate, measured and commanded joints; docs/live_view.md)'),
+    'live_view_port': ('8765', 'live_view: port of its Foxglove WebSocket server'),
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),
 }
 
@@ -99,6 +102,19 @@ NODES = [
                       'rosbridge_port': ['rosbridge_port', 'int']},
         'remappings': [['joint_command', '/robot/limb/left/joint_command'],
                        ['joint_states', '/robot/joint_states']],
+    },
+    {
+        # only with live_view:=true: the loop in the Foxglove app (docs/live_view.md); it only listens
+        'package': 'reach_ros', 'executable': 'live_view', 'name': 'live_view',
+        'enclave': '/reach/live_view',
+        'condition': 'live_view',
+        'namespace': '',
+        'params': ['live_view.yaml'],
+        'arguments': {'port': ['live_view_port', 'int']},
+        'remappings': [['image', '/camera/image_raw'], ['debug_image', '/perception/debug_image'],
+                       ['scene_config', '/scene_config'], ['joint_states', '/robot/joint_states'],
+                       ['joint_command', '/robot/limb/left/joint_command'],
+                       ['status', '/reach/status']],
     },
 ]
 

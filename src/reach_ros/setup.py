@@ -12,6 +12,7 @@ NODES = {
     'baxter_rosbridge': 'reach_ros.baxter_rosbridge:main',
     'fake_baxter': 'reach_ros.fake_baxter:main',
     'collect_images': 'reach_ros.collect_images:main',
+    'live_view': 'reach_ros.live_view:main',
 }
 
 setup(
