@@ -136,6 +136,7 @@ class FakeRosbridge:
     def __init__(self, port: int):
         self.port, self.ops = port, []
         self.streaming, self.robot_state = True, 'enabled'
+        self.inject: list[dict] = []     # extra /robot/joint_states messages, sent once each
         self.clients: dict = {}          # websocket -> set of subscribed topics
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -185,6 +186,8 @@ class FakeRosbridge:
     async def _stream(self):
         ops, states, k = fixture('joint_states.json'), fixture('robot_state.json'), 0
         while True:
+            while self.inject:
+                await self._send(bx.JOINT_STATES[0], self.inject.pop(0))
             if self.streaming:
                 for op in ops[2 * (k % 3): 2 * (k % 3) + 2]:      # an arm and a gripper message
                     msg = copy.deepcopy(op['msg'])
@@ -221,10 +224,11 @@ def probe():
     p.close()
 
 
-def start(probe, server, nodes):
+def start(probe, server, nodes, extra=None):
     g = Graph('real.launch.py', {'rosbridge': 'true', 'rosbridge_host': '127.0.0.1',
                                  'rosbridge_port': str(server.port)},
-              domain_id=int(probe.context.get_domain_id()), only=nodes).start()
+              domain_id=int(probe.context.get_domain_id()), only=nodes,
+              extra_args={'baxter_rosbridge': extra} if extra else None).start()
     if not probe.spin_until(lambda: 'connected to rosbridge' in g.log('baxter_rosbridge'), 20):
         g.stop()
         pytest.fail(f'baxter_rosbridge did not connect:\n{g.logs()}')
@@ -279,7 +283,7 @@ def test_no_command_reaches_baxter_while_disabled_stale_or_disconnected_and_it_r
     logged once, and forwarding resumes (after a reconnect too) when it is gone."""
     server = FakeRosbridge(free_port())
     server.robot_state = 'disabled'
-    g = start(probe, server, ['baxter_rosbridge'])
+    g = start(probe, server, ['baxter_rosbridge'], ['-p', 'enable_robot:=true'])
     pub = probe.publisher(JointCommand, '/robot/limb/left/joint_command', COMMAND_QOS)
     log = lambda: g.log('baxter_rosbridge')  # noqa: E731
 
@@ -292,6 +296,12 @@ def test_no_command_reaches_baxter_while_disabled_stale_or_disconnected_and_it_r
         drive(2.0)
         assert 'not forwarding commands to Baxter: the robot is not enabled' in log(), log()
         assert server.published() == [], 'a command reached a disabled robot'
+        assert server.published(bx.ENABLE[0]) == [{'data': True}], 'enable_robot: one enable'
+        bad = copy.deepcopy(arm_messages()[0])
+        bad['name'].remove('left_e1')
+        server.inject.append(bad)
+        drive(0.5)
+        assert "joint state from Baxter skipped: left-arm joints ['left_e1'] missing" in log()
         server.robot_state = 'enabled'
         drive(1.5)
         n = len(server.published())
@@ -328,7 +338,7 @@ def test_the_adapter_runs_only_with_rosbridge_true_and_gets_the_host_and_port():
         node = spec.node('baxter_rosbridge')
         assert not launch_spec.runs(spec, node), 'on by default'
         assert launch_spec.runs(spec, node, {'rosbridge': 'true'})
-        assert all(launch_spec.runs(spec, n) for n in spec.nodes if n is not node)
+        assert all(launch_spec.runs(spec, n) for n in spec.nodes if not n.condition)
         with pytest.raises(ValueError, match='rosbridge:=yes'):
             launch_spec.runs(spec, node, {'rosbridge': 'yes'})
         cmd = launch_spec.node_command(spec, node, {'rosbridge': 'true', 'rosbridge_host':
