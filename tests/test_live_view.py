@@ -222,3 +222,19 @@ def test_the_live_view_streams_camera_estimate_and_joints_to_a_foxglove_client(p
         if client is not None:
             client.close()
         g.stop()
+
+
+def test_a_taken_port_is_one_fatal_line_and_exit_code_1(probe):
+    import foxglove
+    port = free_port()
+    taken = foxglove.start_server(host='127.0.0.1', port=port)
+    g = Graph('sim.launch.py', {'live_view': 'true', 'live_view_port': str(port)},
+              domain_id=int(probe.context.get_domain_id()), only=['live_view']).start()
+    try:
+        assert g.procs['live_view'].wait(30) == 1
+        log = g.log('live_view')
+        assert f'live view: no Foxglove server on 127.0.0.1:{port}' in log and 'in use' in log
+        assert 'Traceback' not in log
+    finally:
+        g.stop()
+        taken.stop()

@@ -33,9 +33,9 @@ from sensor_msgs.msg import Image, JointState
 
 from reach_core import live_view as lv
 
-from .common import (ACTIVE_JOINTS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, ImageError, Param,
-                     declare_params, image_to_rgb, in_range, joint_positions, report, spin,
-                     stamp_ns)
+from .common import (ACTIVE_JOINTS, COMMAND_QOS, LATCHED_QOS, SENSOR_QOS, FatalNodeError,
+                     ImageError, Param, declare_params, image_to_rgb, in_range, joint_positions,
+                     report, spin, stamp_ns)
 
 PARAMS = [
     Param('host', '127.0.0.1', 'address the Foxglove WebSocket server listens on (0.0.0.0: '
@@ -79,7 +79,12 @@ class LiveView(Node):
     def __init__(self):
         super().__init__('live_view')
         self.p = declare_params(self, PARAMS)
-        self.server = foxglove.start_server(name='reach', host=self.p['host'], port=self.p['port'])
+        try:
+            self.server = foxglove.start_server(name='reach', host=self.p['host'],
+                                                port=self.p['port'])
+        except RuntimeError as err:     # the port is taken, the host is not this machine's
+            raise FatalNodeError(f"live view: no Foxglove server on {self.p['host']}:"
+                                 f"{self.p['port']}: {err}") from None
         self.images = {t: CompressedImageChannel(t) for t in ('/camera/image',
                                                               '/perception/debug_image')}
         self.scene = SceneUpdateChannel('/reach/scene')
@@ -160,7 +165,8 @@ class LiveView(Node):
                          'distance_m': msg.distance_m, 'message': msg.message})
 
     def destroy_node(self):
-        self.server.stop()
+        if hasattr(self, 'server'):
+            self.server.stop()
         return super().destroy_node()
 
 
