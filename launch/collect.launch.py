@@ -4,7 +4,7 @@
                                         ^                                      |
                                /robot/joint_states              /robot/limb/left/joint_command
                                         |                                      v
-                                        +------------------------------- Baxter (ros1_bridge)
+                                        +---------------- Baxter (ros1_bridge, or rosbridge:=true)
 
 collect_images drives the arm through the joint grid of config/collect_images.yaml, one bridge
 step at a time, and records a frame + joint angles per grid point into out_dir (the dataset
@@ -18,6 +18,7 @@ ros2 launch is not installed.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.event_handlers import OnProcessExit
+from launch.conditions import IfCondition
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -28,6 +29,11 @@ from launch_ros.substitutions import FindPackageShare
 ARGUMENTS = {
     'out_dir': ('data/real_frames', 'dataset folder to write (resumed when it exists)'),
     'video_device': ('/dev/video0', 'the webcam (V4L2 device)'),
+    'rosbridge': ('false', 'true: reach Baxter through rosbridge_server on its ROS 1 side (the '
+                          'baxter_rosbridge node, no ROS 1 here; docs/baxter.md); false: Baxter\'s '
+                          'topics come over DDS (ros1_bridge)'),
+    'rosbridge_host': ('localhost', 'rosbridge: host of rosbridge_server (Baxter\'s workstation)'),
+    'rosbridge_port': ('9090', 'rosbridge: port of rosbridge_server'),
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),
 }
 
@@ -64,6 +70,19 @@ NODES = [
                        ['joint_command', '/robot/limb/left/joint_command'],
                        ['joint_delta', '/reach/joint_delta']],
     },
+    {
+        # only with rosbridge:=true: Baxter's ROS 1 topics through rosbridge_server (docs/baxter.md);
+        # it runs in the robot-side enclave (it stands where ros1_bridge would)
+        'package': 'reach_ros', 'executable': 'baxter_rosbridge', 'name': 'baxter_rosbridge',
+        'enclave': '/reach/robot',
+        'condition': 'rosbridge',
+        'namespace': '',
+        'params': ['baxter_rosbridge.yaml'],
+        'arguments': {'rosbridge_host': ['rosbridge_host', 'str'],
+                      'rosbridge_port': ['rosbridge_port', 'int']},
+        'remappings': [['joint_command', '/robot/limb/left/joint_command'],
+                       ['joint_states', '/robot/joint_states']],
+    },
 ]
 
 # the launch ends when this node exits (the collection is done or stopped)
@@ -86,7 +105,9 @@ def generate_launch_description():
             namespace=spec['namespace'], output='screen', emulate_tty=True,
             parameters=[PathJoinSubstitution([config, f]) for f in spec['params']] + [overrides],
             remappings=[tuple(r) for r in spec['remappings']],
-            ros_arguments=['--enclave', spec['enclave']])
+            ros_arguments=['--enclave', spec['enclave']],
+            condition=IfCondition(LaunchConfiguration(spec['condition']))
+            if spec.get('condition') else None)
         actions.append(node)
         if spec['name'] == EXIT_WITH:
             actions.append(RegisterEventHandler(OnProcessExit(

@@ -8,7 +8,8 @@
 
 The same perception, controller and baxter_bridge as sim.launch.py; the webcam replaces
 sim_camera and the robot replaces fake_baxter. Baxter itself runs ROS 1: its topics reach this
-graph through ros1_bridge (with baxter_core_msgs on both sides), see README.md.
+graph through ros1_bridge (with baxter_core_msgs on both sides), or, with rosbridge:=true, through
+rosbridge_server on the robot's side and the baxter_rosbridge node here (docs/baxter.md).
 
 ARGUMENTS and NODES are plain literals on purpose: tests/test_ros_launch.py reads them (with
 ast, without the launch library) to check every executable, parameter file, parameter name and
@@ -16,6 +17,7 @@ remapping.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -34,6 +36,14 @@ ARGUMENTS = {
                              'networks trained with camera shifts)'),
     'target_x': ('0.5', 'virtual target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'virtual target y (m, arm plane, up)'),
+    'rosbridge': ('false', 'true: reach Baxter through rosbridge_server on its ROS 1 side (the '
+                          'baxter_rosbridge node, no ROS 1 here; docs/baxter.md); false: Baxter\'s '
+                          'topics come over DDS (ros1_bridge)'),
+    'rosbridge_host': ('localhost', 'rosbridge: host of rosbridge_server (Baxter\'s workstation)'),
+    'rosbridge_port': ('9090', 'rosbridge: port of rosbridge_server'),
+    'live_view': ('false', 'true: stream the loop to the Foxglove app (the live_view node: camera, '
+                           'estimate, measured and commanded joints; docs/live_view.md)'),
+    'live_view_port': ('8765', 'live_view: port of its Foxglove WebSocket server'),
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),
 }
 
@@ -80,6 +90,32 @@ NODES = [
                        ['joint_states', '/robot/joint_states'],
                        ['joint_command', '/robot/limb/left/joint_command']],
     },
+    {
+        # only with rosbridge:=true: Baxter's ROS 1 topics through rosbridge_server (docs/baxter.md);
+        # it runs in the robot-side enclave (it stands where ros1_bridge would)
+        'package': 'reach_ros', 'executable': 'baxter_rosbridge', 'name': 'baxter_rosbridge',
+        'enclave': '/reach/robot',
+        'condition': 'rosbridge',
+        'namespace': '',
+        'params': ['baxter_rosbridge.yaml'],
+        'arguments': {'rosbridge_host': ['rosbridge_host', 'str'],
+                      'rosbridge_port': ['rosbridge_port', 'int']},
+        'remappings': [['joint_command', '/robot/limb/left/joint_command'],
+                       ['joint_states', '/robot/joint_states']],
+    },
+    {
+        # only with live_view:=true: the loop in the Foxglove app (docs/live_view.md); it only listens
+        'package': 'reach_ros', 'executable': 'live_view', 'name': 'live_view',
+        'enclave': '/reach/live_view',
+        'condition': 'live_view',
+        'namespace': '',
+        'params': ['live_view.yaml'],
+        'arguments': {'port': ['live_view_port', 'int']},
+        'remappings': [['image', '/camera/image_raw'], ['debug_image', '/perception/debug_image'],
+                       ['scene_config', '/scene_config'], ['joint_states', '/robot/joint_states'],
+                       ['joint_command', '/robot/limb/left/joint_command'],
+                       ['status', '/reach/status']],
+    },
 ]
 
 _TYPES = {'str': str, 'float': float, 'int': int, 'bool': bool}
@@ -99,5 +135,7 @@ def generate_launch_description():
             namespace=spec['namespace'], output='screen', emulate_tty=True,
             parameters=[PathJoinSubstitution([config, f]) for f in spec['params']] + [overrides],
             remappings=[tuple(r) for r in spec['remappings']],
-            ros_arguments=['--enclave', spec['enclave']]))
+            ros_arguments=['--enclave', spec['enclave']],
+            condition=IfCondition(LaunchConfiguration(spec['condition']))
+            if spec.get('condition') else None))
     return LaunchDescription(actions)

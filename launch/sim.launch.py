@@ -16,6 +16,7 @@ remapping, and tests/test_ros_graph.py starts exactly these processes.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -41,6 +42,9 @@ ARGUMENTS = {
                            '<= 5 with proxy'),
     'latency_s': ('0.0', 'fake Baxter: joint state latency (s)'),
     'noise_std': ('0.0', 'fake Baxter: joint state noise (rad)'),
+    'live_view': ('false', 'true: stream the loop to the Foxglove app (the live_view node: camera, '
+                           'estimate, measured and commanded joints; docs/live_view.md)'),
+    'live_view_port': ('8765', 'live_view: port of its Foxglove WebSocket server'),
     'use_sim_time': ('false', 'use /clock (only with a simulator or bag that publishes it)'),
 }
 
@@ -89,6 +93,18 @@ NODES = [
                        ['joint_states', '/robot/joint_states'],
                        ['joint_command', '/robot/limb/left/joint_command']],
     },
+    {
+        # only with live_view:=true: the loop in the Foxglove app (docs/live_view.md); it only listens
+        'package': 'reach_ros', 'executable': 'live_view', 'name': 'live_view',
+        'condition': 'live_view',
+        'namespace': '',
+        'params': ['live_view.yaml'],
+        'arguments': {'port': ['live_view_port', 'int']},
+        'remappings': [['image', '/camera/image_raw'], ['debug_image', '/perception/debug_image'],
+                       ['scene_config', '/scene_config'], ['joint_states', '/robot/joint_states'],
+                       ['joint_command', '/robot/limb/left/joint_command'],
+                       ['status', '/reach/status']],
+    },
 ]
 
 _TYPES = {'str': str, 'float': float, 'int': int, 'bool': bool}
@@ -107,5 +123,7 @@ def generate_launch_description():
             package=spec['package'], executable=spec['executable'], name=spec['name'],
             namespace=spec['namespace'], output='screen', emulate_tty=True,
             parameters=[PathJoinSubstitution([config, f]) for f in spec['params']] + [overrides],
-            remappings=[tuple(r) for r in spec['remappings']]))
+            remappings=[tuple(r) for r in spec['remappings']],
+            condition=IfCondition(LaunchConfiguration(spec['condition']))
+            if spec.get('condition') else None))
     return LaunchDescription(actions)

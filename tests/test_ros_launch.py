@@ -210,6 +210,7 @@ def _stub_launch_library(monkeypatch):
     names = {'launch': ['LaunchDescription'],
              'launch.actions': ['DeclareLaunchArgument', 'EmitEvent', 'RegisterEventHandler'],
              'launch.event_handlers': ['OnProcessExit'], 'launch.events': ['Shutdown'],
+             'launch.conditions': ['IfCondition'],
              'launch.substitutions': ['LaunchConfiguration', 'PathJoinSubstitution'],
              'launch_ros': [], 'launch_ros.actions': ['Node'],
              'launch_ros.parameter_descriptions': ['ParameterValue'],

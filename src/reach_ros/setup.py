@@ -9,8 +9,10 @@ NODES = {
     'perception': 'reach_ros.perception:main',
     'controller': 'reach_ros.controller:main',
     'baxter_bridge': 'reach_ros.baxter_bridge:main',
+    'baxter_rosbridge': 'reach_ros.baxter_rosbridge:main',
     'fake_baxter': 'reach_ros.fake_baxter:main',
     'collect_images': 'reach_ros.collect_images:main',
+    'live_view': 'reach_ros.live_view:main',
 }
 
 setup(

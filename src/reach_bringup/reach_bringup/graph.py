@@ -44,6 +44,8 @@ class Graph:
         for node in self.spec.nodes:
             if self.only is not None and node.name not in self.only:
                 continue
+            if self.only is None and not launch_spec.runs(self.spec, node, self.overrides):
+                continue        # an optional node whose launch argument is off
             cmd = launch_spec.node_command(self.spec, node, self.overrides)
             self.commands[node.name] = cmd + self.extra_args.get(node.name, [])
         try:

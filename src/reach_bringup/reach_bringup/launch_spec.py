@@ -24,6 +24,7 @@ class NodeSpec:
     arguments: dict[str, list[str]]
     remappings: list[list[str]]
     enclave: str = ''               # SROS2 enclave (--enclave), used with ROS_SECURITY_ENABLE
+    condition: str = ''             # a boolean launch argument: the node runs only when 'true'
 
     @property
     def fqn(self) -> str:
@@ -64,8 +65,25 @@ def read(path: str) -> LaunchSpec:
                       namespace=n.get('namespace', ''), params=list(n.get('params', [])),
                       arguments=dict(n.get('arguments', {})),
                       remappings=[list(r) for r in n.get('remappings', [])],
-                      enclave=n.get('enclave', '')) for n in found['NODES']]
+                      enclave=n.get('enclave', ''), condition=n.get('condition', ''))
+             for n in found['NODES']]
+    for n in nodes:
+        if n.condition and n.condition not in args:
+            raise ValueError(f'{path}: node {n.name} runs on launch argument {n.condition!r}, '
+                             f'which ARGUMENTS does not declare')
     return LaunchSpec(path=path, arguments=args, nodes=nodes)
+
+
+def runs(spec: LaunchSpec, node: NodeSpec, overrides: dict[str, str] | None = None) -> bool:
+    """Whether ``node`` runs with launch arguments ``overrides`` (its ``condition`` argument,
+    if any, is 'true'; launch's IfCondition); ValueError for a value that is not a boolean."""
+    if not node.condition:
+        return True
+    value = dict(overrides or {}).get(node.condition, spec.arguments[node.condition][0])
+    try:
+        return _ros_value(value, 'bool') == 'true'
+    except ValueError as err:
+        raise ValueError(f'launch argument {node.condition}:={value}: {err}') from None
 
 
 def share_dir() -> str:

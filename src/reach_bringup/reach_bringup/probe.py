@@ -24,7 +24,8 @@ def pick_domain_id(salt: int = 0) -> int:
 class Probe:
     def __init__(self, domain_id: int, name: str = 'reach_probe'):
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
+        # not sys.argv: reach_bringup.run's launch arguments (live_view:=true) are no remap rules
+        rclpy.init(args=[], context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
