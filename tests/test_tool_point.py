@@ -28,7 +28,7 @@ def test_the_paper_tool_is_the_arm_of_the_shipped_models():
 
 def test_a_tool_is_a_preset_or_a_length_in_metres():
     assert parse_tool("0.35").length == 0.35 and tool_arm("0.35").tool_length == 0.35
-    assert parse_tool({"name": FINGERTIPS, "length": 0.3872}).same(FINGERTIPS)
+    assert parse_tool({"name": FINGERTIPS, "length": 0.3907}).same(FINGERTIPS)
     with pytest.raises(ToolError, match="electric_gripper_fingertips"):
         parse_tool("fingers")
     with pytest.raises(ToolError, match="outside"):
@@ -38,7 +38,7 @@ def test_a_tool_is_a_preset_or_a_length_in_metres():
 def test_a_tool_mismatch_names_both_tools():
     with pytest.raises(ToolError) as err:
         check_tool("paper", FINGERTIPS, "dataset /tmp/d")
-    assert "paper (0.28 m)" in str(err.value) and "electric_gripper_fingertips (0.3872 m)" in str(err.value)
+    assert "paper (0.28 m)" in str(err.value) and "electric_gripper_fingertips (0.3907 m)" in str(err.value)
     assert check_tool("paper", 0.28, "x").name == "paper"
 
 
@@ -68,10 +68,113 @@ def test_a_control_model_keeps_its_tool_and_its_kinematic_features_use_it(tmp_pa
     pol = ControlPolicy(QNetwork(hidden=(8,), kinematic=True, tool_length=task.arm.tool_length), task, {})
     pol.save(tmp_path / "m.pt")
     back = ControlPolicy.load(str(tmp_path / "m.pt"))
-    assert back.task.tool == FINGERTIPS and back.net.tool_length == pytest.approx(0.3872)
+    assert back.task.tool == FINGERTIPS and back.net.tool_length == pytest.approx(0.3907)
     q = np.array([[0.1, 0.5, 0.3]])
     omega = torch.as_tensor(normalise(tool_arm(FINGERTIPS).forward(q), q))
     assert float(target_distance(omega, back.net.tool_length)) == pytest.approx(0.0, abs=1e-5)
-    assert float(target_distance(omega)) == pytest.approx(0.1072, abs=1e-4)   # the paper's point
+    assert float(target_distance(omega)) == pytest.approx(0.1107, abs=1e-4)   # the paper's point
     ee = back.net.kinematic_features(omega)[0, :2].numpy()
     np.testing.assert_allclose(ee, tool_arm(FINGERTIPS).forward(q)[0], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- renderers
+Q_DOWN = np.array([0.3, 0.8, 0.5])        # the hand well inside the crop
+FAR_TARGET = np.array([-0.8, 0.8])        # the target disc far from the hand
+
+
+def _extension(camera, to_px):
+    """Pixels of the paper's end-effector and of the fingertips in the scene Q_DOWN."""
+    return to_px(BAXTER_LEFT.forward(Q_DOWN)), to_px(tool_arm(FINGERTIPS).forward(Q_DOWN))
+
+
+def _assert_drawn_further_out(paper, tips, start, end, radius):
+    """The images differ, only within ``radius`` px of the segment start -> end (the tool's
+    extension), and also near its far end."""
+    diff = np.abs(tips.astype(np.float64) - paper.astype(np.float64))
+    diff = diff.max(axis=-1) if diff.ndim == 3 else diff
+    v, u = np.nonzero(diff > 0.1 * diff.max())
+    assert len(u) > 0
+    p = np.stack([u + 0.5, v + 0.5], -1)
+    seg = end - start
+    t = np.clip(((p - start) @ seg) / (seg @ seg), 0, 1)
+    dist = np.linalg.norm(p - (start + t[:, None] * seg), axis=-1)
+    assert dist.max() <= radius, dist.max()
+    assert t.max() > 0.8                                  # the gripper reaches the fingertips
+
+
+def test_the_simple_renderer_draws_the_gripper_to_the_fingertips():
+    from reach_core.renderer import render, render_net_images
+    from reach_core.scene import DEFAULT_CAMERA as cam
+    start, end = _extension(cam, cam.to_pixels)
+    _assert_drawn_further_out(render(FAR_TARGET, Q_DOWN), render(FAR_TARGET, Q_DOWN, tool=FINGERTIPS),
+                              start, end, radius=(0.010 + 0.014) * cam.px_per_m + 2)
+    start, end = _extension(cam, cam.to_net_pixels)
+    for s in (None, 3):
+        _assert_drawn_further_out(render_net_images(FAR_TARGET, Q_DOWN, supersample=s),
+                                  render_net_images(FAR_TARGET, Q_DOWN, supersample=s, tool=FINGERTIPS),
+                                  start, end, radius=2.5)
+
+
+def test_the_randomized_renderer_draws_the_gripper_to_the_fingertips():
+    from reach_core.randomized_renderer import render
+    from reach_core.scene import DEFAULT_CAMERA as cam
+    t, q = torch.as_tensor(FAR_TARGET[None]), torch.as_tensor(Q_DOWN[None])
+    start, end = _extension(cam, cam.to_net_pixels)
+    _assert_drawn_further_out(render(t, q)[0].numpy(), render(t, q, tool=FINGERTIPS)[0].numpy(),
+                              start, end, radius=2.5)
+
+
+def test_the_hifi_renderer_draws_the_gripper_to_the_fingertips():
+    from reach_core.hifi_renderer import nominal_ee_pixels, render_hifi
+    paper = render_hifi(FAR_TARGET, Q_DOWN, variation=0.0, noise=0.0)
+    tips = render_hifi(FAR_TARGET, Q_DOWN, variation=0.0, noise=0.0, tool=FINGERTIPS)
+    _assert_drawn_further_out(paper, tips, nominal_ee_pixels(Q_DOWN), nominal_ee_pixels(Q_DOWN, tool=FINGERTIPS),
+                              radius=12)
+
+
+def test_randomized_scenes_of_a_long_tool_put_targets_at_its_tool_point_inside_the_square():
+    from reach_core.randomized_renderer import sample_scenes
+    gen = torch.Generator().manual_seed(0)
+    target, q = sample_scenes(2000, gen, tool=FINGERTIPS)
+    assert float(target.abs().max()) <= TARGET_BOX
+    assert float(target.norm(dim=-1).max()) > BAXTER_LEFT.reach      # where the paper's hand can't go
+
+
+# ----------------------------------------------------------------------------- datasets
+def test_a_dataset_records_its_tool_and_a_run_with_another_tool_refuses_it_naming_both(tmp_path):
+    import json
+
+    from reach_core.datasets import DatasetError, load_dataset, load_unlabelled, render_sim_dataset
+    out = render_sim_dataset(tmp_path / "tips", 3, seed=1, tool=FINGERTIPS, progress=False)
+    assert json.loads((out / "dataset.json").read_text())["tool"] == {"name": FINGERTIPS, "length": 0.3907}
+    with pytest.raises(DatasetError) as err:
+        load_dataset(out, verbose=False)                                   # a paper run
+    assert FINGERTIPS in str(err.value) and "paper" in str(err.value) and str(out) in str(err.value)
+    with pytest.raises(DatasetError, match="paper"):
+        load_unlabelled(out)
+    ds = load_dataset(out, verbose=False, tool=FINGERTIPS)
+    assert ds.tool == FINGERTIPS and len(ds) == 3
+    assert load_dataset(out, verbose=False, tool=None).tool == FINGERTIPS   # reach data check
+
+
+def test_a_dataset_without_a_tool_is_the_papers(tmp_path):
+    import json
+
+    from reach_core.datasets import DatasetError, load_dataset, render_sim_dataset
+    out = render_sim_dataset(tmp_path / "old", 2, seed=1, progress=False)
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta.pop("tool")["name"] == "paper"
+    (out / "dataset.json").write_text(json.dumps(meta))                    # as written before tools
+    assert load_dataset(out, verbose=False).tool == "paper"
+    with pytest.raises(DatasetError, match="electric_gripper_fingertips"):
+        load_dataset(out, verbose=False, tool=FINGERTIPS)
+
+
+def test_virtual_targets_of_a_fingertip_dataset_are_fingertip_points(tmp_path):
+    from reach_core.datasets import load_dataset, render_hifi_dataset
+    from reach_core.scene import denormalise
+    out = render_hifi_dataset(tmp_path / "h", 2, seed=2, tool=FINGERTIPS, progress=False)
+    ds = load_dataset(out, virtual_targets=40, verbose=False, tool=FINGERTIPS)
+    target, _ = denormalise(ds.omega)
+    assert np.abs(target).max() <= TARGET_BOX + 1e-6
+    assert np.linalg.norm(target, axis=-1).max() > BAXTER_LEFT.reach      # beyond the paper's hand

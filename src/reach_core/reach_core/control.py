@@ -19,11 +19,10 @@ from torch import nn
 from .checkpoints import (CONTROL_FORMAT, END2END_FORMAT, Checkpointable, CheckpointError, check_format,
                           cpu_state, load_checkpoint, load_weights, part_of, save_atomic)
 from .kinematics import JOINT_LIMITS, LINK_ANGLE_OFFSETS, LINK_LENGTHS, TOOL_PRESETS
-
-PAPER_TOOL = TOOL_PRESETS["paper"]  # m from w1: the end-effector of the paper (and shipped models)
 from .scene import OMEGA_HIGH, OMEGA_LOW, denormalise
 from .simulator import NUM_ACTIONS, TaskConfig, action_deltas, action_mask
 
+PAPER_TOOL = TOOL_PRESETS["paper"]  # m from w1: the end-effector of the paper (and shipped models)
 ACTION_STEP = TaskConfig.step  # rad per action, for the kinematic look-ahead features
 
 CHECKPOINT_FORMAT = CONTROL_FORMAT

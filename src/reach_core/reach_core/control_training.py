@@ -45,7 +45,7 @@ class TrainConfig:
 
     dof: int = option(3, "active joints", choices=(1, 2, 3))
     tool: str = option("paper", "tool point that reaches the target: paper (0.28 m from w1, the shipped "
-                                "models'), electric_gripper_fingertips (0.3872 m), or a length in "
+                                "models'), electric_gripper_fingertips (0.3907 m), or a length in "
                                 "metres (docs/tool_point.md)", metavar="TOOL")
     exploration: str = option("kgps", "policy search guide: kgps (Eq. 6) or egreedy (baseline)",
                               choices=("kgps", "egreedy"))

@@ -31,10 +31,12 @@ LINK_ANGLE_OFFSETS = np.array([np.arctan2(a, d) for a, d in BAXTER_DH_AD])
 # Tool points: the distance (m) from the w1 axis, along the hand, of the point that must reach the
 # target (the last link of the planar arm).  ``paper`` is the end-effector above (0.28 m, inside the
 # electric gripper): every shipped model, figure and test uses it.  ``electric_gripper_fingertips``
-# is the tip of Rethink's electric gripper with its default left fingers, from baxter_common's URDF
-# (rethink_ee_description): hand flange 0.2295 m from w1 (above), gripper base -> electric base
-# 0.025, electric base -> finger joint 0.02, extended_narrow finger 0.1127: 0.3872 m.
-TOOL_PRESETS = {"paper": 0.28, "electric_gripper_fingertips": 0.3872}
+# is the end of Rethink's electric gripper with its default left fingers, from baxter_common's URDF
+# (baxter_description/urdf/left_end_effector.urdf.xacro, electric_gripper/): hand flange 0.2295 m
+# from w1 (above), gripper base -> electric base 0.025, electric base -> finger joint 0.02,
+# extended_narrow finger 0.1127 to the paddle tip's frame, whose pad ends 0.0035 beyond it:
+# 0.3907 m (docs/tool_point.md).
+TOOL_PRESETS = {"paper": 0.28, "electric_gripper_fingertips": 0.3907}
 DEFAULT_TOOL = "paper"
 TOOL_RANGE = (0.2295, 0.6)   # m: from the hand flange to a long tool
 TOOL_TOLERANCE = 1e-4        # m: two tools this close are the same tool point
@@ -71,7 +73,7 @@ class Tool:
         return self.name if self.name in TOOL_PRESETS else f"{self.length:g} m"
 
     def describe(self) -> str:
-        """``name (0.3872 m)``: what error messages say."""
+        """``name (0.3907 m)``: what error messages say."""
         return f"{self.name} ({self.length:g} m)" if self.name in TOOL_PRESETS else f"{self.length:g} m"
 
     def same(self, other) -> bool:
@@ -228,6 +230,13 @@ class PlanarArm:
         lo = self.joint_limits[:, 0] + margin
         hi = self.joint_limits[:, 1] - margin
         return rng.uniform(lo, hi, size=(n, 3))
+
+    def sample_targets(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` targets (n, 2) m: tool points of uniform configurations (Algorithm 1's x* = K(q*)),
+        inside the target square (:meth:`keep_in_box`; the same draws as
+        ``forward(sample_joints(rng, n))`` for a tool that never leaves it, as the paper's)."""
+        q_star = self.keep_in_box(self.sample_joints(rng, n), lambda rows: self.sample_joints(rng, len(rows)))
+        return self.forward(q_star)
 
     def design_joints(self, rng: np.random.Generator, n: int, design: str = "uniform") -> np.ndarray:
         """``n`` joint configurations inside the limits laid out by ``design``:
