@@ -128,8 +128,8 @@ def test_the_hifi_renderer_draws_the_gripper_to_the_fingertips():
     from reach_core.hifi_renderer import nominal_ee_pixels, render_hifi
     paper = render_hifi(FAR_TARGET, Q_DOWN, variation=0.0, noise=0.0)
     tips = render_hifi(FAR_TARGET, Q_DOWN, variation=0.0, noise=0.0, tool=FINGERTIPS)
-    _assert_drawn_further_out(paper, tips, nominal_ee_pixels(Q_DOWN), nominal_ee_pixels(Q_DOWN, tool=FINGERTIPS),
-                              radius=12)
+    _assert_drawn_further_out(paper, tips, nominal_ee_pixels(Q_DOWN),
+                              nominal_ee_pixels(Q_DOWN, tool=FINGERTIPS), radius=12)
 
 
 def test_randomized_scenes_of_a_long_tool_put_targets_at_its_tool_point_inside_the_square():
@@ -178,3 +178,43 @@ def test_virtual_targets_of_a_fingertip_dataset_are_fingertip_points(tmp_path):
     target, _ = denormalise(ds.omega)
     assert np.abs(target).max() <= TARGET_BOX + 1e-6
     assert np.linalg.norm(target, axis=-1).max() > BAXTER_LEFT.reach      # beyond the paper's hand
+
+
+# ----------------------------------------------------------------------------- training
+def _tiny_perception(tmp_path, name, **kw):
+    from reach_core import perception as P
+    base = dict(out=str(tmp_path / name), sim_images=64, supersample=1, steps=2, batch=8, warmup=1,
+                eval_every=2, checkpoint_every=2, val_sim=8, width=0.25)
+    return P.TrainConfig(**{**base, **kw})
+
+
+def test_a_perception_run_records_its_tool_and_refuses_a_model_or_dataset_of_another(tmp_path):
+    import json
+
+    from reach_core import perception as P
+    from reach_core.datasets import DatasetError, render_hifi_dataset
+    P.train(_tiny_perception(tmp_path, "tips", tool=FINGERTIPS), progress=False)
+    tips = P.PerceptionModel.load(tmp_path / "tips" / "model.pt")
+    assert tips.tool == FINGERTIPS
+    assert json.loads((tmp_path / "tips" / "config.json").read_text())["tool"] == FINGERTIPS
+    with pytest.raises(ToolError, match="perception model .*electric_gripper_fingertips.*paper"):
+        P.train(_tiny_perception(tmp_path, "a", adapt_from=str(tmp_path / "tips" / "model.pt")),
+                progress=False)
+    real = render_hifi_dataset(tmp_path / "real", 2, seed=0, progress=False)     # a paper dataset
+    with pytest.raises(DatasetError, match="paper.*electric_gripper_fingertips"):
+        P.train(_tiny_perception(tmp_path, "b", tool=FINGERTIPS, real=str(real),
+                                 adapt_from=str(tmp_path / "tips" / "model.pt")), progress=False)
+    assert P.PerceptionModel.load(P.__file__.rsplit("/", 2)[0] + "/models/perception_sim.pt").tool == "paper"
+
+
+def test_control_training_with_a_tool_records_it_and_fine_tuning_refuses_another(tmp_path):
+    from reach_core.control import ControlPolicy
+    from reach_core.control_training import TrainConfig, train
+    small = dict(total_steps=64, num_envs=8, learning_starts=16, batch_size=8, hidden=(8,),
+                 eval_every=64, eval_trials=4, checkpoint_every=64, max_steps=5)
+    train(TrainConfig(tool=FINGERTIPS, **small), str(tmp_path / "c"), progress=False, log=lambda *a: None)
+    model = ControlPolicy.load(str(tmp_path / "c" / "model.pt"))
+    assert model.task.tool == FINGERTIPS
+    with pytest.raises(ToolError, match="electric_gripper_fingertips.*paper"):
+        train(TrainConfig(init_from=str(tmp_path / "c" / "model.pt"), **small), str(tmp_path / "d"),
+              log=lambda *a: None, progress=False)
