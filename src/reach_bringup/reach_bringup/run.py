@@ -226,7 +226,7 @@ def main(argv=None) -> int:
                     results += run_trials(probe, 1, dof=dof, seed=int(rng_seeds[k]),
                                           trial_timeout=args.trial_timeout,
                                           startup_timeout=args.startup_timeout if k == 0
-                                          else 10.0)
+                                          else 10.0, tool=overrides.get('tool'))
                     if tail:
                         tail.poll()
                     r = results[-1]
