@@ -218,3 +218,22 @@ def test_control_training_with_a_tool_records_it_and_fine_tuning_refuses_another
     with pytest.raises(ToolError, match="electric_gripper_fingertips.*paper"):
         train(TrainConfig(init_from=str(tmp_path / "c" / "model.pt"), **small), str(tmp_path / "d"),
               log=lambda *a: None, progress=False)
+
+
+def test_bags_and_lerobot_folders_carry_the_tool(tmp_path):
+    import json
+
+    from reach_core.bags import dataset_to_bag
+    from reach_core.cli import main as reach
+    from reach_core.datasets import render_sim_dataset
+    src = render_sim_dataset(tmp_path / "ds", 3, seed=2, tool=FINGERTIPS, progress=False)
+    assert reach(["data", "export-lerobot", str(src), "--out", str(tmp_path / "lr")]) == 0
+    assert reach(["data", "import-lerobot", str(tmp_path / "lr"), "--out", str(tmp_path / "back")]) == 0
+    assert json.loads((tmp_path / "back" / "dataset.json").read_text())["tool"]["name"] == FINGERTIPS
+    dataset_to_bag(src, tmp_path / "bag")
+    assert reach(["data", "from-bag", str(tmp_path / "bag"), "--out", str(tmp_path / "fb"),
+                  "--target-topic", "/reach/target", "--tool", FINGERTIPS]) == 0
+    assert json.loads((tmp_path / "fb" / "dataset.json").read_text())["tool"]["name"] == FINGERTIPS
+    assert reach(["data", "from-bag", str(tmp_path / "bag"), "--out", str(tmp_path / "fb2"),
+                  "--target-topic", "/reach/target"]) == 0
+    assert json.loads((tmp_path / "fb2" / "dataset.json").read_text())["tool"]["name"] == "paper"
