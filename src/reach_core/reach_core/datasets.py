@@ -195,8 +195,7 @@ def render_proxy_dataset(out, n: int, seed: int = 0, *, target: str = "painted",
     with the calibration marker on the hand if ``marker``.  The true camera is saved as
     ``true_camera.yaml`` (ground truth for benchmarks only; training never reads it); frame i's
     exact (jittered) camera is ``proxy_renderer.frame_cameras(look_seed + i, 1)[0]``.  ``tool``:
-    the tool point of the targets and labels (the gripper is drawn as the proxy's URDF has it,
-    fingertips at the paper's 0.28 m)."""
+    the tool point of the targets, labels and drawn fingertips (None: the paper's)."""
     from .proxy_renderer import LOOK_SEED_STRIDE, PROXY_CAMERA, render_proxy, seed_split
 
     if target not in ("painted", "physical"):
@@ -205,7 +204,7 @@ def render_proxy_dataset(out, n: int, seed: int = 0, *, target: str = "painted",
     look_seed = seed * LOOK_SEED_STRIDE
 
     def frames(t, qq, start):
-        return render_proxy(t, qq, seed=look_seed + start, target_mode=target, marker=marker)
+        return render_proxy(t, qq, seed=look_seed + start, target_mode=target, marker=marker, tool=tool)
 
     kw.setdefault("image_format", "jpg")
     meta = {"source": "proxy", "domain": "proxy", "seed": seed, "split": seed_split(seed),

@@ -21,8 +21,8 @@ hand-placed, distorting ``PROXY_CAMERA``), raw frames as a real webcam gives the
 before perception uses them); ``render_target`` puts the physical blue disc on its stand.
 ``proxy_seed`` fixes the look for the stream. About 0.1 s of CPU a frame: run it at ``fps`` <= 5.
 
-``tool``: the simple and hifi renderers draw the gripper's fingers to this tool point (the
-proxy draws Baxter's meshes as its URDF has them); a physical target must be within its reach.
+``tool``: every renderer draws the gripper's fingers to this tool point; a physical target must
+be within its reach.
 """
 from __future__ import annotations
 
@@ -113,12 +113,12 @@ class SimCamera(Node):
             raise FatalNodeError(f'renderer proxy draws {PROXY_CAMERA.width}x{PROXY_CAMERA.height} '
                                  f'frames; camera.width/height are {self.camera.width}x'
                                  f'{self.camera.height}')
-        seed = int(self.p['proxy_seed'])
+        seed, tool = int(self.p['proxy_seed']), self.p['tool']
 
         def render(target, q, camera):
             physical = target is not OFF_FRAME
             return render_proxy(target if physical else None, q, seed,
-                                target_mode='physical' if physical else 'none')
+                                target_mode='physical' if physical else 'none', tool=tool)
         try:
             render(OFF_FRAME, np.zeros(3), self.camera)   # pybullet and the meshes, now
         except ProxyRenderError as err:
