@@ -28,6 +28,7 @@ def test_the_paper_tool_is_the_arm_of_the_shipped_models():
 
 def test_a_tool_is_a_preset_or_a_length_in_metres():
     assert parse_tool("0.35").length == 0.35 and tool_arm("0.35").tool_length == 0.35
+    assert parse_tool("0.28").name == "paper" and parse_tool(0.3907).name == FINGERTIPS
     assert parse_tool({"name": FINGERTIPS, "length": 0.3907}).same(FINGERTIPS)
     with pytest.raises(ToolError, match="electric_gripper_fingertips"):
         parse_tool("fingers")
@@ -255,3 +256,21 @@ def test_the_proxy_renderers_gripper_tips_end_at_the_tool_point(tool):
     frames = [pr.render_proxy(None, q, seed=5, target_mode="none", jitter=0.0, tool=t)
               for t in ("paper", tool)]
     assert np.any(frames[0] != frames[1])
+
+
+def test_the_paper_tool_draws_the_same_scenes_as_before_tools():
+    """The default tool redraws nothing: the random streams (and so every seeded figure) are the
+    ones of Algorithm 1 as written before the tool point existed."""
+    from reach_core.renderer import sample_scenes
+    rng = np.random.default_rng(7)
+    q = BAXTER_LEFT.sample_joints(rng, 500)
+    q_star = BAXTER_LEFT.sample_joints(rng, 500)
+    target, q_new = sample_scenes(500, seed=7)
+    np.testing.assert_array_equal(q_new, q)
+    np.testing.assert_array_equal(target, BAXTER_LEFT.forward(q_star))
+    env = ReachEnv(300, TaskConfig(), seed=3)
+    rng = np.random.default_rng(3)
+    lo, hi = BAXTER_LEFT.joint_limits[:, 0], BAXTER_LEFT.joint_limits[:, 1]
+    q, q_star = rng.uniform(lo, hi, (300, 3)), rng.uniform(lo, hi, (300, 3))
+    np.testing.assert_array_equal(env.q, q)
+    np.testing.assert_array_equal(env.target, BAXTER_LEFT.forward(q_star))

@@ -34,7 +34,7 @@ from .checkpoints import CheckpointError
 from .configs import add_config_args, option, resolve
 from .control import PAPER_HIDDEN, ControlPolicy, QNetwork, available_actions, masked_argmax
 from .evaluation import EVAL_SEED, run_trials
-from .kinematics import check_tool
+from .kinematics import check_tool, parse_tool
 from .runs import Run
 from .simulator import ReachEnv, TaskConfig, reward, success_bonus
 
@@ -102,6 +102,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
+        self.tool = parse_tool(self.tool).name
         if self.exploration not in ("kgps", "egreedy"):
             raise ValueError(f"exploration must be 'kgps' or 'egreedy', got {self.exploration!r}")
         if self.loss not in ("huber", "mse"):

@@ -69,9 +69,6 @@ class Tool:
     name: str
     length: float
 
-    def __str__(self) -> str:
-        return self.name if self.name in TOOL_PRESETS else f"{self.length:g} m"
-
     def describe(self) -> str:
         """``name (0.3907 m)``: what error messages say."""
         return f"{self.name} ({self.length:g} m)" if self.name in TOOL_PRESETS else f"{self.length:g} m"
@@ -103,6 +100,9 @@ def parse_tool(value) -> Tool:
     lo, hi = TOOL_RANGE
     if not lo <= length <= hi:
         raise ToolError(f"tool length {length:g} m is outside [{lo:g}, {hi:g}] m (from the w1 axis)")
+    for name, preset in TOOL_PRESETS.items():   # a preset's length is that preset
+        if abs(length - preset) <= TOOL_TOLERANCE:
+            return Tool(name, preset)
     return Tool(f"{length:g}", length)
 
 
