@@ -715,3 +715,26 @@ def test_a_collection_records_its_tool_and_refuses_to_resume_with_another(tmp_pa
     with pytest.raises(DatasetError, match='paper'):
         load_dataset(tmp_path / 'c', verbose=False)
     assert load_dataset(tmp_path / 'c', verbose=False, tool=FINGERTIPS).tool == FINGERTIPS
+
+
+def test_sim_camera_draws_the_gripper_to_its_tool_point(probe):
+    """tool:=electric_gripper_fingertips: the simple renderer's frame with the gripper drawn to
+    the fingertips (byte for byte), not the paper's."""
+    from reach_core.renderer import render
+    from reach_ros.sim_camera import OFF_FRAME
+    images = probe.record(Image, '/camera/image_raw', SENSOR_QOS)
+    q7 = [0.0, -0.4, 0.0, 1.1, 0.0, 0.6, 0.0]
+    feeder = Feeder(probe, q7)
+    g = start(probe, 'sim_camera', overrides={'tool': FINGERTIPS, 'camera_fps': 5.0})
+    try:
+        assert wait_log(probe, g, 'sim_camera', 'simple renderer', 30.0), g.log('sim_camera')
+        n = len(images)
+        assert probe.spin_until(lambda: len(images) >= n + 2, 20.0), g.log('sim_camera')
+        m = images[-1][1]
+        frame = np.frombuffer(bytes(m.data), np.uint8).reshape(m.height, m.width, 3)
+        q = np.array([q7[1], q7[3], q7[5]])
+        assert np.array_equal(frame, render(OFF_FRAME, q, tool=FINGERTIPS))
+        assert not np.array_equal(frame, render(OFF_FRAME, q))
+    finally:
+        feeder.on = False
+        g.stop()
