@@ -216,6 +216,8 @@ def test_control_training_with_a_tool_records_it_and_fine_tuning_refuses_another
     train(TrainConfig(tool=FINGERTIPS, **small), str(tmp_path / "c"), progress=False, log=lambda *a: None)
     model = ControlPolicy.load(str(tmp_path / "c" / "model.pt"))
     assert model.task.tool == FINGERTIPS
+    import json
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["tool"] == FINGERTIPS
     with pytest.raises(ToolError, match="electric_gripper_fingertips.*paper"):
         train(TrainConfig(init_from=str(tmp_path / "c" / "model.pt"), **small), str(tmp_path / "d"),
               log=lambda *a: None, progress=False)
@@ -274,3 +276,16 @@ def test_the_paper_tool_draws_the_same_scenes_as_before_tools():
     q, q_star = rng.uniform(lo, hi, (300, 3)), rng.uniform(lo, hi, (300, 3))
     np.testing.assert_array_equal(env.q, q)
     np.testing.assert_array_equal(env.target, BAXTER_LEFT.forward(q_star))
+
+
+def test_end_to_end_fine_tuning_refuses_modules_of_another_tool(tmp_path):
+    from reach_core.control import ControlPolicy, QNetwork
+    from reach_core.end_to_end import EndToEndModel
+    from reach_core.end_to_end.model import EndToEndError
+    from reach_core.perception import ArchConfig, PerceptionModel, PerceptionNet
+    PerceptionModel(PerceptionNet(ArchConfig(width=0.25)), {}).save(tmp_path / "p.pt")
+    ControlPolicy(QNetwork(hidden=(8,)), TaskConfig(), {}).save(tmp_path / "c.pt")
+    ControlPolicy(QNetwork(hidden=(8,)), TaskConfig(tool=FINGERTIPS), {}).save(tmp_path / "tips.pt")
+    assert EndToEndModel.from_modules(tmp_path / "p.pt", tmp_path / "c.pt").task.tool == "paper"
+    with pytest.raises(EndToEndError, match="tips.pt is for the tool electric_gripper_fingertips"):
+        EndToEndModel.from_modules(tmp_path / "p.pt", tmp_path / "tips.pt")
