@@ -35,6 +35,9 @@ ARGUMENTS = {
     'rosbridge_host': ('localhost', 'rosbridge: host of rosbridge_server (Baxter\'s workstation)'),
     'rosbridge_port': ('9090', 'rosbridge: port of rosbridge_server'),
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),
+    'tool': ('paper', 'tool point that reaches the target: paper (0.28 m from w1, the shipped '
+                      'models\'), electric_gripper_fingertips (0.3907 m) or metres; models and '
+                      'datasets of another tool are refused (docs/tool_point.md)'),
 }
 
 # Each node: its SROS2 enclave (docker/security/policy.xml says what it may publish, subscribe
@@ -65,7 +68,8 @@ NODES = [
         'enclave': '/reach/collect_images',
         'namespace': '',
         'params': ['camera.yaml', 'collect_images.yaml'],
-        'arguments': {'out_dir': ['out_dir', 'str']},
+        'arguments': {'tool': ['tool', 'str'],
+                      'out_dir': ['out_dir', 'str']},
         'remappings': [['image', '/camera/image_raw'], ['joint_states', '/robot/joint_states'],
                        ['joint_command', '/robot/limb/left/joint_command'],
                        ['joint_delta', '/reach/joint_delta']],

@@ -28,6 +28,9 @@ ARGUMENTS = {
     'latency_s': ('0.0', 'fake Baxter: joint state latency (s)'),
     'noise_std': ('0.0', 'fake Baxter: joint state noise (rad)'),
     'use_sim_time': ('false', 'use /clock (only with a simulator or bag that publishes it)'),
+    'tool': ('paper', 'tool point that reaches the target: paper (0.28 m from w1, the shipped '
+                      'models\'), electric_gripper_fingertips (0.3907 m) or metres; models and '
+                      'datasets of another tool are refused (docs/tool_point.md)'),
 }
 
 # Each node: config files (in share/reach_bringup/config, in order) and parameters set from
@@ -45,7 +48,7 @@ NODES = [
         'package': 'reach_ros', 'executable': 'sim_camera', 'name': 'sim_camera',
         'namespace': 'camera',
         'params': ['camera.yaml', 'sim_camera.yaml'],
-        'arguments': {},
+        'arguments': {'tool': ['tool', 'str']},
         'remappings': [['joint_states', '/robot/joint_states'], ['target', '/reach/target']],
     },
     {
@@ -61,7 +64,8 @@ NODES = [
         'package': 'reach_ros', 'executable': 'collect_images', 'name': 'collect_images',
         'namespace': '',
         'params': ['camera.yaml', 'collect_images.yaml'],
-        'arguments': {'out_dir': ['out_dir', 'str']},
+        'arguments': {'tool': ['tool', 'str'],
+                      'out_dir': ['out_dir', 'str']},
         'remappings': [['image', '/camera/image_raw'], ['joint_states', '/robot/joint_states'],
                        ['joint_command', '/robot/limb/left/joint_command'],
                        ['joint_delta', '/reach/joint_delta']],

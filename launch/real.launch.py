@@ -45,6 +45,9 @@ ARGUMENTS = {
                            'estimate, measured and commanded joints; docs/live_view.md)'),
     'live_view_port': ('8765', 'live_view: port of its Foxglove WebSocket server'),
     'use_sim_time': ('false', 'use /clock (only when replaying a bag that publishes it)'),
+    'tool': ('paper', 'tool point that reaches the target: paper (0.28 m from w1, the shipped '
+                      'models\'), electric_gripper_fingertips (0.3907 m) or metres; models and '
+                      'datasets of another tool are refused (docs/tool_point.md)'),
 }
 
 # Each node: its SROS2 enclave (docker/security/policy.xml says what it may publish, subscribe
@@ -65,7 +68,8 @@ NODES = [
         'enclave': '/reach/perception',
         'namespace': '',
         'params': ['camera.yaml', 'perception.yaml'],
-        'arguments': {'model_path': ['perception_model', 'str'],
+        'arguments': {'tool': ['tool', 'str'],
+                      'model_path': ['perception_model', 'str'],
                       'tta': ['perception_tta', 'int'],
                       'target_x': ['target_x', 'float'], 'target_y': ['target_y', 'float']},
         'remappings': [['image', '/camera/image_raw'], ['joint_states', '/robot/joint_states'],
@@ -76,7 +80,8 @@ NODES = [
         'enclave': '/reach/controller',
         'namespace': '',
         'params': ['controller.yaml'],
-        'arguments': {'model_path': ['control_model', 'str']},
+        'arguments': {'tool': ['tool', 'str'],
+                      'model_path': ['control_model', 'str']},
         'remappings': [['scene_config', '/scene_config'], ['joint_delta', '/reach/joint_delta'],
                        ['status', '/reach/status']],
     },

@@ -46,6 +46,9 @@ ARGUMENTS = {
                            'estimate, measured and commanded joints; docs/live_view.md)'),
     'live_view_port': ('8765', 'live_view: port of its Foxglove WebSocket server'),
     'use_sim_time': ('false', 'use /clock (only with a simulator or bag that publishes it)'),
+    'tool': ('paper', 'tool point that reaches the target: paper (0.28 m from w1, the shipped '
+                      'models\'), electric_gripper_fingertips (0.3907 m) or metres; models and '
+                      'datasets of another tool are refused (docs/tool_point.md)'),
 }
 
 # Each node: config files (in share/reach_bringup/config, in order) and parameters set from
@@ -63,14 +66,16 @@ NODES = [
         'package': 'reach_ros', 'executable': 'sim_camera', 'name': 'sim_camera',
         'namespace': 'camera',
         'params': ['camera.yaml', 'sim_camera.yaml'],
-        'arguments': {'renderer': ['camera_renderer', 'str'], 'fps': ['camera_fps', 'float']},
+        'arguments': {'tool': ['tool', 'str'],
+                      'renderer': ['camera_renderer', 'str'], 'fps': ['camera_fps', 'float']},
         'remappings': [['joint_states', '/robot/joint_states'], ['target', '/reach/target']],
     },
     {
         'package': 'reach_ros', 'executable': 'perception', 'name': 'perception',
         'namespace': '',
         'params': ['camera.yaml', 'perception.yaml'],
-        'arguments': {'model_path': ['perception_model', 'str'],
+        'arguments': {'tool': ['tool', 'str'],
+                      'model_path': ['perception_model', 'str'],
                       'tta': ['perception_tta', 'int'],
                       'target_x': ['target_x', 'float'], 'target_y': ['target_y', 'float']},
         'remappings': [['image', '/camera/image_raw'], ['joint_states', '/robot/joint_states'],
@@ -80,7 +85,8 @@ NODES = [
         'package': 'reach_ros', 'executable': 'controller', 'name': 'controller',
         'namespace': '',
         'params': ['controller.yaml'],
-        'arguments': {'model_path': ['control_model', 'str']},
+        'arguments': {'tool': ['tool', 'str'],
+                      'model_path': ['control_model', 'str']},
         'remappings': [['scene_config', '/scene_config'], ['joint_delta', '/reach/joint_delta'],
                        ['status', '/reach/status']],
     },

@@ -615,3 +615,126 @@ def test_sim_camera_renders_the_held_out_proxy_domain(probe):
     finally:
         feeder.on = False
         g.stop()
+
+
+# ------------------------------------------------------------------------------------ tool point
+FINGERTIPS = 'electric_gripper_fingertips'
+
+
+def _exit_log(probe, name, overrides) -> tuple[int, str]:
+    """Start node ``name`` expecting it to stop at start-up: (exit code, log)."""
+    g = start(probe, name, overrides=overrides)
+    try:
+        proc = g.procs[name]
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        codes = g.stop()
+    return codes[name], g.log(name)
+
+
+def _fingertip_control_model(tmp_path) -> str:
+    from reach_core.control import ControlPolicy, QNetwork
+    from reach_core.simulator import TaskConfig
+    path = str(tmp_path / 'control_fingertips.pt')
+    ControlPolicy(QNetwork(hidden=(8,)), TaskConfig(dof=3, tool=FINGERTIPS), {}).save(path)
+    return path
+
+
+def test_the_controllers_success_test_measures_from_its_tool_point(probe, tmp_path):
+    """tool:=electric_gripper_fingertips: a target at the paper's end-effector (11 cm short of the
+    fingertips) is never reached; one at the fingertips is, after success_steps scenes."""
+    from reach_core.kinematics import BAXTER_LEFT, tool_arm
+    deltas = probe.record(JointState, '/reach/joint_delta', COMMAND_QOS)
+    g = start(probe, 'controller', overrides={'control_model': _fingertip_control_model(tmp_path),
+                                              'tool': FINGERTIPS})
+    try:
+        pub = probe.publisher(SceneConfig, '/scene_config', COMMAND_QOS)
+        assert wait_log(probe, g, 'controller', 'electric_gripper_fingertips (0.3907 m) from w1',
+                        30.0), g.log('controller')
+        assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 10.0)
+        q = np.array([-0.5, 1.0, 0.5])
+
+        def scene(target):
+            m = SceneConfig()
+            m.header.stamp = stamp(probe)
+            m.target_x, m.target_y = (float(v) for v in target)
+            m.left_s1, m.left_e1, m.left_w1 = (float(v) for v in q)
+            pub.publish(m)
+            probe.spin_for(0.15)
+        for _ in range(60):                                     # the paper's end-effector point
+            if len(deltas) >= 6:
+                break
+            scene(BAXTER_LEFT.forward(q))
+        assert len(deltas) >= 6, g.log('controller')
+        assert 'SUCCEEDED' not in g.log('controller')
+        assert wait_log(probe, g, 'controller', 'SUCCEEDED after',
+                        again=lambda: scene(tool_arm(FINGERTIPS).forward(q))), g.log('controller')
+        assert '0.0 cm from the target for 4 steps' in g.log('controller')
+    finally:
+        g.stop()
+    assert 'Traceback' not in g.log('controller')
+
+
+def test_the_controller_refuses_a_model_trained_for_another_tool(probe, tmp_path):
+    code, log = _exit_log(probe, 'controller', {'control_model': _fingertip_control_model(tmp_path)})
+    assert code == 1, log
+    assert 'cannot load the controller' in log and 'electric_gripper_fingertips (0.3907 m)' in log
+    assert 'this run uses the tool paper (0.28 m)' in log and 'Traceback' not in log
+
+    # not a tool at all: logged, and the default (a model of another tool is then refused)
+    code, log = _exit_log(probe, 'controller', {'control_model': _fingertip_control_model(tmp_path),
+                                                'tool': 'gripper'})
+    assert code == 1 and "parameter 'tool' unknown tool 'gripper'" in log, log
+    assert 'this run uses the tool paper (0.28 m)' in log and 'Traceback' not in log
+
+
+def test_the_perception_node_refuses_a_network_trained_for_another_tool(probe, tmp_path):
+    from reach_core.perception import ArchConfig, PerceptionModel, PerceptionNet
+    path = str(tmp_path / 'perception_fingertips.pt')
+    PerceptionModel(PerceptionNet(ArchConfig(width=0.25)), {'config': {'tool': FINGERTIPS}}).save(path)
+    code, log = _exit_log(probe, 'perception', {'perception_model': path, 'tool': 'paper'})
+    assert code == 1, log
+    assert 'electric_gripper_fingertips (0.3907 m)' in log and 'paper (0.28 m)' in log
+    assert 'Traceback' not in log
+
+
+def test_a_collection_records_its_tool_and_refuses_to_resume_with_another(tmp_path):
+    """collect_images' store (ROS-free): dataset.json names the tool; the loader checks it."""
+    import json
+
+    from reach_core.datasets import DatasetError, load_dataset
+    from reach_ros.collect_images import CollectError, CollectionStore
+    grid = np.array([[0.0, 1.0, 0.5]])
+    store = CollectionStore(str(tmp_path / 'c'), grid, {}, (0.5, 0.2), tool=FINGERTIPS).open()
+    store.record(0, np.zeros((480, 640, 3), np.uint8), grid[0])
+    assert json.loads((tmp_path / 'c' / 'dataset.json').read_text())['tool']['name'] == FINGERTIPS
+    with pytest.raises(CollectError, match='electric_gripper_fingertips'):
+        CollectionStore(str(tmp_path / 'c'), grid, {}, (0.5, 0.2)).open()
+    with pytest.raises(DatasetError, match='paper'):
+        load_dataset(tmp_path / 'c', verbose=False)
+    assert load_dataset(tmp_path / 'c', verbose=False, tool=FINGERTIPS).tool == FINGERTIPS
+
+
+def test_sim_camera_draws_the_gripper_to_its_tool_point(probe):
+    """tool:=electric_gripper_fingertips: the simple renderer's frame with the gripper drawn to
+    the fingertips (byte for byte), not the paper's."""
+    from reach_core.renderer import render
+    from reach_ros.sim_camera import OFF_FRAME
+    images = probe.record(Image, '/camera/image_raw', SENSOR_QOS)
+    q7 = [0.0, -0.4, 0.0, 1.1, 0.0, 0.6, 0.0]
+    feeder = Feeder(probe, q7)
+    g = start(probe, 'sim_camera', overrides={'tool': FINGERTIPS, 'camera_fps': 5.0})
+    try:
+        assert wait_log(probe, g, 'sim_camera', 'simple renderer', 30.0), g.log('sim_camera')
+        n = len(images)
+        assert probe.spin_until(lambda: len(images) >= n + 2, 20.0), g.log('sim_camera')
+        m = images[-1][1]
+        frame = np.frombuffer(bytes(m.data), np.uint8).reshape(m.height, m.width, 3)
+        q = np.array([q7[1], q7[3], q7[5]])
+        assert np.array_equal(frame, render(OFF_FRAME, q, tool=FINGERTIPS))
+        assert not np.array_equal(frame, render(OFF_FRAME, q))
+    finally:
+        feeder.on = False
+        g.stop()

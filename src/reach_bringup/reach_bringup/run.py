@@ -242,7 +242,8 @@ def _each_trial(args, plan: _Plan, probe, tail) -> list:
     for k in range(args.trials):
         results += run_trials(probe, 1, dof=plan.dof, seed=int(rng_seeds[k]),
                               trial_timeout=args.trial_timeout,
-                              startup_timeout=args.startup_timeout if k == 0 else 10.0)
+                              startup_timeout=args.startup_timeout if k == 0 else 10.0,
+                              tool=plan.overrides.get('tool'))
         if tail:
             tail.poll()
         r = results[-1]

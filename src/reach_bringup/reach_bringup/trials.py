@@ -61,8 +61,9 @@ def current_q(probe) -> np.ndarray:
 
 
 def run_trials(probe, n: int, dof: int = 3, seed: int = 2017, trial_timeout: float = 45.0,
-               startup_timeout: float = 60.0):
+               startup_timeout: float = 60.0, tool=None):
     """Run ``n`` trials; return a list of TrialResult (raises TimeoutError if the graph stalls).
+    Targets are tool points (of ``tool``, the graph's; None: the paper's) of random configurations.
 
     The graph may still be starting: joint states, scene configurations and the controller's
     start_trial service are waited for up to ``startup_timeout`` seconds (a controller loading
@@ -77,7 +78,8 @@ def run_trials(probe, n: int, dof: int = 3, seed: int = 2017, trial_timeout: flo
     rng = np.random.default_rng(seed)
     lo = np.array([JOINT_LIMITS[j][0] for j in ACTIVE_JOINTS])
     hi = np.array([JOINT_LIMITS[j][1] for j in ACTIVE_JOINTS])
-    from reach_core.kinematics import BAXTER_LEFT
+    from reach_core.kinematics import tool_arm
+    arm = tool_arm(tool)
     results = []
     for _ in range(n):
         q = current_q(probe)
@@ -86,7 +88,11 @@ def run_trials(probe, n: int, dof: int = 3, seed: int = 2017, trial_timeout: flo
             q_star = np.array([q[0], q_star[1], q[2]])
         elif dof == 2:
             q_star = np.array([q[0], q_star[1], q_star[2]])
-        target = BAXTER_LEFT.forward(q_star)
+        if not arm.inside_box(q_star):   # a long tool: targets stay in the Omega square
+            active = np.array({1: (0, 1, 0), 2: (0, 1, 1)}.get(dof, (1, 1, 1)), dtype=bool)
+            q_star = arm.keep_in_box(q_star[None], lambda rows: np.where(
+                active, rng.uniform(lo, hi), q)[None])[0]
+        target = arm.forward(q_star)
         msg = PointStamped()
         msg.header.frame_id = 'left_arm_plane'
         msg.header.stamp = probe.node.get_clock().now().to_msg()

@@ -381,13 +381,14 @@ def dataset_from_bag(bag: str | os.PathLike, out: str | os.PathLike, *, image_to
                      joint_names=JOINT_NAMES, target_mode: str | None = None,
                      placeholder_target=PLACEHOLDER_TARGET, bag_time: bool = False,
                      max_unpaired_fraction: float = 0.5, image_format: str = "png",
-                     progress: bool = False) -> Path:
+                     progress: bool = False, tool=None) -> Path:
     """Build a ``reach.dataset/1`` folder from a rosbag2 bag (see the module docstring).
 
     ``target_mode``: ``in_image`` (the physical target is in the frames; the default with a target
     topic) or ``virtual`` (painted at load time; forced without a target topic).  ``bag_time``
     pairs by recording time instead of header stamps.  Frames that cannot be labelled are skipped
     and listed in dataset.json (``"bag"``); more than ``max_unpaired_fraction`` of them is an error.
+    ``tool``: the recorded robot's tool point (None: the paper's), recorded in dataset.json.
     """
     bag = Path(bag)
     if tolerance_s <= 0:
@@ -415,7 +416,7 @@ def dataset_from_bag(bag: str | os.PathLike, out: str | os.PathLike, *, image_to
         if (w, h) != (DEFAULT_CAMERA.width, DEFAULT_CAMERA.height):
             meta["camera"] = {"width": w, "height": h}
         return write_dataset(out, chunk, target, q, target_mode=target_mode or "in_image",
-                             meta=meta, image_format=image_format, progress=progress)
+                             meta=meta, image_format=image_format, progress=progress, tool=tool)
     finally:
         reader.close()
 

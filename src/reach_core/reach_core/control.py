@@ -18,10 +18,11 @@ from torch import nn
 
 from .checkpoints import (CONTROL_FORMAT, END2END_FORMAT, Checkpointable, CheckpointError, check_format,
                           cpu_state, load_checkpoint, load_weights, part_of, save_atomic)
-from .kinematics import JOINT_LIMITS, LINK_ANGLE_OFFSETS, LINK_LENGTHS
+from .kinematics import JOINT_LIMITS, LINK_ANGLE_OFFSETS, LINK_LENGTHS, TOOL_PRESETS
 from .scene import OMEGA_HIGH, OMEGA_LOW, denormalise
 from .simulator import NUM_ACTIONS, TaskConfig, action_deltas, action_mask
 
+PAPER_TOOL = TOOL_PRESETS["paper"]  # m from w1: the end-effector of the paper (and shipped models)
 ACTION_STEP = TaskConfig.step  # rad per action, for the kinematic look-ahead features
 
 CHECKPOINT_FORMAT = CONTROL_FORMAT
@@ -31,22 +32,27 @@ __all__ = ["CHECKPOINT_FORMAT", "END2END_FORMAT", "PAPER_HIDDEN", "CheckpointErr
            "load_control", "masked_argmax", "save_atomic", "target_distance"]
 
 
-def forward_kinematics(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Baxter's planar forward kinematics in torch (differentiable): end-effector (..., 2) in
-    metres, and cos/sin of the three link directions; same model as :mod:`reach_core.kinematics`."""
+def forward_kinematics(q: torch.Tensor, tool_length: float = PAPER_TOOL
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Baxter's planar forward kinematics in torch (differentiable): tool point (..., 2) in
+    metres, ``tool_length`` from w1, and cos/sin of the three link directions; same model as
+    :mod:`reach_core.kinematics` (:meth:`~reach_core.kinematics.PlanarArm.with_tool`)."""
     lengths = torch.as_tensor(LINK_LENGTHS, dtype=q.dtype, device=q.device)
+    if tool_length != PAPER_TOOL:
+        lengths = torch.cat([lengths[:2], lengths.new_tensor([tool_length])])
     beta = torch.cumsum(q, dim=-1) + torch.as_tensor(LINK_ANGLE_OFFSETS, dtype=q.dtype, device=q.device)
+    # (the paper's last link has no angle offset: a = 0, so a tool along the hand keeps it)
     cos, sin = torch.cos(beta), torch.sin(beta)
     ee = torch.stack([(lengths * cos).sum(-1), -(lengths * sin).sum(-1)], -1)
     return ee, cos, sin
 
 
-def target_distance(omega: torch.Tensor) -> torch.Tensor:
-    """End-effector to target distance (metres) of normalised scene configurations."""
+def target_distance(omega: torch.Tensor, tool_length: float = PAPER_TOOL) -> torch.Tensor:
+    """Tool point to target distance (metres) of normalised scene configurations."""
     low = torch.as_tensor(OMEGA_LOW, dtype=omega.dtype, device=omega.device)
     span = torch.as_tensor(OMEGA_HIGH - OMEGA_LOW, dtype=omega.dtype, device=omega.device)
     phys = low + omega * span
-    return (phys[..., :2] - forward_kinematics(phys[..., 2:])[0]).norm(dim=-1)
+    return (phys[..., :2] - forward_kinematics(phys[..., 2:], tool_length)[0]).norm(dim=-1)
 
 
 class QNetwork(nn.Module):
@@ -66,14 +72,16 @@ class QNetwork(nn.Module):
     (a one-step look-ahead through K, with the joint limits).  The input is still the 5-D Omega;
     the network no longer has to learn K(q) to centimetres, and still has to learn the task's
     returns (when to stop, which joint to move near the limits, the N-step success rule).
+    ``tool_length`` is the tool point of those features (metres from w1; the task's tool).
     """
 
     NUM_KINEMATIC = 13 + NUM_ACTIONS
 
     def __init__(self, hidden: tuple[int, ...] = PAPER_HIDDEN, dueling: bool = False,
                  encoding: int = 0, kinematic: bool = False, in_dim: int = 5,
-                 num_actions: int = NUM_ACTIONS):
+                 num_actions: int = NUM_ACTIONS, tool_length: float = PAPER_TOOL):
         super().__init__()
+        self.tool_length = float(tool_length)
         self.hidden = tuple(int(h) for h in hidden)
         self.dueling = bool(dueling)
         self.encoding = int(encoding)
@@ -105,13 +113,13 @@ class QNetwork(nn.Module):
         """Forward-kinematics features of Omega (22 values, each of order one)."""
         phys = self.omega_low + omega * self.omega_span
         target, q = phys[..., :2], phys[..., 2:]
-        ee, cos, sin = forward_kinematics(q)
+        ee, cos, sin = forward_kinematics(q, self.tool_length)
         offset = target - ee                                   # metres
         dist = offset.norm(dim=-1, keepdim=True)
         fine = offset / (0.1 + dist)                           # direction, resolved near the target
         lo, hi = self.omega_low[2:], self.omega_low[2:] + self.omega_span[2:]
         q_next = torch.minimum(torch.maximum(q[..., None, :] + self.deltas, lo), hi)
-        d_next = (target[..., None, :] - forward_kinematics(q_next)[0]).norm(dim=-1)
+        d_next = (target[..., None, :] - forward_kinematics(q_next, self.tool_length)[0]).norm(dim=-1)
         gain = (d_next - dist) / ACTION_STEP                   # metres per radian of step, ~[-1, 1]
         return torch.cat([ee, offset, fine, torch.tanh(dist / 0.1), cos, sin, gain], dim=-1)
 
@@ -131,14 +139,16 @@ def masked_argmax(q_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 LIMIT_TOL = 1e-5  # normalised joint angle within which a joint counts as at its limit
 
 
-def available_actions(omega: torch.Tensor, dof_mask: torch.Tensor, hold_radius: float = 0.0) -> torch.Tensor:
+def available_actions(omega: torch.Tensor, dof_mask: torch.Tensor, hold_radius: float = 0.0,
+                      tool_length: float = PAPER_TOOL) -> torch.Tensor:
     """Actions available in scene ``omega``: shape (B, 9) bool.
 
     The actions of the inactive joints (``dof_mask``) and the moves of a joint that is already at
     a joint limit towards that limit are unavailable: such a move would leave the arm where it is
     (the simulator and the bridge clamp to the limits) and a greedy policy could stall on it.
     With ``hold_radius > 0`` (:attr:`TaskConfig.hold_only_at_target`) "unchanged" is available
-    only within that distance of the target.  Same rules as
+    only within that distance of the target (of the tool point ``tool_length`` m from w1).  Same
+    rules as
     :meth:`reach_core.simulator.ReachEnv.available_actions`, from Omega.
     """
     qn = omega[..., 2:5]
@@ -146,7 +156,7 @@ def available_actions(omega: torch.Tensor, dof_mask: torch.Tensor, hold_radius: 
     avail[..., 0::3] &= qn < 1 - LIMIT_TOL
     avail[..., 1::3] &= qn > LIMIT_TOL
     if hold_radius > 0:
-        avail[..., 2::3] &= (target_distance(omega) <= hold_radius)[..., None]
+        avail[..., 2::3] &= (target_distance(omega, tool_length) <= hold_radius)[..., None]
     return avail
 
 
@@ -179,7 +189,8 @@ class ControlPolicy(Checkpointable):
         x = torch.as_tensor(np.asarray(omega, dtype=np.float32), device=device)
         single = x.ndim == 1
         xb = x[None] if single else x
-        avail = available_actions(xb, self.mask.to(device), self.task.hold_radius)
+        avail = available_actions(xb, self.mask.to(device), self.task.hold_radius,
+                                  self.task.arm.tool_length)
         if forbid is not None:
             fb = torch.as_tensor(np.broadcast_to(np.asarray(forbid, dtype=bool), avail.shape).copy(),
                                  device=device)
@@ -214,7 +225,7 @@ class ControlPolicy(Checkpointable):
             raise CheckpointError(f"{source} has a malformed header: {err}") from None
         if dof is not None and task.dof != dof:
             raise CheckpointError(f"{source} is a {task.dof}-DoF controller, a {dof}-DoF one was asked for")
-        net = QNetwork(hidden, dueling, encoding, kinematic)
+        net = QNetwork(hidden, dueling, encoding, kinematic, tool_length=task.arm.tool_length)
         load_weights(net, ckpt, source,
                      f"a Q-network with hidden layers {hidden}{' (dueling)' if dueling else ''}")
         net.eval()

@@ -34,6 +34,7 @@ from .checkpoints import CheckpointError
 from .configs import add_config_args, option, resolve
 from .control import PAPER_HIDDEN, ControlPolicy, QNetwork, available_actions, masked_argmax
 from .evaluation import EVAL_SEED, run_trials
+from .kinematics import check_tool, parse_tool
 from .runs import Run
 from .simulator import ReachEnv, TaskConfig, reward, success_bonus
 
@@ -43,6 +44,9 @@ class TrainConfig:
     """Hyper-parameters of a control training run (defaults: 3-DoF K-GPS)."""
 
     dof: int = option(3, "active joints", choices=(1, 2, 3))
+    tool: str = option("paper", "tool point that reaches the target: paper (0.28 m from w1, the shipped "
+                                "models'), electric_gripper_fingertips (0.3907 m), or a length in "
+                                "metres (docs/tool_point.md)", metavar="TOOL")
     exploration: str = option("kgps", "policy search guide: kgps (Eq. 6) or egreedy (baseline)",
                               choices=("kgps", "egreedy"))
     # The defaults follow the paper (one-step DQN, 5-400-300-9 MLP); the variants below it are
@@ -98,6 +102,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
+        self.tool = parse_tool(self.tool).name
         if self.exploration not in ("kgps", "egreedy"):
             raise ValueError(f"exploration must be 'kgps' or 'egreedy', got {self.exploration!r}")
         if self.loss not in ("huber", "mse"):
@@ -120,7 +125,7 @@ class TrainConfig:
     def task(self) -> TaskConfig:
         """The task these settings train for."""
         return TaskConfig(dof=self.dof, max_steps=self.max_steps,
-                          hold_only_at_target=self.hold_only_at_target)
+                          hold_only_at_target=self.hold_only_at_target, tool=self.tool)
 
     def epsilon(self, step: int) -> float:
         """The exploration rate at ``step``: linear from eps_start to eps_end, then constant."""
@@ -224,8 +229,10 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
                 hold: float = 0.0) -> float:
     """One gradient step; ``hold`` is the task's hold radius (:attr:`TaskConfig.hold_radius`)."""
     obs, action, ret, next_obs, discount, guided = batch
-    next_mask = available_actions(next_obs, mask, hold)
-    obs_mask = available_actions(obs, mask, hold) if cfg.action_gap > 0 or cfg.guide_margin > 0 else None
+    tool = net.tool_length
+    next_mask = available_actions(next_obs, mask, hold, tool)
+    obs_mask = (available_actions(obs, mask, hold, tool)
+                if cfg.action_gap > 0 or cfg.guide_margin > 0 else None)
     with torch.no_grad():
         next_q_target = target_net(next_obs).masked_fill(~next_mask, float("-inf"))
         if cfg.double_dqn:
@@ -269,6 +276,7 @@ def _init_weights(cfg: TrainConfig, nets) -> None:
     if policy.task.dof != cfg.dof:
         raise CheckpointError(f"{cfg.init_from} is a {policy.task.dof}-DoF network; "
                               f"this run is {cfg.dof}-DoF")
+    check_tool(cfg.tool, policy.task.tool, f"control model {cfg.init_from}")
     state = policy.net.state_dict()
     for n in nets:
         n.load_state_dict(state)
@@ -282,12 +290,13 @@ class Learner:
     def __init__(self, cfg: TrainConfig, dev: torch.device):
         self.cfg = cfg
         arch = (cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic)
-        self.net = QNetwork(*arch).to(dev)
-        self.target = QNetwork(*arch).to(dev)
+        tool = {"tool_length": cfg.task().arm.tool_length}
+        self.net = QNetwork(*arch, **tool).to(dev)
+        self.target = QNetwork(*arch, **tool).to(dev)
         self.target.load_state_dict(self.net.state_dict())
         self.policy = self.net
         if cfg.policy_ema > 0:
-            self.policy = QNetwork(*arch).to(dev)
+            self.policy = QNetwork(*arch, **tool).to(dev)
             self.policy.load_state_dict(self.net.state_dict())
         self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
 
@@ -334,7 +343,8 @@ class Actor:
         cfg, env, rng = self.cfg, self.env, self.rng
         with torch.no_grad():
             obs_t = torch.from_numpy(self.obs).to(self.dev)
-            actions = masked_argmax(net(obs_t), available_actions(obs_t, self.mask, self.task.hold_radius))
+            actions = masked_argmax(net(obs_t), available_actions(obs_t, self.mask, self.task.hold_radius,
+                                                                     self.env.arm.tool_length))
             actions = actions.cpu().numpy()
         explore = rng.random(cfg.num_envs) < eps
         guided = explore.copy()  # actions taken from the guide (K-GPS or random)

@@ -39,7 +39,7 @@ from .checkpoints import CheckpointError
 from .control import available_actions, masked_argmax
 from .control_training import (Learner, Progress, TrainConfig, _evaluate_and_report, _finish, _init_weights,
                                _save_checkpoint)
-from .kinematics import BAXTER_LEFT, PlanarArm
+from .kinematics import TARGET_BOX, PlanarArm
 from .runs import Run
 from .scene import OMEGA_HIGH, OMEGA_LOW
 from .simulator import ACTIVE_JOINTS, NUM_ACTIONS, TaskConfig, action_deltas, action_mask
@@ -56,8 +56,10 @@ class TorchReachEnv:
     """
 
     def __init__(self, num_envs: int, cfg: TaskConfig, device="cpu", dtype=torch.float32,
-                 seed: int = 0, arm: PlanarArm = BAXTER_LEFT, auto_reset: bool = True):
+                 seed: int = 0, arm: PlanarArm | None = None, auto_reset: bool = True):
         self.n, self.cfg, self.auto_reset = int(num_envs), cfg, auto_reset
+        arm = cfg.arm if arm is None else arm
+        self.long_tool = arm.reach > TARGET_BOX   # targets must be kept in the Omega square
         self.dev, self.dtype = torch.device(device), dtype
         self.gen = torch.Generator(device=self.dev).manual_seed(int(seed))
 
@@ -93,12 +95,27 @@ class TorchReachEnv:
         q = self.q_low + span * torch.rand(shape, generator=self.gen, device=self.dev, dtype=self.dtype)
         qs = self.q_low + span * torch.rand(shape, generator=self.gen, device=self.dev, dtype=self.dtype)
         qs = torch.where(self.active, qs, q)
+        if self.long_tool:
+            qs = self._keep_in_box(qs, q)
         d = done[:, None]
         self.q = torch.where(d, q, self.q)
         self.q_star = torch.where(d, qs, self.q_star)
         self.target = torch.where(d, self.forward(qs), self.target)
         self.n_within = torch.where(done, 0, self.n_within)
         self.t = torch.where(done, 0, self.t)
+
+    def _keep_in_box(self, qs: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """``qs`` with the configurations whose tool point is outside the Omega square redrawn
+        (a long tool; :meth:`reach_core.kinematics.PlanarArm.keep_in_box`)."""
+        box = float(self.omega_span[0]) / 2
+        for _ in range(1000):
+            bad = (self.forward(qs).abs() > box).any(-1)
+            if not bool(bad.any()):
+                return qs
+            new = self.q_low + (self.q_high - self.q_low) * torch.rand(
+                qs.shape, generator=self.gen, device=self.dev, dtype=self.dtype)
+            qs = torch.where(bad[:, None], torch.where(self.active, new, q), qs)
+        raise RuntimeError("no target configuration inside the Omega square after 1000 draws")
 
     def observe(self) -> torch.Tensor:
         """Omega in [0, 1], (n, 5) float32 (:func:`reach_core.scene.normalise`)."""
@@ -207,7 +224,7 @@ class VecLearner(Learner):
         """One double-DQN step on the one-step TD loss of Eq. 3; returns the loss tensor."""
         cfg = self.cfg
         obs, action, reward, next_obs, discount = batch
-        next_mask = available_actions(next_obs, mask, hold)
+        next_mask = available_actions(next_obs, mask, hold, self.net.tool_length)
         with torch.no_grad():
             next_q = self.target(next_obs).masked_fill(~next_mask, float("-inf"))
             if cfg.double_dqn:
@@ -245,7 +262,8 @@ class VecActor:
         """Lines 9-10: greedy among the available actions, the guide's with probability eps."""
         cfg, env = self.cfg, self.env
         with torch.no_grad():
-            avail = available_actions(self.obs, self.mask, self.task.hold_radius)
+            avail = available_actions(self.obs, self.mask, self.task.hold_radius,
+                                      self.task.arm.tool_length)
             greedy = masked_argmax(net(self.obs), avail)
         guide = env.kgps_actions() if cfg.exploration == "kgps" else env.random_actions()
         if cfg.random_fraction > 0:

@@ -5,7 +5,7 @@ A dataset is a folder::
     DIR/
       labels.csv      one row per image (header required), see LABEL_COLUMNS
       images/         camera frames: PNG or JPEG, 8-bit RGB, the camera's width x height
-      dataset.json    optional: {"target": "in_image" | "virtual", "camera": {...}, ...}
+      dataset.json    optional: {"target": "in_image" | "virtual", "camera": {...}, "tool": {...}, ...}
 
 ``labels.csv`` columns: ``image`` (path relative to DIR), the scene configuration in physical
 units -- ``target_x``, ``target_y`` (metres, the arm's plane frame of
@@ -20,6 +20,9 @@ the paper's *virtual target* (``"virtual"``: frames of the robot without a targe
 webcam, with :func:`reach_core.renderer.add_target` applied at load time).  ``"camera"`` overrides
 fields of :data:`reach_core.scene.DEFAULT_CAMERA` (width, height, px_per_m, origin_px, roi) for
 frames of another size or camera placement; every frame must have that width x height.
+``"tool"`` (``{"name", "length"}``, :mod:`reach_core.kinematics`; absent: the paper's) is the tool
+point the labels' targets were drawn for and the arm was drawn to: a run with another tool refuses
+the dataset (:func:`check_dataset_tool`).
 
 Loading goes through the same pipeline as live frames (:func:`reach_core.renderer.preprocess`).
 A row whose file is missing, empty, unreadable, not 8-bit RGB, of the wrong size, or whose labels
@@ -41,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .kinematics import BAXTER_LEFT, JOINT_DESIGNS
+from .kinematics import JOINT_DESIGNS, ToolError, check_tool, parse_tool, tool_arm
 from .renderer import add_target, near_targets, preprocess, render, render_net_images, sample_scenes
 from .scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW, OMEGA_NAMES, CameraConfig, normalise
 
@@ -67,6 +70,7 @@ class Dataset:
     skipped: list[tuple[int, str, str]] = field(default_factory=list)  # (row, file, reason)
     source: str = ""
     camera: CameraConfig = DEFAULT_CAMERA   # the camera the frames came from (dataset.json)
+    tool: str = "paper"                     # the tool point of its targets (dataset.json)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -94,6 +98,16 @@ def _camera_from(meta: dict | None) -> CameraConfig:
         raise DatasetError(f"dataset.json 'camera' has an unknown field: {err}") from None
 
 
+def check_dataset_tool(root, meta: dict, tool) -> str:
+    """The tool of a dataset (dataset.json ``"tool"``; absent: the paper's); unless ``tool`` is
+    None, a :class:`DatasetError` naming both tools where it is not that tool."""
+    try:
+        own = parse_tool(meta.get("tool"))
+        return own.name if tool is None else check_tool(tool, own, f"dataset {root}").name
+    except ToolError as err:
+        raise DatasetError(str(err)) from None
+
+
 def _label_row(name: str, target, q) -> list:
     omega = normalise(target, q)
     return [name] + [f"{v:.6f}" for v in (*target, *q)] + [f"{v:.6f}" for v in omega]
@@ -101,9 +115,10 @@ def _label_row(name: str, target, q) -> list:
 
 def write_dataset(out: str | os.PathLike, frames_fn, target: np.ndarray, q: np.ndarray, *,
                   target_mode: str = "in_image", meta: dict | None = None, image_format: str = "png",
-                  chunk: int = 64, jpeg_quality: int = 92, progress: bool = True) -> Path:
+                  chunk: int = 64, jpeg_quality: int = 92, progress: bool = True, tool=None) -> Path:
     """Write a dataset: ``frames_fn(target_chunk, q_chunk, start)`` gives uint8 RGB frames for a
-    chunk of scenes; labels are ``target`` (N, 2) m and ``q`` (N, 3) rad."""
+    chunk of scenes; labels are ``target`` (N, 2) m and ``q`` (N, 3) rad; ``tool`` (None: the
+    paper's) is recorded in dataset.json."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -134,7 +149,8 @@ def write_dataset(out: str | os.PathLike, frames_fn, target: np.ndarray, q: np.n
         w.writerow(LABEL_COLUMNS)
         w.writerows(rows)
     os.replace(tmp, out / "labels.csv")
-    info = {"format": DATASET_FORMAT, "target": target_mode, "n": n, **(meta or {})}
+    info = {"format": DATASET_FORMAT, "target": target_mode, "n": n,
+            "tool": parse_tool(tool).as_dict(), **(meta or {})}
     (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
 
@@ -143,62 +159,65 @@ def _design_meta(design: str) -> dict:
     return {} if design == "uniform" else {"joint_design": design}
 
 
-def render_sim_dataset(out, n: int, seed: int = 0, *, design: str = "uniform", **kw) -> Path:
+def render_sim_dataset(out, n: int, seed: int = 0, *, design: str = "uniform", tool=None, **kw) -> Path:
     """N simple-simulator frames (targets drawn in), scenes uniform as in Algorithm 1 (or joint
-    configurations laid out by ``design``: :meth:`~reach_core.kinematics.PlanarArm.design_joints`)."""
-    target, q = sample_scenes(n, seed, design=design)
-    return write_dataset(out, lambda t, qq, start: render(t, qq), target, q, target_mode="in_image",
+    configurations laid out by ``design``: :meth:`~reach_core.kinematics.PlanarArm.design_joints`);
+    the gripper drawn to, and the targets drawn for, the tool point of ``tool``."""
+    target, q = sample_scenes(n, seed, design=design, tool=tool)
+    return write_dataset(out, lambda t, qq, start: render(t, qq, tool=tool), target, q,
+                         target_mode="in_image", tool=tool,
                          meta={"source": "sim", "seed": seed, **_design_meta(design)}, **kw)
 
 
 def render_hifi_dataset(out, n: int, seed: int = 0, *, virtual: bool = True,
-                        design: str = "uniform", **kw) -> Path:
+                        design: str = "uniform", tool=None, **kw) -> Path:
     """N higher-fidelity frames (:mod:`reach_core.hifi_renderer`); with ``virtual`` the frames
     hold no target and the labels' targets are painted at load time, as for real webcam frames.
     ``design`` lays out the joint configurations (uniform, halton, grid)."""
     from .hifi_renderer import render_hifi
 
-    target, q = sample_scenes(n, seed, design=design)
+    target, q = sample_scenes(n, seed, design=design, tool=tool)
     look_seed = seed * 1_000_003
 
     def frames(t, qq, start):
-        return render_hifi(None if virtual else t, qq, seed=look_seed + start)
+        return render_hifi(None if virtual else t, qq, seed=look_seed + start, tool=tool)
 
     kw.setdefault("image_format", "jpg")
     return write_dataset(out, frames, target, q, target_mode="virtual" if virtual else "in_image",
-                         meta={"source": "hifi", "seed": seed, **_design_meta(design)}, **kw)
+                         tool=tool, meta={"source": "hifi", "seed": seed, **_design_meta(design)}, **kw)
 
 
 def render_proxy_dataset(out, n: int, seed: int = 0, *, target: str = "painted",
-                         marker: bool = False, design: str = "uniform", **kw) -> Path:
+                         marker: bool = False, design: str = "uniform", tool=None, **kw) -> Path:
     """N frames of the held-out realistic proxy domain (:mod:`reach_core.proxy_renderer`): raw
     camera frames (not rectified) of the proxy camera, ``target`` "painted" (no disc in the
     frames: ``"target": "virtual"``) or "physical" (a blue disc on a stand: ``"in_image"``),
     with the calibration marker on the hand if ``marker``.  The true camera is saved as
     ``true_camera.yaml`` (ground truth for benchmarks only; training never reads it); frame i's
-    exact (jittered) camera is ``proxy_renderer.frame_cameras(look_seed + i, 1)[0]``."""
+    exact (jittered) camera is ``proxy_renderer.frame_cameras(look_seed + i, 1)[0]``.  ``tool``:
+    the tool point of the targets, labels and drawn fingertips (None: the paper's)."""
     from .proxy_renderer import LOOK_SEED_STRIDE, PROXY_CAMERA, render_proxy, seed_split
 
     if target not in ("painted", "physical"):
         raise DatasetError(f"--target must be painted or physical, got {target!r}")
-    targets, q = sample_scenes(n, seed, design=design)
+    targets, q = sample_scenes(n, seed, design=design, tool=tool)
     look_seed = seed * LOOK_SEED_STRIDE
 
     def frames(t, qq, start):
-        return render_proxy(t, qq, seed=look_seed + start, target_mode=target, marker=marker)
+        return render_proxy(t, qq, seed=look_seed + start, target_mode=target, marker=marker, tool=tool)
 
     kw.setdefault("image_format", "jpg")
     meta = {"source": "proxy", "domain": "proxy", "seed": seed, "split": seed_split(seed),
             "look_seed": look_seed, "proxy_target": target,
             "marker": bool(marker), "true_camera": "true_camera.yaml", **_design_meta(design)}
-    out = write_dataset(out, frames, targets, q,
+    out = write_dataset(out, frames, targets, q, tool=tool,
                         target_mode="virtual" if target == "painted" else "in_image", meta=meta, **kw)
     PROXY_CAMERA.save(Path(out) / "true_camera.yaml")
     return out
 
 
 def save_net_dataset(out, images: np.ndarray, target: np.ndarray, q: np.ndarray,
-                     meta: dict | None = None) -> Path:
+                     meta: dict | None = None, tool=None) -> Path:
     """Large simulator datasets as network images: ``net_images.npy`` (N, 84, 84) float16 and
     ``labels.csv`` (its ``image`` column holds the index into the array)."""
     out = Path(out)
@@ -209,23 +228,24 @@ def save_net_dataset(out, images: np.ndarray, target: np.ndarray, q: np.ndarray,
         w.writerow(LABEL_COLUMNS)
         w.writerows(_label_row(str(i), target[i], q[i]) for i in range(len(q)))
     info = {"format": DATASET_FORMAT, "target": "in_image", "n": len(q), "net_images": True,
-            **(meta or {})}
+            "tool": parse_tool(tool).as_dict(), **(meta or {})}
     (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
 
 
 def _render_net_chunk(args):
-    target, q, supersample = args
-    return render_net_images(target, q, supersample=supersample).astype(np.float16)
+    target, q, supersample, tool = args
+    return render_net_images(target, q, supersample=supersample, tool=tool).astype(np.float16)
 
 
 def render_sim_net_images(n: int, seed: int = 0, supersample: int | None = 5, workers: int = 1,
-                          chunk: int = 2048, progress: bool = True):
-    """N simulator network images rendered in ``workers`` processes: (float16 images, target, q)."""
+                          chunk: int = 2048, progress: bool = True, tool=None):
+    """N simulator network images rendered in ``workers`` processes: (float16 images, target, q),
+    for the tool point of ``tool`` (None: the paper's)."""
     from tqdm import tqdm
 
-    target, q = sample_scenes(n, seed)
-    jobs = [(target[i:i + chunk], q[i:i + chunk], supersample) for i in range(0, n, chunk)]
+    target, q = sample_scenes(n, seed, tool=tool)
+    jobs = [(target[i:i + chunk], q[i:i + chunk], supersample, tool) for i in range(0, n, chunk)]
     images = np.empty((n, DEFAULT_CAMERA.net_size, DEFAULT_CAMERA.net_size), np.float16)
     bar = tqdm(total=n, desc="render sim", unit="img", disable=not progress, file=sys.stderr)
     if workers > 1:
@@ -416,14 +436,16 @@ def read_raw_frames(root: str | os.PathLike, limit: int | None = None
 
 
 def load_unlabelled(root: str | os.PathLike, *, calibration=None, copies: int = 1, seed: int = 0,
-                    limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    limit: int | None = None, tool=None) -> tuple[np.ndarray, np.ndarray]:
     """Real frames without labels for an adaptation: every image under ``root`` (a dataset folder's
     images/, or any folder of PNG/JPEG frames; labels are not read), resampled into the virtual
     camera's frame through ``calibration``, each used ``copies`` times with a virtual target painted
     at a random reachable position (whose place is then known: the target half of Omega is a
     label, the arm's half is not).  Returns network images (N, 84, 84) float32 and the targets'
     normalised coordinates (N, 2).  A dataset folder's frames have the size its dataset.json
-    names (frames rectified by ``reach data rectify`` are already in the virtual camera's)."""
+    names (frames rectified by ``reach data rectify`` are already in the virtual camera's).
+    Targets are tool points of ``tool`` (None: the paper's; a dataset folder of another tool is
+    refused)."""
     root = Path(root)
     folder = root / "images" if (root / "images").is_dir() else root
     if not folder.is_dir():
@@ -431,7 +453,8 @@ def load_unlabelled(root: str | os.PathLike, *, calibration=None, copies: int = 
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
     if not paths:
         raise DatasetError(f"unlabelled frames: no PNG or JPEG images in {folder}")
-    camera = _camera_from(_read_meta(root))
+    meta = _read_meta(root)
+    camera, arm = _camera_from(meta), tool_arm(check_dataset_tool(root, meta, parse_tool(tool).name))
     frames_camera = raw_camera(camera, calibration)
     rng = np.random.default_rng([seed, 17])
     images, targets = [], []
@@ -442,7 +465,7 @@ def load_unlabelled(root: str | os.PathLike, *, calibration=None, copies: int = 
             raise DatasetError(f"unlabelled frame {path}: {err}") from None
         if calibration is not None:
             frame = calibration.to_virtual(frame, camera)
-        drawn = BAXTER_LEFT.forward(BAXTER_LEFT.sample_joints(rng, copies))
+        drawn = arm.sample_targets(rng, copies)
         images.append(preprocess(add_target(np.repeat(frame[None], copies, 0), drawn, camera), camera))
         targets.append(drawn)
     target = np.concatenate(targets)
@@ -481,7 +504,7 @@ def _load_net_images(root: Path, rows, names, phys, bad) -> tuple[np.ndarray, li
 def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int = 0,
                  max_bad_fraction: float = 0.1, strict: bool = False, limit: int | None = None,
                  workers: int = 4, verbose: bool = True, near_target: float = 0.0,
-                 calibration=None) -> Dataset:
+                 calibration=None, tool="paper") -> Dataset:
     """Load a dataset folder as network images and normalised Omega.
 
     For ``"target": "virtual"`` datasets every frame is used ``virtual_targets`` times: first with
@@ -493,6 +516,8 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
     CameraModel`, from ``reach calibrate``); its frames are resampled into the virtual camera's
     before anything else, so targets are painted and crops taken as for a camera at the nominal
     pose.  Frames of another size than the calibration's are refused, row by row.
+    ``tool``: the run's tool point; a dataset of another (dataset.json ``"tool"``) is refused
+    (:class:`DatasetError` naming both); None takes the dataset's own.
     """
     if not 0.0 <= near_target <= 1.0:
         raise ValueError(f"near_target is a fraction in [0, 1], got {near_target!r}")
@@ -500,7 +525,7 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
     meta = _read_meta(root)
-    camera = _camera_from(meta)
+    camera, tool = _camera_from(meta), check_dataset_tool(root, meta, tool)
     rows, names, phys, bad = _read_labels(root, limit)
     n_rows = len(rows) + len(bad)
     if n_rows == 0:
@@ -516,7 +541,7 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
         images, phys, names = _load_frames(
             root, rows, names, phys, bad, camera=camera, calibration=calibration,
             virtual=meta.get("target", "in_image") == "virtual", virtual_targets=virtual_targets,
-            seed=seed, near_target=near_target, strict=strict, workers=workers)
+            seed=seed, near_target=near_target, strict=strict, workers=workers, tool=tool)
     bad.sort()
     if len(bad) > max_bad_fraction * n_rows or len(images) == 0:
         lines = "; ".join(f"row {r} ({f}): {why}" for r, f, why in bad[:5])
@@ -525,7 +550,7 @@ def load_dataset(root: str | os.PathLike, *, virtual_targets: int = 1, seed: int
     if images.dtype != np.float16:   # large simulator sets stay float16 (half the memory)
         images = images.astype(np.float32, copy=False)
     ds = Dataset(images, normalise(phys[:, :2], phys[:, 2:]), names, bad, source=str(root),
-                 camera=camera)
+                 camera=camera, tool=tool)
     if verbose:
         print(ds.summary(), file=sys.stderr)
     return ds
@@ -543,7 +568,7 @@ def _read_row_frame(path: Path, frames_camera: CameraConfig, camera: CameraConfi
 
 def _load_frames(root: Path, rows, names, phys, bad, *, camera: CameraConfig, calibration,
                  virtual: bool, virtual_targets: int, seed: int, near_target: float, strict: bool,
-                 workers: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                 workers: int, tool=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The camera frames of the rows as network images, read in ``workers`` threads, with the
     virtual targets painted in (``virtual``): (images, physical labels (M, 5), file names).
     Unreadable files join ``bad`` (or, ``strict``, are refused)."""
@@ -559,7 +584,7 @@ def _load_frames(root: Path, rows, names, phys, bad, *, camera: CameraConfig, ca
                     raise DatasetError(f"{root / names[k]} (labels.csv row {rows[k]}): {err}")
                 continue
             if virtual:
-                targets = _virtual_targets(phys[k], k, seed, virtual_targets, near_target)
+                targets = _virtual_targets(phys[k], k, seed, virtual_targets, near_target, tool)
                 painted = add_target(np.repeat(frame[None], len(targets), 0),
                                      np.array(targets), camera)
                 images_list.append(preprocess(painted, camera))
@@ -573,27 +598,28 @@ def _load_frames(root: Path, rows, names, phys, bad, *, camera: CameraConfig, ca
 
 
 def _virtual_targets(labels: np.ndarray, k: int, seed: int, virtual_targets: int,
-                     near_target: float) -> list:
+                     near_target: float, tool=None) -> list:
     """Row ``k``'s targets: its labelled one, then ``virtual_targets - 1`` drawn (seeded by
-    (seed, k)) as in Algorithm 1, a share ``near_target`` of them at the frame's hand."""
+    (seed, k)) as in Algorithm 1 (tool points of ``tool``), a share ``near_target`` of them at
+    the frame's hand."""
     targets = [labels[:2]]
     if virtual_targets > 1:
         rng = np.random.default_rng([seed, k])
-        q_star = BAXTER_LEFT.sample_joints(rng, virtual_targets - 1)
-        drawn = BAXTER_LEFT.forward(q_star)
+        drawn = tool_arm(tool).sample_targets(rng, virtual_targets - 1)
         n_near = int(round((virtual_targets - 1) * near_target))
         if n_near:
-            drawn[:n_near] = near_targets(np.repeat(labels[None, 2:], n_near, 0), rng)
+            drawn[:n_near] = near_targets(np.repeat(labels[None, 2:], n_near, 0), rng, tool=tool)
         targets += list(drawn)
     return targets
 
 
-def sim_test_set(n: int, seed: int) -> Dataset:
-    """Simulator test images through the exact camera pipeline (render -> preprocess)."""
-    target, q = sample_scenes(n, seed)
-    images = np.concatenate([render_net_images(target[i:i + 64], q[i:i + 64])
+def sim_test_set(n: int, seed: int, tool=None) -> Dataset:
+    """Simulator test images through the exact camera pipeline (render -> preprocess), for the
+    tool point of ``tool`` (None: the paper's)."""
+    target, q = sample_scenes(n, seed, tool=tool)
+    images = np.concatenate([render_net_images(target[i:i + 64], q[i:i + 64], tool=tool)
                              for i in range(0, n, 64)])
-    return Dataset(images, normalise(target, q), source=f"sim (seed {seed})")
+    return Dataset(images, normalise(target, q), source=f"sim (seed {seed})", tool=parse_tool(tool).name)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -612,18 +638,18 @@ def _cmd_render(args) -> int:
             if args.design != "uniform":
                 raise DatasetError("--net images are uniform scenes (no --design)")
             images, target, q = render_sim_net_images(args.n, args.seed, args.supersample,
-                                                      workers=args.workers)
-            out = save_net_dataset(args.out, images, target, q,
+                                                      workers=args.workers, tool=args.tool)
+            out = save_net_dataset(args.out, images, target, q, tool=args.tool,
                                    meta={"source": "sim", "seed": args.seed,
                                          "supersample": args.supersample})
         elif args.source == "sim":
             out = render_sim_dataset(args.out, args.n, args.seed, design=args.design,
-                                     image_format=args.format or "png")
+                                     image_format=args.format or "png", tool=args.tool)
         elif args.source == "proxy":
             from .proxy_renderer import ProxyRenderError
             try:
                 out = render_proxy_dataset(args.out, args.n, args.seed, target=args.target,
-                                           marker=args.marker, design=args.design,
+                                           marker=args.marker, design=args.design, tool=args.tool,
                                            image_format=args.format or "jpg")
             except ProxyRenderError as err:
                 raise DatasetError(str(err)) from None
@@ -631,7 +657,8 @@ def _cmd_render(args) -> int:
             from .hifi_renderer import HifiRenderError
             try:
                 out = render_hifi_dataset(args.out, args.n, args.seed, virtual=not args.target_in_image,
-                                          design=args.design, image_format=args.format or "jpg")
+                                          design=args.design, image_format=args.format or "jpg",
+                                          tool=args.tool)
             except HifiRenderError as err:
                 raise DatasetError(str(err)) from None
     except (DatasetError, ValueError, OSError) as err:
@@ -686,7 +713,7 @@ def _cmd_rectify(args) -> int:
 def _cmd_check(args) -> int:
     try:
         ds = load_dataset(args.dir, max_bad_fraction=args.max_bad_fraction, strict=args.strict,
-                          verbose=False)
+                          verbose=False, tool=None)   # any tool: the dataset's own
     except DatasetError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -728,6 +755,9 @@ def add_cli(sub) -> None:
                    help="sim: store 84x84 network images (net_images.npy) instead of camera frames")
     p.add_argument("--supersample", type=int, default=5, help="--net: renderer supersampling (5)")
     p.add_argument("--workers", type=int, default=1, help="--net: rendering processes (default 1)")
+    p.add_argument("--tool", default="paper", help="tool point of the targets (and of the drawn gripper): "
+                   "paper, electric_gripper_fingertips or metres from w1; recorded in dataset.json "
+                   "(default: paper)")
     p.set_defaults(func=_cmd_render)
 
     r = sub.add_parser("rectify", help="a dataset's frames as the virtual camera sees them",

@@ -93,10 +93,13 @@ def format_table(rows: dict[str, EvalResult], title: str = "") -> str:
 # ------------------------------------------------------------------------------------------------
 def _cmd_eval_control(args) -> int:
     from .control import CheckpointError, ControlPolicy, NoRevisit
+    from .kinematics import ToolError, check_tool
 
     try:
         policy = ControlPolicy.load(args.model, dof=args.dof)
-    except CheckpointError as err:
+        if args.tool is not None:
+            check_tool(args.tool, policy.task.tool, f"control model {args.model}")
+    except (CheckpointError, ToolError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     task = policy.task
@@ -131,6 +134,8 @@ def add_cli(sub) -> None:
     p.add_argument("--dof", type=int, choices=(1, 2, 3), default=None,
                    help="fail unless the checkpoint is for this many DoF")
     p.add_argument("--max-steps", type=int, default=None, help="override the step limit per trial")
+    p.add_argument("--tool", default=None, help="fail unless the checkpoint is for this tool point "
+                   "(paper, electric_gripper_fingertips or metres); trials use the checkpoint's tool")
     p.add_argument("--no-revisit", action="store_true",
                    help="no-revisit rule of the ROS controller (reach_core.control.NoRevisit): "
                         "never move to a joint configuration the trial has already visited, which "

@@ -38,7 +38,7 @@ def _cmd_from_bag(args) -> int:
             joint_names=tuple(args.joints.split(",")), target_mode=args.target_mode,
             placeholder_target=_floats(args.placeholder_target, 2, "--placeholder-target"),
             bag_time=args.bag_time, max_unpaired_fraction=args.max_unpaired_fraction,
-            image_format=args.format)
+            image_format=args.format, tool=args.tool)
         return _count(out)
     return _run(go, "wrote {out} labelled frames from " + str(args.bag) + " to " + str(args.out))
 
@@ -93,6 +93,8 @@ def add_format_cli(sub) -> None:
     b.add_argument("--placeholder-target", default="0.5,0.2", help="x,y (m) without a target topic")
     b.add_argument("--max-unpaired-fraction", type=float, default=0.5)
     b.add_argument("--format", choices=("png", "jpg"), default="png")
+    b.add_argument("--tool", default="paper", help="tool point of the recorded robot (paper, "
+                   "electric_gripper_fingertips or metres), recorded in dataset.json (default: paper)")
     b.set_defaults(func=_cmd_from_bag)
 
     e = sub.add_parser("export-lerobot", help="write a dataset as a LeRobotDataset (v3.0) folder")

@@ -33,7 +33,7 @@ import threading
 
 import numpy as np
 
-from .kinematics import BAXTER_LEFT, LINK_ANGLE_OFFSETS, LINK_LENGTHS
+from .kinematics import LINK_ANGLE_OFFSETS, LINK_LENGTHS, tool_arm
 from .renderer import HAND_FLANGE_M, _scene_batch, add_target
 from .scene import DEFAULT_CAMERA, CameraConfig
 
@@ -80,13 +80,14 @@ _BODY_XML = """    <!-- Baxter's fixed body behind the arm -->
 """
 
 
-def _model_xml(camera: CameraConfig) -> str:
-    """The MJCF scene; everything that varies per frame is changed on the compiled model."""
+def _model_xml(camera: CameraConfig, tool_length: float = LINK_LENGTHS[2]) -> str:
+    """The MJCF scene; everything that varies per frame is changed on the compiled model.  The
+    finger ends (site ``ee``) at the tool point, ``tool_length`` m from w1."""
     return f"""
 <mujoco model="baxter_left_arm_planar">
   <compiler angle="radian"/>
 {_visual_xml(camera)}{_ASSETS_XML}  <worldbody>
-{_room_xml(camera)}{_BODY_XML}{_arm_xml()}  </worldbody>
+{_room_xml(camera)}{_BODY_XML}{_arm_xml(tool_length)}  </worldbody>
 </mujoco>
 """
 
@@ -120,9 +121,10 @@ def _room_xml(camera: CameraConfig) -> str:
 """
 
 
-def _arm_xml() -> str:
-    """The arm's kinematic chain: s1, e1, w1 hinges about +y, links, the hand and its flange."""
-    l1, l2, l3 = LINK_LENGTHS
+def _arm_xml(tool_length: float = LINK_LENGTHS[2]) -> str:
+    """The arm's kinematic chain: s1, e1, w1 hinges about +y, links, the hand and its flange, the
+    finger to the tool point ``tool_length`` m from w1."""
+    l1, l2, l3 = LINK_LENGTHS[0], LINK_LENGTHS[1], tool_length
     c1, c2, c3 = LINK_ANGLE_OFFSETS
 
     def tip(length, offset):  # link vector in the body's frame (clockwise angle about +y)
@@ -156,7 +158,7 @@ def _arm_xml() -> str:
 class _Scene:
     """A compiled model, its data and an offscreen renderer (one per thread and camera)."""
 
-    def __init__(self, camera: CameraConfig):
+    def __init__(self, camera: CameraConfig, tool_length: float = LINK_LENGTHS[2]):
         os.environ.setdefault("MUJOCO_GL", "egl")
         try:
             import mujoco
@@ -166,7 +168,7 @@ class _Scene:
                 f"requirements.txt): {err}") from None
         self.mj = mujoco
         self.camera = camera
-        self.model = mujoco.MjModel.from_xml_string(_model_xml(camera))
+        self.model = mujoco.MjModel.from_xml_string(_model_xml(camera, tool_length))
         self.data = mujoco.MjData(self.model)
         try:
             self.renderer = mujoco.Renderer(self.model, camera.height, camera.width)
@@ -254,13 +256,14 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
 _local = threading.local()
 
 
-def _scene(camera: CameraConfig) -> _Scene:
+def _scene(camera: CameraConfig, tool_length: float = LINK_LENGTHS[2]) -> _Scene:
     cache = getattr(_local, "scenes", None)
     if cache is None:
         cache = _local.scenes = {}
-    if camera not in cache:
-        cache[camera] = _Scene(camera)
-    return cache[camera]
+    key = (camera, float(tool_length))
+    if key not in cache:
+        cache[key] = _Scene(camera, tool_length)
+    return cache[key]
 
 
 def _sensor(frame: np.ndarray, rng: np.random.Generator, variation: float, noise: float) -> np.ndarray:
@@ -278,7 +281,7 @@ def _sensor(frame: np.ndarray, rng: np.random.Generator, variation: float, noise
 
 
 def render_hifi(target, q, seed=0, camera: CameraConfig = DEFAULT_CAMERA, *,
-                variation: float = 1.0, noise: float = 6.0) -> np.ndarray:
+                variation: float = 1.0, noise: float = 6.0, tool=None) -> np.ndarray:
     """Higher-fidelity camera frames of scenes: uint8 RGB (B, height, width, 3).
 
     ``q`` (B, 3) joint angles in radians; ``target`` (B, 2) in metres, painted as the virtual
@@ -287,7 +290,8 @@ def render_hifi(target, q, seed=0, camera: CameraConfig = DEFAULT_CAMERA, *,
     gives one (height, width, 3) frame.  Frame i's look (camera pose and lens, lights, clutter,
     colours, sensor) is drawn from the seed ``seed + i`` (or ``seed[i]`` for a sequence of seeds);
     ``variation`` scales every random change (0: the nominal camera and a fixed look) and
-    ``noise`` is the sensor noise's largest standard deviation in grey levels.
+    ``noise`` is the sensor noise's largest standard deviation in grey levels.  The gripper's
+    finger reaches the tool point of ``tool`` (None: the paper's).
     """
     if target is None:
         qb = np.asarray(q, dtype=np.float64)
@@ -299,7 +303,7 @@ def render_hifi(target, q, seed=0, camera: CameraConfig = DEFAULT_CAMERA, *,
     seeds = seeds + np.arange(n) if seeds.ndim == 0 else seeds.reshape(-1)
     if len(seeds) != n:
         raise ValueError(f"need one seed per frame: {n} frames, {len(seeds)} seeds")
-    scene = _scene(camera)
+    scene = _scene(camera, tool_arm(tool).tool_length)
     frames = np.empty((n, camera.height, camera.width, 3), np.uint8)
     for i in range(n):
         rng = np.random.default_rng([int(seeds[i]), 0x4F1F1])
@@ -310,7 +314,7 @@ def render_hifi(target, q, seed=0, camera: CameraConfig = DEFAULT_CAMERA, *,
     return frames[0] if single else frames
 
 
-def nominal_ee_pixels(q, camera: CameraConfig = DEFAULT_CAMERA) -> np.ndarray:
-    """Where the end-effector appears in a frame of the nominal camera (variation=0), in camera
-    pixels: the plane projection of :meth:`CameraConfig.to_pixels` (used by the tests)."""
-    return camera.to_pixels(BAXTER_LEFT.forward(q))
+def nominal_ee_pixels(q, camera: CameraConfig = DEFAULT_CAMERA, tool=None) -> np.ndarray:
+    """Where the end-effector (the tool point of ``tool``) appears in a frame of the nominal camera
+    (variation=0), in camera pixels: the plane projection of :meth:`CameraConfig.to_pixels`."""
+    return camera.to_pixels(tool_arm(tool).forward(q))

@@ -12,6 +12,9 @@ the robot.  Everything here works on batches: ``q`` has shape ``(..., 3)``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import numpy as np
 
 JOINT_NAMES = ("left_s1", "left_e1", "left_w1")
@@ -25,6 +28,23 @@ BAXTER_DH_AD = ((0.069, 0.36435), (0.010, 0.37429), (0.0, 0.28))
 LINK_LENGTHS = np.array([np.hypot(a, d) for a, d in BAXTER_DH_AD])
 LINK_ANGLE_OFFSETS = np.array([np.arctan2(a, d) for a, d in BAXTER_DH_AD])
 
+# Tool points: the distance (m) from the w1 axis, along the hand, of the point that must reach the
+# target (the last link of the planar arm).  ``paper`` is the end-effector above (0.28 m, inside the
+# electric gripper): every shipped model, figure and test uses it.  ``electric_gripper_fingertips``
+# is the end of Rethink's electric gripper with its default left fingers, from baxter_common's URDF
+# (baxter_description/urdf/left_end_effector.urdf.xacro, electric_gripper/): hand flange 0.2295 m
+# from w1 (above), gripper base -> electric base 0.025, electric base -> finger joint 0.02,
+# extended_narrow finger 0.1127 to the paddle tip's frame, whose pad ends 0.0035 beyond it:
+# 0.3907 m (docs/tool_point.md).
+TOOL_PRESETS = {"paper": 0.28, "electric_gripper_fingertips": 0.3907}
+DEFAULT_TOOL = "paper"
+TOOL_RANGE = (0.2295, 0.6)   # m: from the hand flange to a long tool
+TOOL_TOLERANCE = 1e-4        # m: two tools this close are the same tool point
+
+# Half-width (m) of the square of the plane over which targets are normalised (scene.WORKSPACE):
+# the paper's arm reaches 1.025 m; a longer tool reaches past it, and its targets are kept inside.
+TARGET_BOX = 1.05
+
 # Joint limits of Baxter's left arm (rad), from Rethink's URDF / hardware specification.
 JOINT_LIMITS = np.array([
     [-2.147, 1.047],   # s1
@@ -35,6 +55,65 @@ JOINT_LIMITS = np.array([
 
 class KinematicsError(ValueError):
     """Raised for joint angles or targets outside the model's domain."""
+
+
+class ToolError(ValueError):
+    """Raised for an unknown tool, or a tool other than the one a model or dataset was made for."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """The tool point: ``length`` metres from the w1 axis along the hand; ``name`` is a preset of
+    :data:`TOOL_PRESETS` or the length written in metres."""
+
+    name: str
+    length: float
+
+    def describe(self) -> str:
+        """``name (0.3907 m)``: what error messages say."""
+        return f"{self.name} ({self.length:g} m)" if self.name in TOOL_PRESETS else f"{self.length:g} m"
+
+    def same(self, other) -> bool:
+        """Whether ``other`` (a Tool, preset name or length) is this tool point."""
+        return abs(parse_tool(other).length - self.length) <= TOOL_TOLERANCE
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "length": self.length}
+
+
+def parse_tool(value) -> Tool:
+    """A :class:`Tool` from a preset name, a length in metres (number or text), a Tool, a
+    ``{"name", "length"}`` dictionary (as recorded in files), or None (the default tool)."""
+    if value is None or value == "":
+        value = DEFAULT_TOOL
+    if isinstance(value, Tool):
+        return value
+    if isinstance(value, dict):
+        return parse_tool(value.get("name", value.get("length")))
+    if isinstance(value, str) and value in TOOL_PRESETS:
+        return Tool(value, TOOL_PRESETS[value])
+    try:
+        length = float(value)
+    except (TypeError, ValueError):
+        raise ToolError(f"unknown tool {value!r}: a preset ({', '.join(TOOL_PRESETS)}) or a length "
+                        "in metres from the w1 axis") from None
+    lo, hi = TOOL_RANGE
+    if not lo <= length <= hi:
+        raise ToolError(f"tool length {length:g} m is outside [{lo:g}, {hi:g}] m (from the w1 axis)")
+    for name, preset in TOOL_PRESETS.items():   # a preset's length is that preset
+        if abs(length - preset) <= TOOL_TOLERANCE:
+            return Tool(name, preset)
+    return Tool(f"{length:g}", length)
+
+
+def check_tool(expected, got, what: str) -> Tool:
+    """Raise :class:`ToolError` naming both tools unless ``got`` is the ``expected`` tool point;
+    ``what`` says whose tool ``got`` is (e.g. "dataset /data/x")."""
+    want, have = parse_tool(expected), parse_tool(got)
+    if not want.same(have):
+        raise ToolError(f"{what} is for the tool {have.describe()}, but this run uses the tool "
+                        f"{want.describe()}: the tool point must be the same")
+    return want
 
 
 class PlanarArm:
@@ -49,6 +128,35 @@ class PlanarArm:
     @property
     def reach(self) -> float:
         return float(np.sum(self.link_lengths))
+
+    @property
+    def tool_length(self) -> float:
+        """Distance (m) of the tool point from the w1 axis (the last link's length)."""
+        return float(self.link_lengths[-1])
+
+    def with_tool(self, length: float) -> "PlanarArm":
+        """The same arm with the tool point ``length`` metres from w1, along the hand."""
+        lengths, offsets = self.link_lengths.copy(), self.angle_offsets.copy()
+        lengths[-1], offsets[-1] = float(length), 0.0
+        return PlanarArm(lengths, offsets, self.joint_limits)
+
+    def inside_box(self, q: np.ndarray, half_width: float = TARGET_BOX) -> np.ndarray:
+        """Whether the tool point of each configuration lies in the target square: bool (...)."""
+        return np.all(np.abs(self.forward(q)) <= half_width, axis=-1)
+
+    def keep_in_box(self, q_star: np.ndarray, draw, half_width: float = TARGET_BOX,
+                    tries: int = 1000) -> np.ndarray:
+        """``q_star`` (n, 3) with every configuration whose tool point lies outside the target
+        square replaced by ``draw(rows)`` ((k, 3) new configurations for those rows), until none
+        does.  Nothing is drawn where all are inside (the paper's tool: always)."""
+        q_star = np.array(q_star, dtype=np.float64)
+        for _ in range(tries):
+            bad = np.flatnonzero(~self.inside_box(q_star, half_width))
+            if not bad.size:
+                return q_star
+            q_star[bad] = draw(bad)
+        raise KinematicsError(f"no configuration with the tool point inside the {half_width:g} m "
+                              f"target square after {tries} draws")
 
     def check_joints(self, q: np.ndarray, tol: float = 1e-9) -> np.ndarray:
         """Return ``q`` as a float array of shape (..., 3) or raise :class:`KinematicsError`."""
@@ -123,6 +231,13 @@ class PlanarArm:
         hi = self.joint_limits[:, 1] - margin
         return rng.uniform(lo, hi, size=(n, 3))
 
+    def sample_targets(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` targets (n, 2) m: tool points of uniform configurations (Algorithm 1's x* = K(q*)),
+        inside the target square (:meth:`keep_in_box`; the same draws as
+        ``forward(sample_joints(rng, n))`` for a tool that never leaves it, as the paper's)."""
+        q_star = self.keep_in_box(self.sample_joints(rng, n), lambda rows: self.sample_joints(rng, len(rows)))
+        return self.forward(q_star)
+
     def design_joints(self, rng: np.random.Generator, n: int, design: str = "uniform") -> np.ndarray:
         """``n`` joint configurations inside the limits laid out by ``design``:
 
@@ -179,6 +294,19 @@ def grid_counts(n: int, ranges) -> tuple[int, ...]:
 
 
 BAXTER_LEFT = PlanarArm()
+
+
+def tool_arm(tool=None) -> PlanarArm:
+    """Baxter's left arm with the tool point of ``tool`` (:func:`parse_tool`); the paper's tool
+    gives :data:`BAXTER_LEFT` itself."""
+    return _tool_arm(round(parse_tool(tool).length, 6))
+
+
+@lru_cache(maxsize=16)
+def _tool_arm(length: float) -> PlanarArm:
+    if abs(length - TOOL_PRESETS[DEFAULT_TOOL]) <= TOOL_TOLERANCE:
+        return BAXTER_LEFT
+    return BAXTER_LEFT.with_tool(length)
 
 
 def forward(q: np.ndarray) -> np.ndarray:

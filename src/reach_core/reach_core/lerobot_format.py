@@ -428,7 +428,7 @@ def import_lerobot(src: str | os.PathLike, out: str | os.PathLike, *, image_key:
     from .bags import frame_source
     w, h, chunk = frame_source(kept, f"{root}: feature {key!r}", LeRobotError)
     meta = {k: v for k, v in extras.items() if k in ("camera", "source", "seed", "joint_design",
-                                                      "collection", "bag")}
+                                                      "collection", "bag", "tool")}
     if "camera" not in meta and (int(w), int(h)) != (DEFAULT_CAMERA.width, DEFAULT_CAMERA.height):
         meta["camera"] = {"width": int(w), "height": int(h)}
     meta["lerobot"] = {"path": str(root.resolve()), "codebase_version": info["codebase_version"],

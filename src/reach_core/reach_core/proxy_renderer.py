@@ -65,6 +65,7 @@ import numpy as np
 
 from .calibration_marker import DEFAULT_MARKER, hand_axes, marker_corners, marker_image
 from .camera_model import NOMINAL_DISTANCE_M, CameraModel
+from .kinematics import TOOL_PRESETS, TOOL_TOLERANCE, tool_arm
 from .scene import TARGET_RADIUS_M
 
 PROXY_COLLECT_SEED = 100              # scene seeds PROXY_COLLECT_SEED.. of a user's collected frames
@@ -269,20 +270,24 @@ def baxter_description() -> Path:
                            "example-robot-data (it is in requirements.txt)")
 
 
-def _edit_urdf(text: str, share: Path) -> str:
+def _edit_urdf(text: str, share: Path, tool_length: float = TOOL_PRESETS["paper"]) -> str:
     """Baxter's URDF with absolute mesh paths, no collision shapes, the left gripper's fingers
-    left out and its paddle tips moved so that they end at the task's end-effector point
-    (0.28 m past w1)."""
+    left out and its paddle tips moved so that they end at the tool point ``tool_length`` m past
+    w1 (the task's end-effector, 0.28 m, by default); for the electric gripper's fingertips
+    (kinematics.TOOL_PRESETS, 0.3907 m: the URDF's own gripper) the gripper is left as it is."""
     text = text.replace("package://", f"{share}/")
     text = re.sub(r"<collision>.*?</collision>", "", text, flags=re.DOTALL)   # drawn, never simulated
+    if abs(tool_length - TOOL_PRESETS["electric_gripper_fingertips"]) <= TOOL_TOLERANCE:
+        return text
     for finger in ("l_gripper_l_finger", "l_gripper_r_finger"):
         text = re.sub(rf'(<link name="{finger}">\s*)<visual>.*?</visual>', r"\1", text, flags=re.DOTALL)
     # hand flange 0.2295 m past w1; gripper base on it; fingers' joints 0.02 m past the base;
     # the paddle tip spans 0.0335 m below its frame to 0.0035 m above it: frame at 0.2765 m
     text = re.sub(r'(<joint name="left_gripper_base_joint" type="fixed">\s*<origin rpy="0 0 0" '
                   r'xyz=)"0 0 0.025"', r'\1"0 0 0.0"', text)
+    tip = round(0.027 + tool_length - TOOL_PRESETS["paper"], 6)   # 0.027 for the paper's point
     text = re.sub(r'(<joint name="l_gripper_(l|r)_finger_tip_joint" type="fixed">\s*<origin '
-                  r'rpy="0 0 0" xyz="0.0 (-?)0.01725) 0.1127"', r'\1 0.027"', text)
+                  r'rpy="0 0 0" xyz="0.0 (-?)0.01725) 0.1127"', rf'\1 {tip:g}"', text)
     return text
 
 
@@ -374,12 +379,13 @@ def _versions() -> str:
     return ",".join(out)
 
 
-def _urdf_path() -> Path:
-    """The edited URDF, written once into a cache folder (no download: the meshes are read
-    where the package installed them), with decimated meshes when trimesh, pycollada and
-    fast-simplification are installed (else Rethink's full meshes, slower)."""
+def _urdf_path(tool_length: float = TOOL_PRESETS["paper"]) -> Path:
+    """The edited URDF (fingertips at ``tool_length`` m past w1), written once into a cache folder
+    (no download: the meshes are read where the package installed them), with decimated meshes
+    when trimesh, pycollada and fast-simplification are installed (else Rethink's full meshes,
+    slower)."""
     root = baxter_description()
-    text = _edit_urdf((root / "urdf" / "baxter.urdf").read_text(), root.parents[2])
+    text = _edit_urdf((root / "urdf" / "baxter.urdf").read_text(), root.parents[2], tool_length)
     key = f"{text}{MIN_FACES}{MAX_FACES}{KEEP_FACES}{_versions()}"
     key = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = _cache_dir() / f"baxter_{key}.urdf"
@@ -446,12 +452,12 @@ def _quat_about(axis: int, angle: float) -> tuple:
 class _World:
     """One pybullet client holding Baxter, the room, the disc and the marker plate."""
 
-    def __init__(self):
+    def __init__(self, tool_length: float = TOOL_PRESETS["paper"]):
         pb = _pybullet()
         self.pb = pb
         with _quiet():
             self.cid = pb.connect(pb.DIRECT)
-            self.robot = pb.loadURDF(str(_urdf_path()), useFixedBase=True,
+            self.robot = pb.loadURDF(str(_urdf_path(tool_length)), useFixedBase=True,
                                      physicsClientId=self.cid)
         n = pb.getNumJoints(self.robot, physicsClientId=self.cid)
         self.joints = {pb.getJointInfo(self.robot, j, physicsClientId=self.cid)[1].decode(): j
@@ -838,11 +844,14 @@ def sensor(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 _local = threading.local()
 
 
-def _world() -> _World:
-    world = getattr(_local, "world", None)
-    if world is None:
-        world = _local.world = _World()
-    return world
+def _world(tool_length: float = TOOL_PRESETS["paper"]) -> _World:
+    worlds = getattr(_local, "worlds", None)
+    if worlds is None:
+        worlds = _local.worlds = {}
+    key = round(float(tool_length), 6)
+    if key not in worlds:
+        worlds[key] = _World(tool_length)
+    return worlds[key]
 
 
 def _check_inputs(target, q, target_mode: str) -> tuple[np.ndarray | None, np.ndarray, bool]:
@@ -911,7 +920,7 @@ def render_frame(world: _World, target, q, rng: np.random.Generator, camera: Cam
 
 def render_proxy(target, q, seed=0, camera: CameraModel = PROXY_CAMERA, *,
                  target_mode: str = "painted", marker: bool = False,
-                 jitter: float = 1.0) -> np.ndarray:
+                 jitter: float = 1.0, tool=None) -> np.ndarray:
     """Proxy webcam frames of scenes: uint8 RGB (B, height, width, 3) (module docstring).
 
     ``q`` (B, 3) joint angles in radians (plane frame of :mod:`reach_core.kinematics`), drawn as
@@ -920,12 +929,13 @@ def render_proxy(target, q, seed=0, camera: CameraModel = PROXY_CAMERA, *,
     is allowed).  A single scene, (3,) and (2,), gives one (height, width, 3) frame.  Frame i's
     look (room, light, camera jitter, sensor) is drawn from the seed ``seed + i`` (or ``seed[i]``
     for a sequence of seeds); ``jitter`` scales the per-frame camera shake (0: exactly
-    ``camera``).  Raises ValueError for bad input and :class:`ProxyRenderError` when pybullet,
-    the Baxter meshes or the photographs are missing.
+    ``camera``).  The gripper's fingertips end at the tool point of ``tool`` (None: the paper's).
+    Raises ValueError for bad input and :class:`ProxyRenderError` when pybullet, the Baxter
+    meshes or the photographs are missing.
     """
     target_b, q_b, single = _check_inputs(target, q, target_mode)
     seeds = _seeds(seed, len(q_b))
-    world = _world()
+    world = _world(tool_arm(tool).tool_length)
     frames = np.empty((len(q_b), camera.height, camera.width, 3), np.uint8)
     for i in range(len(q_b)):
         rng = np.random.default_rng([int(seeds[i]), 0x9A0C5])

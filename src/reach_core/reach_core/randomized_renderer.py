@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .kinematics import BAXTER_LEFT, JOINT_LIMITS
+from .kinematics import JOINT_LIMITS, TARGET_BOX, tool_arm
 from .renderer import (_BODY, BACKGROUND_RGB, FINGER_OFFSET, FINGER_RADIUS, FOREARM_RGB,
                        GRIPPER_RGB, HAND_FLANGE_M, HAND_RGB, JOINT_RADII, JOINT_RGB,
                        LINK_HALF_WIDTHS, LUMA, PLATE_HALF_LENGTH, PLATE_RADIUS, TARGET_RGB,
@@ -40,11 +40,12 @@ def _grey(rgb) -> float:
     return float(sum(c * w for c, w in zip(rgb, LUMA))) / 255.0
 
 
-def sample_scenes(n: int, gen: torch.Generator, device="cpu", near: float = 0.0
+def sample_scenes(n: int, gen: torch.Generator, device="cpu", near: float = 0.0, tool=None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` random scenes as :func:`reach_core.renderer.sample_scenes` (3 DoF), drawn with a torch
     generator on ``device``: (target (n, 2) m, q (n, 3) rad), float32.  A share ``near`` of them
-    has the target at the hand, as :func:`reach_core.renderer.near_targets` places it."""
+    has the target at the hand, as :func:`reach_core.renderer.near_targets` places it.  Targets
+    are tool points of ``tool`` (None: the paper's), a long tool's redrawn into the Omega square."""
     from .renderer import NEAR_SPREAD
 
     lim = torch.as_tensor(JOINT_LIMITS, dtype=torch.float32, device=device)
@@ -55,7 +56,14 @@ def sample_scenes(n: int, gen: torch.Generator, device="cpu", near: float = 0.0
         close = torch.minimum(torch.maximum(close, lim[:, 0]), lim[:, 1])
         pick = torch.rand(n, 1, device=device, generator=gen) < near
         q_star = torch.where(pick, close, q_star)
-    return link_points(q_star)[:, 3], q
+    target = link_points(q_star, tool)[:, 3]
+    for _ in range(1000 if tool_arm(tool).reach > TARGET_BOX else 0):
+        bad = (target.abs() > TARGET_BOX).any(-1)
+        if not bool(bad.any()):
+            break
+        redraw = lim[:, 0] + torch.rand(n, 3, device=device, generator=gen) * (lim[:, 1] - lim[:, 0])
+        target = torch.where(bad[:, None], link_points(redraw, tool)[:, 3], target)
+    return target, q
 
 
 def normalise(target: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -65,10 +73,12 @@ def normalise(target: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (torch.cat([target, q], dim=-1) - low) / span
 
 
-def link_points(q: torch.Tensor) -> torch.Tensor:
-    """s1, e1, w1 and end-effector positions (..., 4, 2) in metres: ``PlanarArm.link_points``."""
-    lengths = torch.as_tensor(BAXTER_LEFT.link_lengths, dtype=q.dtype, device=q.device)
-    offsets = torch.as_tensor(BAXTER_LEFT.angle_offsets, dtype=q.dtype, device=q.device)
+def link_points(q: torch.Tensor, tool=None) -> torch.Tensor:
+    """s1, e1, w1 and tool point (of ``tool``; None: the paper's) positions (..., 4, 2) in metres:
+    ``PlanarArm.link_points``."""
+    arm = tool_arm(tool)
+    lengths = torch.as_tensor(arm.link_lengths, dtype=q.dtype, device=q.device)
+    offsets = torch.as_tensor(arm.angle_offsets, dtype=q.dtype, device=q.device)
     beta = torch.cumsum(q, dim=-1) + offsets
     steps = lengths[:, None] * torch.stack([torch.cos(beta), -torch.sin(beta)], dim=-1)
     pts = torch.cumsum(steps, dim=-2)
@@ -177,7 +187,8 @@ class _Look:
 
 def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = None, *,
            randomize: float = 0.0, camera: CameraConfig = DEFAULT_CAMERA,
-           supersample: int = 3, distractors: float = 0.0, realism: float = 0.0) -> torch.Tensor:
+           supersample: int = 3, distractors: float = 0.0, realism: float = 0.0,
+           tool=None) -> torch.Tensor:
     """Network images (B, net_size, net_size) float32 in [0, 1] of scenes ``target`` (B, 2) m and
     ``q`` (B, 3) rad, on their device; a fraction ``randomize`` of them (drawn per image with
     ``gen``) gets a random look (module docstring), the others the simulator's own.  A fraction
@@ -198,7 +209,7 @@ def render(target: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
         bg = _random_background(look, distractors)
         canvas = torch.where(look.pick.view(-1, 1, 1), bg.clamp(0, 1), canvas)
     canvas = _draw_body(look, canvas)
-    canvas = _draw_arm(look, canvas, q)
+    canvas = _draw_arm(look, canvas, q, tool)
     img = cv.pool(canvas)
     if randomize > 0:
         img = _camera_effects(look, img)
@@ -273,10 +284,11 @@ def _draw_body(look: _Look, canvas: torch.Tensor) -> torch.Tensor:
     return canvas
 
 
-def _draw_arm(look: _Look, canvas: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """The arm at joint angles ``q``: links (shaded when randomised), joints and the gripper."""
+def _draw_arm(look: _Look, canvas: torch.Tensor, q: torch.Tensor, tool=None) -> torch.Tensor:
+    """The arm at joint angles ``q``: links (shaded when randomised), joints and the gripper,
+    whose fingers end at the tool point of ``tool`` (None: the paper's)."""
     cv, u, b, vary, r_px, cam = look.cv, look.u, look.b, look.vary, look.r_px, look.cam
-    pts = link_points(q)
+    pts = link_points(q, tool)
     wrist, ee = pts[:, 2], pts[:, 3]
     along = (ee - wrist) / (ee - wrist).norm(dim=-1, keepdim=True)
     across = torch.stack([-along[:, 1], along[:, 0]], dim=-1)
@@ -454,12 +466,13 @@ def draw_bars(cv: "_Canvas", canvas: torch.Tensor, u, on: torch.Tensor) -> torch
 
 def render_batch(n: int, gen: torch.Generator, device="cpu", *, randomize: float = 0.0,
                  supersample: int = 3, camera: CameraConfig = DEFAULT_CAMERA, near: float = 0.0,
-                 distractors: float = 0.0, realism: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                 distractors: float = 0.0, realism: float = 0.0, tool=None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` fresh random scenes rendered on ``device``: (images (n, 84, 84), Omega (n, 5));
-    a share ``near`` with the target at the hand (:func:`sample_scenes`)."""
-    target, q = sample_scenes(n, gen, device, near)
+    a share ``near`` with the target at the hand (:func:`sample_scenes`), of the tool ``tool``."""
+    target, q = sample_scenes(n, gen, device, near, tool)
     images = render(target, q, gen, randomize=randomize, camera=camera, supersample=supersample,
-                    distractors=distractors, realism=realism)
+                    distractors=distractors, realism=realism, tool=tool)
     return images, normalise(target, q)
 
 
@@ -474,12 +487,12 @@ class ScenePool:
 
     def __init__(self, size: int, gen: torch.Generator, device="cpu", *, randomize: float = 0.0,
                  supersample: int = 3, chunk: int = 2048, camera: CameraConfig = DEFAULT_CAMERA,
-                 near: float = 0.0, distractors: float = 0.0, realism: float = 0.0):
+                 near: float = 0.0, distractors: float = 0.0, realism: float = 0.0, tool=None):
         if size < 1:
             raise ValueError(f"pool size must be positive, got {size}")
         self.gen, self.device, self.camera, self.near = gen, device, camera, near
         self.randomize, self.supersample, self.distractors = randomize, supersample, distractors
-        self.realism = realism
+        self.realism, self.tool = realism, tool
         self.size, self.chunk = int(size), int(min(chunk, size))
         n = camera.net_size
         self.images = torch.empty(self.size, n, n, dtype=torch.float16, device=device)
@@ -491,7 +504,7 @@ class ScenePool:
     def _render(self, k: int) -> None:
         x, y = render_batch(k, self.gen, self.device, randomize=self.randomize,
                             supersample=self.supersample, camera=self.camera, near=self.near,
-                            distractors=self.distractors, realism=self.realism)
+                            distractors=self.distractors, realism=self.realism, tool=self.tool)
         idx = (self.next + torch.arange(k, device=self.device)) % self.size
         self.images[idx], self.omega[idx] = x.to(torch.float16), y
         self.next = (self.next + k) % self.size

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .kinematics import BAXTER_LEFT
+from .kinematics import BAXTER_LEFT, PlanarArm, tool_arm
 from .scene import DEFAULT_CAMERA, TARGET_RADIUS_M, CameraConfig, normalise
 from .simulator import ACTIVE_JOINTS
 
@@ -216,10 +216,11 @@ def _scene_batch(target, q) -> tuple[np.ndarray, np.ndarray, bool]:
 
 
 def _paint_scene(canvas: np.ndarray, grid: _Grid, camera: CameraConfig, target: np.ndarray,
-                 q: np.ndarray, grey: bool) -> None:
-    """Paint the arm in configurations ``q`` and then the targets over ``canvas``."""
+                 q: np.ndarray, grey: bool, arm: PlanarArm = BAXTER_LEFT) -> None:
+    """Paint the arm in configurations ``q`` and then the targets over ``canvas``; the gripper's
+    fingers end at ``arm``'s tool point."""
     px = camera.px_per_m
-    pts = BAXTER_LEFT.link_points(q)                       # (B, 4, 2) m
+    pts = arm.link_points(q)                               # (B, 4, 2) m
     wrist, ee = pts[:, 2], pts[:, 3]
     along = (ee - wrist) / np.linalg.norm(ee - wrist, axis=-1, keepdims=True)
     across = np.stack([-along[:, 1], along[:, 0]], axis=-1)
@@ -244,17 +245,19 @@ def _paint_scene(canvas: np.ndarray, grid: _Grid, camera: CameraConfig, target: 
     _paint_capsules(canvas, grid, centre, centre, TARGET_RADIUS_M * px, _colour(TARGET_RGB, grey))
 
 
-def render(target, q, camera: CameraConfig = DEFAULT_CAMERA) -> np.ndarray:
+def render(target, q, camera: CameraConfig = DEFAULT_CAMERA, tool=None) -> np.ndarray:
     """Camera frames of scenes: uint8 RGB of shape (B, height, width, 3).
 
     ``target`` (B, 2) in metres and ``q`` (B, 3) in radians (plane frame of
     :mod:`reach_core.kinematics`); a single scene, (2,) and (3,), gives one (height, width, 3)
-    frame.  Joint angles are drawn as given, even outside the joint limits.
+    frame.  Joint angles are drawn as given, even outside the joint limits.  The gripper's
+    fingers reach the tool point of ``tool`` (:func:`reach_core.kinematics.parse_tool`; None:
+    the paper's).
     """
     target, q, single = _scene_batch(target, q)
     grid = _Grid.camera(camera)
     frames = np.repeat(_backdrop(grid, camera, False)[None], len(q), axis=0)
-    _paint_scene(frames, grid, camera, target, q, grey=False)
+    _paint_scene(frames, grid, camera, target, q, grey=False, arm=tool_arm(tool))
     return frames[0] if single else frames
 
 
@@ -345,10 +348,10 @@ def _area_resize(images: np.ndarray, n: int) -> np.ndarray:
 
 
 def render_net_images(target, q, camera: CameraConfig = DEFAULT_CAMERA, *,
-                      supersample: int | None = None) -> np.ndarray:
+                      supersample: int | None = None, tool=None) -> np.ndarray:
     """Network images of scenes: float32 (B, net_size, net_size) in [0, 1].
 
-    By default exactly ``preprocess(render(target, q, camera), camera)``.  With ``supersample=s``
+    By default exactly ``preprocess(render(target, q, camera, tool), camera)``.  With ``supersample=s``
     the scene is drawn in grey straight onto s x s samples per network pixel of the ROI and
     box-averaged, skipping the full camera frame.  When s = roi width / net_size (5 for the
     default camera) the samples are the camera's pixel centres and the result differs from the
@@ -356,57 +359,68 @@ def render_net_images(target, q, camera: CameraConfig = DEFAULT_CAMERA, *,
     to well under 1% (tests/test_renderer.py checks both).
     """
     if supersample is None:
-        return preprocess(render(target, q, camera), camera)
+        return preprocess(render(target, q, camera, tool), camera)
     if int(supersample) != supersample or supersample < 1:
         raise ValueError(f"supersample must be a positive integer, got {supersample!r}")
     s = int(supersample)
     target, q, single = _scene_batch(target, q)
     grid = _Grid.net(camera, s)
     canvas = np.repeat(_backdrop(grid, camera, True)[None], len(q), axis=0)
-    _paint_scene(canvas, grid, camera, target, q, grey=True)
+    _paint_scene(canvas, grid, camera, target, q, grey=True, arm=tool_arm(tool))
     out = _area_resize(canvas[..., 0], camera.net_size) / np.float32(255.0)
     return out[0] if single else out
 
 
-def sample_scenes(n: int, seed: int = 0, dof: int = 3, design: str = "uniform"
+def sample_scenes(n: int, seed: int = 0, dof: int = 3, design: str = "uniform", tool=None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random reachable scenes as in Algorithm 1: (target (n, 2) m, q (n, 3) rad).
 
     q and q* are uniform in the joint limits; with fewer than 3 DoF the inactive joints of q* are
-    those of q (the paper's 1- and 2-DoF tasks move e1, and e1 and w1).  The target is K(q*).
+    those of q (the paper's 1- and 2-DoF tasks move e1, and e1 and w1).  The target is K(q*), the
+    tool point of ``tool`` (None: the paper's), kept in the Omega square (PlanarArm.keep_in_box).
     ``design`` lays out q instead (:meth:`PlanarArm.design_joints`: halton, grid); a grid may
     have fewer than ``n`` points, and so as many scenes.
     """
     if dof not in ACTIVE_JOINTS:
         raise ValueError(f"dof must be 1, 2 or 3, got {dof!r}")
+    arm = tool_arm(tool)
     rng = np.random.default_rng(seed)
-    q = BAXTER_LEFT.design_joints(rng, n, design)
+    q = arm.design_joints(rng, n, design)
     n = len(q)
-    q_star = BAXTER_LEFT.sample_joints(rng, n)
     inactive = np.setdiff1d(np.arange(3), ACTIVE_JOINTS[dof])
-    q_star[:, inactive] = q[:, inactive]
-    return BAXTER_LEFT.forward(q_star), q
+
+    def draw(rows):
+        q_star = arm.sample_joints(rng, len(rows))
+        q_star[:, inactive] = q[rows][:, inactive]
+        return q_star
+    q_star = arm.keep_in_box(draw(np.arange(n)), draw)
+    return arm.forward(q_star), q
 
 
 NEAR_SPREAD = 0.06   # rad per joint: near-reach targets lie within about 5 cm of the hand
 
 
-def near_targets(q: np.ndarray, rng: np.random.Generator, spread: float = NEAR_SPREAD) -> np.ndarray:
+def near_targets(q: np.ndarray, rng: np.random.Generator, spread: float = NEAR_SPREAD,
+                 tool=None) -> np.ndarray:
     """Targets (n, 2) m at the hand of a configuration close to each ``q`` (n, 3): K(q*) with
     q* = q + U(-spread, spread) per joint, clipped to the limits, so reachable by construction.
 
     Every reach ends with the target disc over or beside the hand, hiding the gripper, yet
     uniform scenes (:func:`sample_scenes`) almost never show that: a perception network trained
     on them alone misreads the wrist in exactly the frames that decide success.  Training scenes
-    with these targets show it those frames."""
+    with these targets show it those frames.  ``tool``: whose tool point (None: the paper's); a
+    long tool's targets are kept in the Omega square."""
     q = np.asarray(q, dtype=np.float64).reshape(-1, 3)
-    lim = BAXTER_LEFT.joint_limits
-    q_star = np.clip(q + rng.uniform(-spread, spread, size=q.shape), lim[:, 0], lim[:, 1])
-    return BAXTER_LEFT.forward(q_star)
+    arm = tool_arm(tool)
+    lim = arm.joint_limits
+
+    def draw(rows):
+        return np.clip(q[rows] + rng.uniform(-spread, spread, size=(len(rows), 3)), lim[:, 0], lim[:, 1])
+    return arm.forward(arm.keep_in_box(draw(np.arange(len(q))), draw))
 
 
 def contact_sheet(path, n: int = 16, seed: int = 0, dof: int = 3,
-                  camera: CameraConfig = DEFAULT_CAMERA) -> Path:
+                  camera: CameraConfig = DEFAULT_CAMERA, tool=None) -> Path:
     """Save a PNG grid of ``n`` sample scenes (:func:`sample_scenes`): for each, the camera frame
     (halved, ROI dashed), the network image (nearest-neighbour upscaled) and Omega."""
     from matplotlib.figure import Figure
@@ -414,8 +428,8 @@ def contact_sheet(path, n: int = 16, seed: int = 0, dof: int = 3,
 
     if n < 1:
         raise ValueError(f"a contact sheet needs at least 1 scene, got n={n}")
-    target, q = sample_scenes(n, seed, dof)
-    frames = render(target, q, camera)
+    target, q = sample_scenes(n, seed, dof, tool=tool)
+    frames = render(target, q, camera, tool)
     nets = preprocess(frames, camera)
     omega = normalise(target, q)
 
@@ -459,7 +473,7 @@ def contact_sheet(path, n: int = 16, seed: int = 0, dof: int = 3,
 
 def _cmd_sheet(args: argparse.Namespace) -> int:
     try:
-        path = contact_sheet(args.out, n=args.n, seed=args.seed, dof=args.dof)
+        path = contact_sheet(args.out, n=args.n, seed=args.seed, dof=args.dof, tool=args.tool)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -479,4 +493,6 @@ def add_cli(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="scene seed (default: 0)")
     p.add_argument("--dof", type=int, choices=(1, 2, 3), default=3,
                    help="active joints when sampling targets (default: 3)")
+    p.add_argument("--tool", default="paper", help="tool point the gripper is drawn to: paper, "
+                   "electric_gripper_fingertips or metres from w1 (default: paper)")
     p.set_defaults(func=_cmd_sheet)

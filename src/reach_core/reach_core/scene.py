@@ -11,13 +11,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .kinematics import JOINT_LIMITS, JOINT_NAMES
+from .kinematics import JOINT_LIMITS, JOINT_NAMES, TARGET_BOX
 
 # Square region of the arm's plane (metres, plane frame) over which target positions are normalised.
 # Baxter's left arm reaches 1.025 m from the s1 axis; the targets of the task (end-effector
-# positions of configurations within the joint limits) all lie inside this square.
-WORKSPACE = np.array([[-1.05, 1.05],   # x (forward)
-                      [-1.05, 1.05]])  # y (up)
+# positions of configurations within the joint limits) all lie inside this square.  A longer tool
+# (kinematics.TOOL_PRESETS) reaches past it: its targets are drawn inside (PlanarArm.keep_in_box).
+WORKSPACE = np.array([[-TARGET_BOX, TARGET_BOX],   # x (forward)
+                      [-TARGET_BOX, TARGET_BOX]])  # y (up)
 
 OMEGA_NAMES = ("target_x", "target_y") + JOINT_NAMES
 OMEGA_LOW = np.concatenate([WORKSPACE[:, 0], JOINT_LIMITS[:, 0]])

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .kinematics import BAXTER_LEFT, PlanarArm
+from .kinematics import TARGET_BOX, PlanarArm, parse_tool, tool_arm
 from .scene import normalise
 
 NUM_ACTIONS = 9
@@ -60,8 +60,11 @@ class TaskConfig:
     joint_margin: float = 0.0     # rad kept clear of the joint limits when sampling configurations
     hold_only_at_target: bool = False  # "unchanged" only within delta of the target (variant; the
                                        # paper allows it everywhere, where a greedy policy can stall)
+    tool: str = "paper"           # the tool point that reaches the target (kinematics.TOOL_PRESETS
+                                  # or a length in metres from w1)
 
     def __post_init__(self):
+        self.tool = parse_tool(self.tool).name
         if self.dof not in ACTIVE_JOINTS:
             raise ValueError(f"dof must be 1, 2 or 3, got {self.dof!r}")
         for name in ("step", "delta", "reward_scale"):
@@ -74,6 +77,11 @@ class TaskConfig:
     def hold_radius(self) -> float:
         """Distance within which "unchanged" is available (0: everywhere)."""
         return self.delta if self.hold_only_at_target else 0.0
+
+    @property
+    def arm(self) -> PlanarArm:
+        """Baxter's left arm with this task's tool point (:func:`reach_core.kinematics.tool_arm`)."""
+        return tool_arm(self.tool)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -108,12 +116,12 @@ class ReachEnv:
     """``num_envs`` reaching trials stepped together; trials that end start again automatically."""
 
     def __init__(self, num_envs: int = 1, cfg: TaskConfig | None = None, seed: int | None = None,
-                 arm: PlanarArm = BAXTER_LEFT, auto_reset: bool = True):
+                 arm: PlanarArm | None = None, auto_reset: bool = True):
         if num_envs < 1:
             raise ValueError("num_envs must be at least 1")
         self.n = int(num_envs)
         self.cfg = cfg or TaskConfig()
-        self.arm = arm
+        self.arm = arm = self.cfg.arm if arm is None else arm
         self.auto_reset = auto_reset
         self.rng = np.random.default_rng(seed)
         self.deltas = action_deltas(self.cfg.step)
@@ -136,7 +144,15 @@ class ReachEnv:
         q = self.rng.uniform(self.q_low, self.q_high, size=(k, 3))
         q_star = self.rng.uniform(self.q_low, self.q_high, size=(k, 3))
         q_star[:, ~self.active] = q[:, ~self.active]
+        if self.arm.reach > TARGET_BOX:   # a long tool: its targets stay in the Omega square
+            q_star = self.arm.keep_in_box(q_star, lambda rows: self._redraw(q[rows]))
         return q, q_star
+
+    def _redraw(self, q: np.ndarray) -> np.ndarray:
+        """New q* for the scenes of configurations ``q``: active joints drawn, inactive kept."""
+        q_star = self.rng.uniform(self.q_low, self.q_high, size=q.shape)
+        q_star[:, ~self.active] = q[:, ~self.active]
+        return q_star
 
     def reset(self, idx: np.ndarray | None = None) -> np.ndarray:
         """Start new trials (all, or those in ``idx``) and return the whole batch's Omega."""

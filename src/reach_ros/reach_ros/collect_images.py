@@ -7,8 +7,9 @@ with the joint angles. The result is a dataset folder in the format that
 
     out_dir/labels.csv     image, target_x, target_y, left_s1, left_e1, left_w1, omega_...
     out_dir/images/NNNNN.png   frame of grid point NNNNN (the camera's size, 8-bit RGB)
-    out_dir/dataset.json   format, "target": "virtual", the camera geometry, the grid, and the
-                           grid points skipped so far (with the reason)
+    out_dir/dataset.json   format, "target": "virtual", the camera geometry, the tool point
+                           (``tool``), the grid, and the grid points skipped so far (with the
+                           reason)
 
 How the arm is moved: exactly as the controller moves it, through the Baxter bridge. The node
 publishes joint deltas of at most ``max_step`` rad per joint on ``joint_delta``
@@ -70,7 +71,8 @@ from sensor_msgs.msg import Image, JointState
 from .common import (ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, JOINT_LIMITS, LEFT_ARM_JOINTS,
                      SENSOR_QOS, FatalNodeError, ImageError, Param, camera_from, cleanup_started,
                      declare_params, finite, image_to_rgb, init, joint_positions, length,
-                     in_range, non_negative, one_of, positive, report, spin_until, stamp_ns)
+                     in_range, non_negative, one_of, positive, report, spin_until, stamp_ns,
+                     tool_param)
 
 
 def _counts(v) -> str | None:
@@ -82,6 +84,7 @@ def _counts(v) -> str | None:
 PARAMS = [
     Param('out_dir', '', 'dataset folder to write (created; an existing collection with the same '
           'grid is resumed)', read_only=True),
+    tool_param(),
     Param('grid_min', [-1.2, 0.3, -1.0], 'lowest grid value (rad) of left_s1, left_e1, left_w1',
           length(3, in_range(-3.2, 3.2))),
     Param('grid_max', [0.6, 2.3, 1.6], 'highest grid value (rad) of left_s1, left_e1, left_w1',
@@ -164,8 +167,10 @@ class CollectionStore:
     """A dataset folder written one frame at a time, atomically, resumable (ROS-free)."""
 
     def __init__(self, out_dir: str, grid: np.ndarray, camera: dict, target, image_format='png',
-                 min_free_mb: float = 0.0):
+                 min_free_mb: float = 0.0, tool='paper'):
         from reach_core.datasets import DATASET_FORMAT, LABEL_COLUMNS
+        from reach_core.kinematics import parse_tool
+        self.tool = parse_tool(tool)
         self.format, self.columns = DATASET_FORMAT, LABEL_COLUMNS
         self.root = os.path.abspath(out_dir)
         self.grid = np.asarray(grid, dtype=np.float64)
@@ -199,6 +204,10 @@ class CollectionStore:
                 raise CollectError(f'{self.root} holds a collection with another joint grid '
                                    f'({len(old)} points, this run: {len(self.grid)}): use '
                                    f'another out_dir, or the grid parameters of that run')
+            if not self.tool.same(meta.get('tool')):
+                raise CollectError(f'{self.root} holds a collection for the tool '
+                                   f'{meta.get("tool", {}).get("name", "paper")}, this run is for '
+                                   f'{self.tool.describe()}: use another out_dir')
             self.skipped = {int(k): v for k, v in meta.get('collection', {}).get(
                 'skipped', {}).items()}
         labels = os.path.join(self.root, 'labels.csv')
@@ -282,7 +291,7 @@ class CollectionStore:
 
     def _write_meta(self) -> None:
         meta = {'format': self.format, 'target': 'virtual', 'n': len(self.rows),
-                'source': 'collect_images', 'camera': self.camera,
+                'source': 'collect_images', 'camera': self.camera, 'tool': self.tool.as_dict(),
                 'collection': {'joints': list(ACTIVE_JOINTS), 'grid': self.grid.tolist(),
                                'placeholder_target': self.target,
                                'skipped': {str(k): v for k, v in sorted(self.skipped.items())}}}
@@ -339,7 +348,7 @@ class Collector(Node):
                'roi': list(self.camera.roi), 'net_size': self.camera.net_size}
         self.store = CollectionStore(self.p['out_dir'], self.grid, cam,
                                      (self.p['target_x'], self.p['target_y']),
-                                     self.p['image_format'], self.p['min_free_mb'])
+                                     self.p['image_format'], self.p['min_free_mb'], self.p['tool'])
         try:
             self.store.open()
         except CollectError as err:

@@ -456,15 +456,35 @@ def camera_from(values: dict):
     return cam
 
 
-def check_target(x: float, y: float) -> str | None:
-    """None for a reachable target in the plane (m), else why it is not."""
-    from reach_core.kinematics import BAXTER_LEFT
+def tool_check(v) -> str | None:
+    """A check: a tool point (reach_core.kinematics.parse_tool: a preset or metres from w1)."""
+    from reach_core.kinematics import ToolError, parse_tool
+    try:
+        parse_tool(v)
+    except ToolError as err:
+        return str(err)
+    return None
+
+
+def tool_param() -> Param:
+    """The ``tool`` parameter of the nodes that compute the end-effector (tool point) position."""
+    return Param('tool', 'paper', 'tool point that must reach the target: paper (0.28 m from w1, '
+                 'the shipped models\'), electric_gripper_fingertips (0.3907 m) or a length in '
+                 'metres (docs/tool_point.md); the same in every node of a graph', tool_check,
+                 read_only=True)
+
+
+def check_target(x: float, y: float, tool=None) -> str | None:
+    """None for a target in the plane (m) that the tool point of ``tool`` (None: the paper's)
+    can reach, else why it is not."""
+    from reach_core.kinematics import tool_arm
+    arm = tool_arm(tool)
     if not (math.isfinite(x) and math.isfinite(y)):
         return f'target ({x}, {y}) is not finite'
     r = math.hypot(x, y)
-    if r > BAXTER_LEFT.reach:
+    if r > arm.reach:
         return (f'target ({x:.3f}, {y:.3f}) m is {r:.3f} m from the shoulder, out of the arm\'s '
-                f'reach ({BAXTER_LEFT.reach:.3f} m)')
+                f'reach ({arm.reach:.3f} m)')
     return None
 
 

@@ -13,7 +13,8 @@ greedy policy's loops are approximation error of its Q-values, see
 :class:`reach_core.control.NoRevisit`.
 
 Trials: the paper's success test, the end-effector (forward kinematics of the estimated joint
-angles) within ``success_threshold_m`` of the estimated target for ``success_steps`` consecutive
+angles to the tool point of ``tool``, which must be the control model's) within
+``success_threshold_m`` of the estimated target for ``success_steps`` consecutive
 scene configurations, ends a trial; so does ``max_steps`` actions without success. The controller
 then holds: it keeps publishing zero deltas (so the bridge keeps the arm where it is) until
 ``~/start_trial`` (std_srvs/Trigger) starts the next trial, or ``~/stop`` stops. Scene
@@ -36,13 +37,14 @@ from std_srvs.srv import Trigger
 
 from .common import (report, ACTIVE_JOINTS, COMMAND_QOS, LATCHED_QOS, FatalNodeError, Param, age_s,
                      declare_params, in_range, non_negative, on_set_parameters, positive, spin,
-                     stamp_ns)
+                     stamp_ns, tool_param)
 
 PARAMS = [
     Param('model_path', '', 'control checkpoint (.pt) or a combined end-to-end checkpoint (its '
           'control half); empty: the shipped 3-DoF controller control_dof3.pt of reach_core',
           read_only=True),
-    Param('success_threshold_m', 0.05, 'success distance (m) of end-effector to target '
+    tool_param(),
+    Param('success_threshold_m', 0.05, 'success distance (m) of the tool point to the target '
           '(the paper\'s delta)', positive),
     Param('success_steps', 4, 'consecutive steps within the threshold that make a success',
           positive),
@@ -150,15 +152,16 @@ class Controller(Node):
         torch.set_num_threads(int(self.p['threads']))
         from reach_core import scene
         from reach_core.control import CheckpointError, NoRevisit, load_control
-        from reach_core.kinematics import BAXTER_LEFT
+        from reach_core.kinematics import ToolError, check_tool, tool_arm
         from reach_core.simulator import action_deltas
-        self.scene, self.arm = scene, BAXTER_LEFT
         path = self.p['model_path'].strip() or shipped_model_path()
         try:
             # a control checkpoint, or the control half of a combined end-to-end checkpoint
             self.policy = load_control(os.path.expanduser(path))
-        except CheckpointError as err:
+            tool = check_tool(self.p['tool'], self.policy.task.tool, f'control model {path}')
+        except (CheckpointError, ToolError) as err:
             raise FatalNodeError(f'cannot load the controller: {err}') from None
+        self.scene, self.arm = scene, tool_arm(tool)   # the success test's tool point
         task = self.policy.task
         self.deltas = action_deltas(task.step)
         self.step = task.step
@@ -173,7 +176,8 @@ class Controller(Node):
         self.create_service(Trigger, '~/start_trial', self.on_start)
         self.create_service(Trigger, '~/stop', self.on_stop)
         self.get_logger().info(
-            f'controller {path}: {task.dof}-DoF, step {task.step:g} rad, success within '
+            f'controller {path}: {task.dof}-DoF, step {task.step:g} rad, success: the tool point '
+            f'({tool.describe()} from w1) within '
             f"{self.p['success_threshold_m'] * 100:g} cm for {self.p['success_steps']} steps, "
             f"at most {self.p['max_steps']} steps")
         self.publish_status(None)

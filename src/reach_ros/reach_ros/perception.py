@@ -40,12 +40,13 @@ from sensor_msgs.msg import Image, JointState
 from .common import (report, ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, LATCHED_QOS, PLANE_FRAME,
                      SENSOR_QOS, FatalNodeError, ImageError, Param, age_s, camera_from,
                      check_target, declare_params, fill_image, finite, image_to_rgb, in_range,
-                     joint_positions, on_set_parameters, positive, spin)
+                     joint_positions, on_set_parameters, positive, spin, tool_param)
 
 PARAMS = [
     Param('model_path', '', 'perception network checkpoint (.pt); empty: ground truth from '
           'joint_states and the set target (simulation and tests only: no vision)',
           read_only=True),
+    tool_param(),
     Param('draw_virtual_target', True, 'draw the target disc into each image before perception '
           '(the paper\'s virtual target)'),
     Param('target_x', 0.5, 'target x (m, arm plane, forward); also set by the target topic',
@@ -114,9 +115,9 @@ class Perception(Node):
         except ValueError as err:
             raise FatalNodeError(f'bad camera parameters: {err}') from None
         from reach_core import renderer, scene
-        from reach_core.kinematics import BAXTER_LEFT
-        self.renderer, self.scene, self.arm = renderer, scene, BAXTER_LEFT
-        err = check_target(self.p['target_x'], self.p['target_y'])
+        from reach_core.kinematics import tool_arm
+        self.renderer, self.scene, self.arm = renderer, scene, tool_arm(self.p['tool'])
+        err = check_target(self.p['target_x'], self.p['target_y'], self.p['tool'])
         if err:
             report(self, 'perception1', f'target parameters refused: {err}; using (0.5, 0.2)')
             self.p['target_x'], self.p['target_y'] = 0.5, 0.2
@@ -131,6 +132,7 @@ class Perception(Node):
                 import torch
                 torch.set_num_threads(int(self.p['threads']))
                 self.model = load_model(os.path.expanduser(path))
+                self._check_tool(path)
                 self._set_tta(int(self.p['tta']))
                 self.source = f'network:{os.path.basename(path)}'
                 self.get_logger().info(f'perception network: {path}' + (
@@ -189,11 +191,21 @@ class Perception(Node):
                    f'published until one is', 'warn', 5.0)
         return seen.visible
 
+    def _check_tool(self, path: str):
+        """Refuse (FatalNodeError) a network trained for another tool point than ``tool``: it
+        reads the gripper and places targets for that one.  An exported ONNX network records
+        none: the paper's."""
+        from reach_core.kinematics import ToolError, check_tool
+        try:
+            check_tool(self.p['tool'], getattr(self.model, 'tool', 'paper'), f'perception model {path}')
+        except ToolError as err:
+            raise FatalNodeError(str(err)) from None
+
     # ------------------------------------------------------------------------------- inputs
     def _apply(self, changes: dict):
         x = changes.get('target_x', self.target[0])
         y = changes.get('target_y', self.target[1])
-        err = check_target(x, y)
+        err = check_target(x, y, self.p['tool'])
         if err:
             raise ValueError(err)
         self.target = np.array([x, y], dtype=np.float64)
@@ -218,7 +230,7 @@ class Perception(Node):
 
     def on_target(self, msg: PointStamped):
         x, y = msg.point.x, msg.point.y
-        err = check_target(x, y)
+        err = check_target(x, y, self.p['tool'])
         if err:
             self.get_logger().error(f'target refused: {err}')
             return

@@ -20,6 +20,9 @@ tripod in one room; sensor noise is part of that look. It takes about 45-70 ms a
 hand-placed, distorting ``PROXY_CAMERA``), raw frames as a real webcam gives them (calibrate them
 before perception uses them); ``render_target`` puts the physical blue disc on its stand.
 ``proxy_seed`` fixes the look for the stream. About 0.1 s of CPU a frame: run it at ``fps`` <= 5.
+
+``tool``: every renderer draws the gripper's fingers to this tool point; a physical target must
+be within its reach.
 """
 from __future__ import annotations
 
@@ -30,10 +33,12 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from .common import (report, ACTIVE_JOINTS, CAMERA_PARAMS, LATCHED_QOS, SENSOR_QOS, FatalNodeError,
                      Param, age_s, camera_from, check_target, declare_params, fill_image,
-                     finite, in_range, joint_positions, non_negative, one_of, positive, spin)
+                     finite, in_range, joint_positions, non_negative, one_of, positive, spin,
+                     tool_param)
 
 PARAMS = [
     Param('fps', 30.0, 'frame rate (Hz)', in_range(0.1, 1000.0), read_only=True),
+    tool_param(),
     Param('frame_id', 'camera', 'frame_id of the images and camera info'),
     Param('camera_name', 'sim_camera', 'camera name (camera_info)'),
     Param('focal_px', 600.0, 'nominal focal length written to camera_info (px)', positive),
@@ -73,9 +78,9 @@ class SimCamera(Node):
             raise FatalNodeError(f'bad camera parameters: {err}') from None
         if self.p['renderer'] == 'hifi':
             from reach_core.hifi_renderer import HifiRenderError, render_hifi
-            seed = int(self.p['hifi_seed'])
+            seed, tool = int(self.p['hifi_seed']), self.p['tool']
             self.render = lambda target, q, camera: render_hifi(
-                None if target is OFF_FRAME else target, q, seed, camera)
+                None if target is OFF_FRAME else target, q, seed, camera, tool=tool)
             try:
                 self.render(OFF_FRAME, np.zeros(3), self.camera)   # MuJoCo and its GL, now
             except HifiRenderError as err:
@@ -84,7 +89,8 @@ class SimCamera(Node):
             self.render = self._proxy_renderer()
         else:
             from reach_core import renderer
-            self.render = renderer.render
+            tool = self.p['tool']
+            self.render = lambda target, q, camera: renderer.render(target, q, camera, tool)
         self.target = np.array([self.p['target_x'], self.p['target_y']])
         self.q = None
         self.q_msg = None
@@ -107,12 +113,12 @@ class SimCamera(Node):
             raise FatalNodeError(f'renderer proxy draws {PROXY_CAMERA.width}x{PROXY_CAMERA.height} '
                                  f'frames; camera.width/height are {self.camera.width}x'
                                  f'{self.camera.height}')
-        seed = int(self.p['proxy_seed'])
+        seed, tool = int(self.p['proxy_seed']), self.p['tool']
 
         def render(target, q, camera):
             physical = target is not OFF_FRAME
             return render_proxy(target if physical else None, q, seed,
-                                target_mode='physical' if physical else 'none')
+                                target_mode='physical' if physical else 'none', tool=tool)
         try:
             render(OFF_FRAME, np.zeros(3), self.camera)   # pybullet and the meshes, now
         except ProxyRenderError as err:
@@ -140,7 +146,7 @@ class SimCamera(Node):
         self.q, self.q_msg = q, msg
 
     def on_target(self, msg: PointStamped):
-        err = check_target(msg.point.x, msg.point.y)
+        err = check_target(msg.point.x, msg.point.y, self.p['tool'])
         if err:
             report(self, 'sim_camera2', f'target refused: {err}')
             return

@@ -99,9 +99,15 @@ class EndToEndModel(Checkpointable):
     @classmethod
     def from_modules(cls, perception_path, control_path, dof: int | None = None,
                      meta: dict | None = None) -> "EndToEndModel":
-        """Combine a perception and a control checkpoint, with clear errors when they do not fit."""
+        """Combine a perception and a control checkpoint, with clear errors when they do not fit
+        (end-to-end fine-tuning is for the paper's tool point only: docs/tool_point.md)."""
         perception = _load_module(perception_path, "perception")
         control = _load_module(control_path, "control", dof=dof)
+        for path, tool in ((perception_path, getattr(perception, "tool", "paper")),
+                           (control_path, control.task.tool)):
+            if tool != "paper":
+                raise EndToEndError(f"{path} is for the tool {tool}: end-to-end fine-tuning is for "
+                                    f"the paper's tool point only (docs/tool_point.md)")
         model = cls(perception, control, {"perception": str(perception_path),
                                           "control": str(control_path), **(meta or {})})
         model.check()

@@ -94,17 +94,18 @@ def randomize_background(x: torch.Tensor, prob: float, gen: torch.Generator) -> 
     return torch.where(pick.view(b, 1, 1), out.clamp(0, 1), x)
 
 
-def robot_mask(omega: torch.Tensor, margin: int = 2, camera=DEFAULT_CAMERA) -> torch.Tensor:
-    """Pixels (B, 84, 84) bool of the robot (arm, torso, pedestal) and the target of scenes
-    ``omega`` (B, 5, normalised) as the simulator draws them, grown by ``margin`` pixels: the
-    part of a real frame that its labels speak for (the rest is background)."""
+def robot_mask(omega: torch.Tensor, margin: int = 2, camera=DEFAULT_CAMERA, tool=None) -> torch.Tensor:
+    """Pixels (B, 84, 84) bool of the robot (arm, torso, pedestal; the gripper to the tool point
+    of ``tool``) and the target of scenes ``omega`` (B, 5, normalised) as the simulator draws
+    them, grown by ``margin`` pixels: the part of a real frame that its labels speak for (the rest
+    is background)."""
     from ..randomized_renderer import render
     from ..renderer import BACKGROUND_RGB
 
     low = torch.as_tensor(OMEGA_LOW, dtype=torch.float32, device=omega.device)
     span = torch.as_tensor(OMEGA_HIGH - OMEGA_LOW, dtype=torch.float32, device=omega.device)
     phys = low + omega.float() * span
-    drawn = render(phys[:, :2], phys[:, 2:], camera=camera, supersample=1)
+    drawn = render(phys[:, :2], phys[:, 2:], camera=camera, supersample=1, tool=tool)
     mask = ((drawn - _luma(BACKGROUND_RGB)).abs() > 0.004).float()
     if margin > 0:
         mask = F.max_pool2d(mask[:, None], 2 * margin + 1, stride=1, padding=margin)[:, 0]

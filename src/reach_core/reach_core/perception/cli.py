@@ -75,6 +75,16 @@ def _train_processes(nproc: int, cfg: TrainConfig, args: argparse.Namespace) -> 
         raise RuntimeError(f"a training process failed: {err}") from None
 
 
+def _models_tool(models: dict) -> str:
+    """The one tool point the models were trained for (a ValueError naming two that differ)."""
+    from ..kinematics import check_tool
+
+    names = list(models)
+    for name in names[1:]:
+        check_tool(models[names[0]].tool, models[name].tool, f"model {name}")
+    return models[names[0]].tool if names else "paper"
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from ..datasets import DatasetError, load_dataset, sim_test_set
 
@@ -85,12 +95,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         for spec in args.model:
             name, _, path = spec.partition("=") if "=" in spec else (Path(spec).stem, "", spec)
             models[name] = PerceptionModel.load(path, tta=args.tta)
+        tool = _models_tool(models)
         data = {}
         if args.sim_test:
-            data["sim"] = sim_test_set(args.sim_test, args.sim_seed)
+            data["sim"] = sim_test_set(args.sim_test, args.sim_seed, tool=tool)
         for spec in args.dataset or []:
             name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
-            data[name] = load_dataset(path, seed=args.sim_seed, calibration=calibration)
+            data[name] = load_dataset(path, seed=args.sim_seed, calibration=calibration, tool=tool)
     except (CheckpointError, DatasetError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -72,6 +72,10 @@ class TrainConfig:
     warmup: int = option(200, "linear warm-up steps")
     weight_decay: float = option(0.0, "Adam weight decay")
     seed: int = option(0, "seed of scenes, initialisation and batches")
+    tool: str = option("paper", "tool point the gripper is drawn to and targets are drawn for: paper "
+                                "(0.28 m from w1, the shipped models'), electric_gripper_fingertips "
+                                "(0.3907 m) or metres; datasets of another tool are refused "
+                                "(docs/tool_point.md)", metavar="TOOL")
     device: str = option("cpu", "cpu, cuda, cuda:1, ...")
     # simulator data: rendered in memory (sim_images, supersample) or a dataset folder (sim)
     sim_images: int = option(100_000, "simulator images rendered in memory")
@@ -180,6 +184,8 @@ class TrainConfig:
             raise ValueError(f"--unlabelled-weight is 0..100 and --teacher-decay in [0, 1), got "
                              f"{self.unlabelled_weight}, {self.teacher_decay}")
         self.arch_config()
+        from ..kinematics import parse_tool
+        self.tool = parse_tool(self.tool).name
 
     def arch_config(self) -> ArchConfig:
         """The architecture these settings build (validated by :class:`ArchConfig`)."""

@@ -117,6 +117,13 @@ class PerceptionModel(Checkpointable):
         self.tta = check_tta(tta)
 
     @property
+    def tool(self) -> str:
+        """The tool point the network was trained for (its config's ``tool``; the paper's for
+        models saved before tools were recorded)."""
+        from ..kinematics import parse_tool
+        return parse_tool((self.meta.get("config") or {}).get("tool")).name
+
+    @property
     def arch(self) -> ArchConfig:
         """The network's architecture."""
         return self.net.cfg

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .. import distributed
+from ..kinematics import check_tool
 from ..randomized_renderer import ScenePool
 from ..runs import Run, plot_progress
 from .augment import augment, paste_clutter, randomize_background, robot_mask, swap_backgrounds
@@ -182,11 +183,12 @@ def _sim_data(cfg: TrainConfig):
     from ..scene import normalise
 
     if cfg.sim:
-        ds = load_dataset(cfg.sim, seed=cfg.seed, workers=max(4, cfg.workers), limit=cfg.sim_limit)
+        ds = load_dataset(cfg.sim, seed=cfg.seed, workers=max(4, cfg.workers), limit=cfg.sim_limit,
+                          tool=cfg.tool)
         return ds.images.astype(np.float16, copy=False), ds.omega
     t0 = time.perf_counter()
     images, target, q = render_sim_net_images(cfg.sim_images, seed=cfg.seed, supersample=cfg.supersample,
-                                              workers=cfg.workers)
+                                              workers=cfg.workers, tool=cfg.tool)
     Run.log(f"rendered {cfg.sim_images} simulator images in {time.perf_counter() - t0:.1f} s "
             f"({cfg.workers} workers, supersample {cfg.supersample})")
     return images, normalise(target, q)
@@ -204,13 +206,14 @@ def load_data(cfg: TrainConfig) -> TrainData:
     if cfg.adapt_from and cfg.real:
         real = load_dataset(cfg.real, virtual_targets=cfg.virtual_targets, seed=cfg.seed,
                             workers=max(4, cfg.workers), near_target=cfg.near_target,
-                            calibration=calibration)
+                            calibration=calibration, tool=cfg.tool)
     if cfg.adapt_from and cfg.unlabelled:
         unlabelled = load_unlabelled(cfg.unlabelled, calibration=calibration,
-                                     copies=max(1, cfg.virtual_targets), seed=cfg.seed)
-    val = {"sim": sim_test_set(cfg.val_sim, SIM_VAL_SEED)} if cfg.val_sim else {}
+                                     copies=max(1, cfg.virtual_targets), seed=cfg.seed, tool=cfg.tool)
+    val = {"sim": sim_test_set(cfg.val_sim, SIM_VAL_SEED, tool=cfg.tool)} if cfg.val_sim else {}
     if cfg.val_real:
-        val["real_val"] = load_dataset(cfg.val_real, seed=cfg.seed + 1, calibration=calibration)
+        val["real_val"] = load_dataset(cfg.val_real, seed=cfg.seed + 1, calibration=calibration,
+                                       tool=cfg.tool)
     return TrainData(sim_x, sim_y, real, val, time.perf_counter() - t0, unlabelled)
 
 
@@ -228,7 +231,7 @@ class BatchSampler:
         if cfg.online:
             self.pool = ScenePool(cfg.online_pool, gen, device, randomize=cfg.randomize,
                                   supersample=cfg.supersample, near=cfg.near_target,
-                                  distractors=cfg.distractors, realism=cfg.realism)
+                                  distractors=cfg.distractors, realism=cfg.realism, tool=cfg.tool)
         else:
             self.sim_x = torch.from_numpy(np.ascontiguousarray(data.sim_x)).to(device)
             self.sim_y = torch.from_numpy(np.ascontiguousarray(data.sim_y, dtype=np.float32)).to(device)
@@ -239,7 +242,8 @@ class BatchSampler:
             self.n_real = int(round(cfg.batch * cfg.real_fraction))
             if cfg.real_clutter or cfg.background_swap:
                 self.real_keep = torch.cat([
-                    robot_mask(self.real_y[i:i + 1024], margin=cfg.clutter_margin, camera=data.real.camera)
+                    robot_mask(self.real_y[i:i + 1024], margin=cfg.clutter_margin, camera=data.real.camera,
+                               tool=cfg.tool)
                     for i in range(0, len(self.real_y), 1024)])
         self.n_sim = cfg.batch - self.n_real
         self.n_unlabelled = 0
@@ -335,6 +339,7 @@ def build_net(cfg: TrainConfig, adapting: bool) -> tuple[PerceptionNet, str]:
     if not cfg.adapt_from:
         return PerceptionNet(cfg.arch_config()), "from scratch (random initialisation)"
     base = PerceptionModel.load(cfg.adapt_from)
+    check_tool(cfg.tool, base.tool, f"perception model {cfg.adapt_from}")
     for name in ARCH_FIELDS:
         setattr(cfg, name, getattr(base.arch, name))
     return base.net, f"{'adapted' if adapting else 'continued'} from {cfg.adapt_from}"
