@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv,noheader | tee "$OUT/gpu.txt"
 case "$PART" in
   speed)
-    for recipe in perception_sim perception_sim_dr; do   # the shipped SIM and SIM-DR networks' recipes
+    for recipe in ${RECIPES:-perception_sim perception_sim_dr}; do   # the shipped SIM, SIM-DR nets
       "$PY" "$ROOT/bench/bench_perception_speed.py" --device cuda --recipe "$recipe" --seconds "${EACH:-8}" \
         --pool 16384 2>&1 | grep -v '^render' | tee -a "$OUT/perception_speed.txt"
     done
