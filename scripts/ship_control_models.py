@@ -1,9 +1,9 @@
 """Train (optionally), evaluate and ship the control networks the launch files and README load.
 
-    python bench/ship_control_models.py --train              # trains runs/ship/*, then ships
-    python bench/ship_control_models.py                      # ships already trained runs
-    python bench/ship_control_models.py --train --dof 3 --exploration egreedy
-    python bench/ship_control_models.py --close-run runs/ship/control_dof3_close   # stage 2, below
+    python scripts/ship_control_models.py --train              # trains runs/ship/*, then ships
+    python scripts/ship_control_models.py                      # ships already trained runs
+    python scripts/ship_control_models.py --train --dof 3 --exploration egreedy
+    python scripts/ship_control_models.py --close-run runs/ship/control_dof3_close   # stage 2, below
 
 For each DoF and exploration: takes the run's best.pt (chosen on the training-time evaluations,
 whose seeds differ from the benchmark's), evaluates it with the paper's 400-trial protocol
