@@ -18,8 +18,9 @@ from reach_core.end_to_end import FinetuneConfig
 from reach_core.perception import TrainConfig as PerceptionConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-# pipeline.yaml is the plan of `reach pipeline` (tests/test_pipeline.py), not a training recipe
-RECIPES = sorted(p for p in configs.RECIPES.glob("*.yaml") if p.stem != "pipeline")
+# pipeline.yaml and pipeline_fast.yaml are plans of `reach pipeline` (tests/test_pipeline.py), not
+# training recipes
+RECIPES = sorted(p for p in configs.RECIPES.glob("*.yaml") if p.stem.split("_")[0] != "pipeline")
 
 
 def _config_class(recipe: Path):
