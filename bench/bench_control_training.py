@@ -2,9 +2,10 @@
 
     python bench/bench_control_training.py [--dof 3] [--threshold 0.985] [--threads 2]
 
-Trains with the shipped recipe (bench/ship_control_models.py: same options, same step budget and
-schedules), evaluates every --eval-every steps on 200 trials (Figure 5's protocol) and stops at the
-first evaluation at or above --threshold.  Prints the wall-clock to that point (evaluations
+Trains with the shipped recipe of --dof (reach_core/recipes/control_dof1.yaml, control_dof2.yaml,
+control_dof3_stage1.yaml: same options, same step budget and schedules), evaluates every
+--eval-every steps on 200 trials (Figure 5's protocol) and stops at the first evaluation at or
+above --threshold.  Prints the wall-clock to that point (evaluations
 included), environment steps/s and updates/s, then the stopped model's 400-trial Table 2 row.
 Issue target: <= 10 minutes for 3-DoF at >= 98.5 % on a 2-core CPU (paper: ~24 h on one core).
 """
@@ -19,11 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship_control_models import RECIPE, STEPS  # noqa: E402
-
-from reach_core.control import ControlPolicy  # noqa: E402
-from reach_core.evaluation import EVAL_SEED, format_table, run_trials  # noqa: E402
+from reach_core.control import ControlPolicy
+from reach_core.control_training import SHIPPED_RECIPES
+from reach_core.evaluation import EVAL_SEED, format_table, run_trials
 
 
 def main() -> None:
@@ -35,14 +34,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run directory (default: a temporary one)")
     a = p.parse_args()
-    recipe = list(RECIPE)
-    recipe[recipe.index("--threads") + 1] = str(a.threads)
-    recipe[recipe.index("--seed") + 1] = str(a.seed)
     with tempfile.TemporaryDirectory() as tmp:
         out = a.out or os.path.join(tmp, "run")
-        cmd = [sys.executable, "-m", "reach_core.cli", "train", "control", "--dof", str(a.dof),
-               "--total-steps", str(STEPS[a.dof]), *recipe, "--eval-every", str(a.eval_every),
-               "--stop-success", str(a.threshold), "--out", out, "--force"]
+        cmd = [sys.executable, "-m", "reach_core.cli", "train", "control",
+               "--config", SHIPPED_RECIPES[a.dof], "--threads", str(a.threads), "--seed", str(a.seed),
+               "--eval-every", str(a.eval_every),
+               "--stop-success", str(a.threshold), "--no-progress", "--out", out, "--force"]
         print("$", " ".join(cmd[2:]), flush=True)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)

@@ -6,9 +6,9 @@ r"""The CPU control trainer vs the vectorised one (issue 19), side by side in on
 Trains twice for at most --budget seconds each, stopping at the first periodic evaluation
 (400 trials, the paper's protocol) at or above --threshold:
 
-* the existing trainer (reach_core.control_training) with the shipped recipe's options
-  (bench/ship_control_models.py: kinematic, dueling, 5-step returns, 32 trials, batch 256,
-  0.125 updates per step);
+* the existing trainer (reach_core.control_training) with the shipped recipe of --dof
+  (reach_core/recipes/control_dof1.yaml, control_dof2.yaml, control_dof3_stage1.yaml: kinematic,
+  dueling, 5-step returns, 32 trials, batch 256, 0.125 updates per step, its step budget);
 * the vectorised trainer (reach_core.control_vec) with the recipe control_vec_dof3 (one-step
   targets), its trials, batch and update rate overridden by --envs, --batch-size and
   --updates-per-step (default: sizes for a CPU; on a GPU pass the recipe's 4096 4096 0.0078125).
@@ -24,38 +24,32 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship_control_models import STEPS  # noqa: E402
-
-from reach_core import control_training, control_vec  # noqa: E402
-from reach_core.configs import load_recipe  # noqa: E402
-from reach_core.control import ControlPolicy  # noqa: E402
-from reach_core.control_training import TrainConfig  # noqa: E402
-from reach_core.evaluation import EVAL_SEED, run_trials  # noqa: E402
-
-SHIPPED = dict(kinematic=True, dueling=True, n_step=5, lr_final_fraction=0.1, policy_ema=0.001,
-               hold_only_at_target=True)  # the shipped recipes' options (ship_control_models.RECIPE)
+from reach_core import control_training, control_vec
+from reach_core.configs import load_recipe
+from reach_core.control import ControlPolicy
+from reach_core.control_training import SHIPPED_RECIPES, TrainConfig
+from reach_core.evaluation import EVAL_SEED, run_trials
 
 
 def configs(a) -> dict[str, TrainConfig]:
     """The two runs' settings: the same task, budget, stopping rule and evaluation protocol."""
     common = dict(dof=a.dof, device=a.device, threads=a.threads, seed=a.seed, eval_every=a.eval_every,
                   eval_trials=400, stop_success=a.threshold, time_budget=a.budget, checkpoint_every=10 ** 9)
+    shipped = load_recipe(SHIPPED_RECIPES[a.dof], TrainConfig)
     vec = load_recipe("control_vec_dof3", TrainConfig) | common
     vec.update(num_envs=a.envs, batch_size=a.batch_size, updates_per_step=a.updates_per_step,
                total_steps=a.vec_steps or vec["total_steps"])
     if a.device == "cpu":  # the CPU recipe's schedule and memory (the GPU recipe's suit 4096 trials)
         vec.update(buffer_size=300_000, learning_starts=10_000, eps_decay_fraction=0.5,
-                   total_steps=a.vec_steps or STEPS[a.dof])
+                   total_steps=a.vec_steps or shipped["total_steps"])
     base = common | {"device": a.baseline_device or a.device}
-    return {"CPU trainer (control_training)": TrainConfig(total_steps=STEPS[a.dof], **SHIPPED, **base),
+    return {"CPU trainer (control_training)": TrainConfig(**(shipped | base)),
             "vectorised (control_vec)": TrainConfig(**vec)}
 
 

@@ -5,7 +5,7 @@
 SB3 sees the task through a gymnasium adapter of :class:`reach_core.simulator.ReachEnv` (one
 trial at a time, the same reward, success rule and step limit) and gets the paper's network
 (400, 300) and its own default DQN settings otherwise; ours runs with the configuration given by
---ours (the shipped models' recipe by default).  Both are evaluated with the same 400-trial
+--ours (the shipped recipe of --dof by default).  Both are evaluated with the same 400-trial
 protocol (reach_core.evaluation.run_trials, seed 2017).  Prints environment steps/s, success, and
 the ratios ours/SB3.  Needs the test extras (gymnasium, stable-baselines3).
 """
@@ -21,15 +21,22 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from reach_core.control_training import TrainConfig, train
+from reach_core.configs import load_recipe
+from reach_core.control_training import SHIPPED_RECIPES, TrainConfig, train
 from reach_core.control import ControlPolicy
 from reach_core.evaluation import format_table, run_trials
 from reach_core.simulator import NUM_ACTIONS, ReachEnv, TaskConfig
 
 
-# the shipped models' variants (bench/ship_control_models.py RECIPE) as TrainConfig fields
-SHIPPED = {"kinematic": True, "dueling": True, "n_step": 5, "lr_final_fraction": 0.1,
-           "policy_ema": 0.001, "hold_only_at_target": True, "threads": 2}
+# the settings this comparison gives both trainers itself: not taken from the shipped recipe
+OWN = ("dof", "total_steps", "eval_every", "seed", "threads")
+
+
+def shipped(dof: int) -> dict:
+    """The shipped controller's variants for ``dof`` (its recipe, ``SHIPPED_RECIPES``) as
+    TrainConfig fields, on 2 torch threads."""
+    recipe = load_recipe(SHIPPED_RECIPES[dof], TrainConfig)
+    return {k: v for k, v in recipe.items() if k not in OWN} | {"threads": 2}
 
 
 class ReachGym(gym.Env):
@@ -59,20 +66,22 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300_000, help="environment steps for each trainer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trials", type=int, default=400)
-    p.add_argument("--ours", default=json.dumps(SHIPPED),
-                   help="JSON TrainConfig overrides for our trainer (default: the shipped recipe)")
+    p.add_argument("--ours", default=None,
+                   help="JSON TrainConfig overrides for our trainer (default: the shipped recipe of --dof, "
+                        "reach_core/recipes/control_dof*.yaml, on 2 threads)")
     p.add_argument("--json", help="write the figures to this file")
     a = p.parse_args()
     from stable_baselines3 import DQN
 
     torch.set_num_threads(2)  # both learners get the 2 cores of this machine
     task = TaskConfig(dof=a.dof)
+    ours = shipped(a.dof) if a.ours is None else json.loads(a.ours)
     rows, speed = {}, {}
 
     with tempfile.TemporaryDirectory() as tmp:
         # one evaluation, at the end: SB3 spends no time on evaluations during learning either
         cfg = TrainConfig(**({"dof": a.dof, "total_steps": a.steps, "seed": a.seed,
-                              "eval_every": a.steps} | json.loads(a.ours)))
+                              "eval_every": a.steps} | ours))
         t = time.perf_counter()
         train(cfg, os.path.join(tmp, "ours"), progress=False, log=lambda *_: None)
         speed["ours"] = a.steps / (time.perf_counter() - t)

@@ -3,6 +3,8 @@ configs, flags override them, the resolved config is saved in the run, and the g
 keep the spellings the README, scripts and the shipped models' provenance use."""
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -15,8 +17,10 @@ from reach_core.control_training import TrainConfig as ControlConfig
 from reach_core.end_to_end import FinetuneConfig
 from reach_core.perception import TrainConfig as PerceptionConfig
 
-# pipeline.yaml is the plan of `reach pipeline` (tests/test_pipeline.py), not a training recipe
-RECIPES = sorted(p for p in configs.RECIPES.glob("*.yaml") if p.stem != "pipeline")
+ROOT = Path(__file__).resolve().parents[1]
+# pipeline.yaml and pipeline_fast.yaml are plans of `reach pipeline` (tests/test_pipeline.py), not
+# training recipes
+RECIPES = sorted(p for p in configs.RECIPES.glob("*.yaml") if p.stem.split("_")[0] != "pipeline")
 
 
 def _config_class(recipe: Path):
@@ -74,6 +78,9 @@ def test_recipes_reproduce_the_settings_recorded_beside_the_shipped_models(model
     recipe = configs.load_recipe(model, cls)
     paths = {"out", "real", "adapt_from", "init_from", "perception", "control", "no_progress"}
     for name, value in recorded.items():
+        if name == "config":       # a command that names its recipe (scripts/ship_control_models.py)
+            assert value == model, (model, value)
+            continue
         if name in paths:
             continue
         assert name in recipe, (model, name)
@@ -145,3 +152,37 @@ def test_the_shipped_models_provenance_names_their_recipe():
         info = json.loads(info_path.read_text())
         assert info.get("recipe") == f"{info_path.stem}.yaml", info_path.name
         assert (configs.RECIPES / info["recipe"]).is_file()
+
+
+def _ship_control_tool():
+    """scripts/ship_control_models.py as a module."""
+    spec = importlib.util.spec_from_file_location("ship_control_models",
+                                                  ROOT / "scripts" / "ship_control_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _resolved(command: list[str]) -> dict:
+    """The control config a ``reach train control ...`` command line trains with."""
+    cfg = dataclasses.asdict(configs.resolve(ControlConfig, build_parser().parse_args(command[1:])))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
+
+
+@pytest.mark.parametrize("shipped", ["control_dof1", "control_dof2", "control_dof3_egreedy",
+                                     "control_dof3 stage 1", "control_dof3"])
+def test_the_control_shipping_tool_trains_with_the_config_recorded_beside_each_shipped_model(shipped):
+    ship = _ship_control_tool()
+    info = json.loads((configs.MODELS / f"{shipped.split()[0]}.json").read_text())
+    if shipped == "control_dof3":                                  # stage 2, from stage 1's network
+        command, recipe = ship.close_command(info["config"]["init_from"], "runs/x"), ship.CLOSE_RECIPE
+    else:
+        info = info.get("stage1", info)
+        dof, exploration = info["config"]["dof"], info["config"]["exploration"]
+        assert ship.name(dof, exploration) == shipped.split()[0]
+        command, recipe = ship.command(dof, exploration), ship.recipe(dof, exploration)
+    assert command[:5] == ["reach", "train", "control", "--config", recipe]
+    assert info.get("recipe", f"{recipe}.yaml") == f"{recipe}.yaml"
+    resolved = _resolved(command)
+    for name, value in info["config"].items():                     # fields added since keep their defaults
+        assert resolved[name] == value, (shipped, name)

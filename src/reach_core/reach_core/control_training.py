@@ -133,6 +133,11 @@ class TrainConfig:
         return self.eps_start + frac * (self.eps_end - self.eps_start)
 
 
+#: the recipe (``reach_core/recipes/NAME.yaml``) of the shipped K-GPS controller of each DoF; for 3 DoF
+#: its first stage, which the recipe ``control_dof3`` fine-tunes with a success bonus into control_dof3.pt
+SHIPPED_RECIPES = {1: "control_dof1", 2: "control_dof2", 3: "control_dof3_stage1"}
+
+
 class ReplayMemory:
     """Fixed-size circular replay memory D of (Omega, a, G, Omega', discount).
 

@@ -1,20 +1,29 @@
-"""Train (optionally), evaluate and ship the control networks the launch files and README load.
+r"""Train (optionally), evaluate and ship the control networks the launch files and README load.
 
-    python bench/ship_control_models.py --train              # trains runs/ship/*, then ships
-    python bench/ship_control_models.py                      # ships already trained runs
-    python bench/ship_control_models.py --train --dof 3 --exploration egreedy
-    python bench/ship_control_models.py --close-run runs/ship/control_dof3_close   # stage 2, below
+    python scripts/ship_control_models.py --train              # trains runs/ship/*, then ships
+    python scripts/ship_control_models.py                      # ships already trained runs
+    python scripts/ship_control_models.py --train --dof 3 --exploration egreedy
+    python scripts/ship_control_models.py --close-run runs/ship/control_dof3_close   # stage 2, below
 
-For each DoF and exploration: takes the run's best.pt (chosen on the training-time evaluations,
-whose seeds differ from the benchmark's), evaluates it with the paper's 400-trial protocol
-(seed 2017), and writes src/reach_core/reach_core/models/control_dof<N>[_egreedy].pt plus a .json
-holding the exact command, seed, training figures (with the learning curve) and the evaluation.
-The epsilon-greedy baselines get the same recipe and step budget as the K-GPS networks.
+The recipes are the YAML files of reach_core/recipes/: control_dof1, control_dof2 and
+control_dof3_stage1 (``SHIPPED_RECIPES``) for the K-GPS networks, control_dof3_egreedy for the
+epsilon-greedy baseline (at 1 or 2 DoF, which ship no baseline: the K-GPS recipe with
+``--exploration egreedy``), each with its step budget and evaluation interval.  For each DoF and
+exploration: trains ``reach train control --config RECIPE`` into runs/ship/ (with --train), takes
+the run's best.pt (chosen on the training-time evaluations, whose seeds differ from the
+benchmark's), evaluates it with the paper's 400-trial protocol (seed 2017), and writes
+src/reach_core/reach_core/models/control_dof<N>[_egreedy].pt plus a .json holding the recipe, the
+exact command, seed, resolved config, training figures (with the learning curve) and the
+evaluation.  The epsilon-greedy baselines get the same recipe and step budget as the K-GPS networks.
 
 Stage 2 of the 3-DoF K-GPS network (``--close-run``): the stage-1 network fine-tuned with a success
-reward that grows as the final distance shrinks (``--success-bonus``, see CLOSE_COMMAND), so that the
-arm ends closer to the target than the 5 cm threshold of Eq. 5 requires.  The run's final model.pt
-replaces control_dof3.pt; its .json keeps stage 1's record under "stage1".
+reward that grows as the final distance shrinks (``success_bonus``: the recipe control_dof3), so that
+the arm ends closer to the target than the 5 cm threshold of Eq. 5 requires.  Train it with
+
+    reach train control --config control_dof3 --init-from runs/ship/control_dof3/best.pt \
+        --no-progress --out runs/ship/control_dof3_close
+
+The run's final model.pt replaces control_dof3.pt; its .json keeps stage 1's record under "stage1".
 """
 from __future__ import annotations
 
@@ -25,30 +34,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reach_core.configs import RECIPES, load_recipe
 from reach_core.control import ControlPolicy
+from reach_core.control_training import SHIPPED_RECIPES, TrainConfig
 from reach_core.evaluation import EVAL_SEED, run_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "src" / "reach_core" / "reach_core" / "models"
-# The shipped recipe: the paper's DQN + K-GPS (5-400-300-9 MLP, replay, target network, epsilon
-# 1 -> 0.1) with the variants that made it reach Table 2 on a CPU budget (README, "Control module").
-RECIPE = ["--kinematic", "--dueling", "--n-step", "5", "--lr-final-fraction", "0.1",
-          "--policy-ema", "0.001", "--hold-only-at-target", "--seed", "0", "--threads", "1",
-          "--no-progress"]
-STEPS = {1: 200_000, 2: 600_000, 3: 800_000}
-EVAL_EVERY = {1: 25_000, 2: 100_000, 3: 100_000}
+# The shipped recipes: the paper's DQN + K-GPS (5-400-300-9 MLP, replay, target network, epsilon
+# 1 -> 0.1) with the variants that made it reach Table 2 on a CPU budget (docs/control.md).
+CLOSE_RECIPE = "control_dof3"   # stage 2 of control_dof3.pt, from stage 1's best.pt (--init-from)
 
 
-CLOSE_COMMAND = ["reach", "train", "control", "--dof", "3", "--kinematic", "--dueling", "--n-step", "5",
-                 "--policy-ema", "0.001", "--hold-only-at-target", "--init-from", "STAGE1",
-                 "--success-bonus", "0.5", "--eps-start", "0.3", "--lr", "2e-4",
-                 "--lr-final-fraction", "0.1", "--total-steps", "220000", "--learning-starts", "5000",
-                 "--eval-every", "25000", "--seed", "0", "--threads", "1", "--no-progress",
-                 "--out", "runs/ship/control_dof3_close"]
+def close_command(stage1: str, run: str) -> list[str]:
+    """The command of stage 2 of control_dof3.pt: the recipe CLOSE_RECIPE from ``stage1``."""
+    return ["reach", "train", "control", "--config", CLOSE_RECIPE, "--init-from", stage1, "--no-progress",
+            "--out", run]
 
 
 def ship_close(run: Path, note: str) -> None:
-    """Ship stage 2 (see the module docstring) from ``run``, a finished CLOSE_COMMAND run."""
+    """Ship stage 2 (see the module docstring) from ``run``, a finished run of ``close_command``."""
     from reach_core.control import NoRevisit
 
     out = MODELS / "control_dof3.pt"
@@ -68,10 +73,10 @@ def ship_close(run: Path, note: str) -> None:
               f"no-revisit {100 * r.success_rate:.2f} % d_med {r.d_med_cm:.2f} cm ({r.d_med_px:.2f} px), "
               f"d_Q3 {r.d_q3_cm:.2f} cm")
     shutil.copyfile(run / "model.pt", out)
-    command = [a if a != "STAGE1" else cfg["init_from"] for a in CLOSE_COMMAND[:-1]] + [str(run)]
     info = {
+        "recipe": f"{CLOSE_RECIPE}.yaml",
         "model": out.name,
-        "command": " ".join(command),
+        "command": " ".join(close_command(cfg["init_from"], str(run))),
         "seed": cfg["seed"],
         "config": cfg,
         "selected": "model.pt: the final weights of the fine-tuning run",
@@ -87,12 +92,23 @@ def ship_close(run: Path, note: str) -> None:
 
 
 def name(dof: int, exploration: str) -> str:
+    """The shipped model's (and its run's) name: control_dof<N>[_egreedy]."""
     return f"control_dof{dof}" + ("" if exploration == "kgps" else f"_{exploration}")
 
 
+def recipe(dof: int, exploration: str) -> str:
+    """The recipe of a shipped network: its own if the package ships one (control_dof3_egreedy),
+    else the K-GPS recipe of ``dof``."""
+    own = name(dof, exploration)
+    return own if exploration != "kgps" and (RECIPES / f"{own}.yaml").is_file() else SHIPPED_RECIPES[dof]
+
+
 def command(dof: int, exploration: str) -> list[str]:
-    return ["reach", "train", "control", "--dof", str(dof), "--exploration", exploration,
-            "--total-steps", str(STEPS[dof]), "--eval-every", str(EVAL_EVERY[dof]), *RECIPE,
+    """The training command of a shipped network: its recipe (``--exploration`` where that differs)."""
+    rec = recipe(dof, exploration)
+    given = load_recipe(rec, TrainConfig).get("exploration", TrainConfig.exploration)
+    switch = [] if given == exploration else ["--exploration", exploration]
+    return ["reach", "train", "control", "--config", rec, *switch, "--no-progress",
             "--out", f"runs/ship/{name(dof, exploration)}"]
 
 
@@ -102,7 +118,8 @@ def main() -> None:
     p.add_argument("--dof", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--exploration", nargs="+", default=["kgps"], choices=("kgps", "egreedy"))
     p.add_argument("--close-run", type=Path, default=None,
-                   help="ship stage 2 of control_dof3 from this finished CLOSE_COMMAND run and stop")
+                   help="ship stage 2 of control_dof3 from this finished run of the recipe "
+                        f"{CLOSE_RECIPE} and stop")
     p.add_argument("--note", default="", help="with --close-run: where and how the run was made")
     a = p.parse_args()
     MODELS.mkdir(parents=True, exist_ok=True)
@@ -122,6 +139,7 @@ def main() -> None:
             out = MODELS / f"{name(dof, exploration)}.pt"
             shutil.copyfile(run / "best.pt", out)
             info = {
+                "recipe": f"{recipe(dof, exploration)}.yaml",
                 "model": out.name,
                 "command": " ".join(cmd),
                 "seed": metrics["config"]["seed"],

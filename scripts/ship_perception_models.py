@@ -1,7 +1,7 @@
 """Copy the perception networks trained on a GPU into the package.
 
-    python bench/ship_perception_models.py RESULTS_DIR [--sim NAME] [--adapted NAME]
-    python bench/ship_perception_models.py RESULTS_DIR --only sim_dr --sim-dr NAME
+    python scripts/ship_perception_models.py RESULTS_DIR [--sim NAME] [--adapted NAME]
+    python scripts/ship_perception_models.py RESULTS_DIR --only sim_dr --sim-dr NAME
 
 RESULTS_DIR holds what a perception sweep wrote (runs/<name>/{model.pt,metrics.json,config.json},
 eval.json: formerly bench/gpu_perception.sh; now ``reach sweep ... --out RESULTS_DIR/runs`` with

@@ -1,6 +1,6 @@
 """Copy a fine-tuned combined network (a `reach train end2end` run) into the package.
 
-    python bench/ship_end2end_model.py RUN_DIR [--checkpoint best.pt] [--table3 TABLE3_JSON] [--note TEXT]
+    python scripts/ship_end2end_model.py RUN_DIR [--checkpoint best.pt] [--table3 TABLE3_JSON] [--note TEXT]
 
 Writes src/reach_core/reach_core/models/end2end_ee2ft.{pt,onnx,json}: the combined checkpoint, its
 ONNX export (``reach export end2end``, test-time augmentation 1 in the graph), and a .json with
