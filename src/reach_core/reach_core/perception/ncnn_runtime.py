@@ -53,7 +53,8 @@ class _Graph:
         out = out or f"b{len(self.lines)}"
         if kind == "Input":
             out = INPUT
-        self.lines.append(f"{kind} l{len(self.lines)} {len(inputs)} 1 {' '.join(inputs + [out])} {params}".rstrip())
+        blobs = " ".join(inputs + [out])
+        self.lines.append(f"{kind} l{len(self.lines)} {len(inputs)} 1 {blobs} {params}".rstrip())
         self.blobs += 1
         self.top = out
         return out
