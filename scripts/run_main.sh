@@ -20,7 +20,7 @@ fi
 . scripts/env.sh
 
 # The vision loop by default: the perception half of the shipped combined network (run by ncnn,
-# docs/inference.md; its ONNX export end2end_ee2ft.onnx runs on ONNX Runtime, 2-3x slower) reads the
+# docs/inference.md; its ONNX export end2end_ee2ft.onnx runs on ONNX Runtime, about 2x slower) reads the
 # simulated webcam (REACH_GROUND_TRUTH=1, or a perception_model:= argument of your own, to change that).
 vision=()
 case " $* " in *" perception_model:="*) ;; *)

@@ -12,7 +12,7 @@ Per image on ``image`` (rgb8 or bgr8, the camera's size; sensor-data QoS):
    * ``model_path`` set: the perception network (``reach_core.perception.PerceptionModel``, or
      the perception half of a combined end-to-end checkpoint such as ``end2end_ee2ft.pt``, run
      by ncnn (``runtime`` auto: :mod:`reach_core.perception.ncnn_runtime`, the same outputs to
-     about 1e-5, about 2.5x faster than ONNX Runtime) or torch; or of its ONNX export
+     about 1e-5, 2-2.5x faster than ONNX Runtime) or torch; or of its ONNX export
      ``end2end_ee2ft.onnx``, run by ONNX Runtime) on the image cropped, greyed and scaled as in
      training (:func:`reach_core.renderer.preprocess_frame`, equal to ``preprocess`` up to float32
      rounding);
