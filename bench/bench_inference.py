@@ -150,7 +150,8 @@ def main() -> int:
     report(rows)
     new = statistics.median(rows["new: ncnn + numpy control"])
     for name in list(rows)[:2]:
-        print(f"  speed-up of the new path over '{name}': {statistics.median(rows[name]) / new:.2f}x (medians)")
+        ratio = statistics.median(rows[name]) / new
+        print(f"  speed-up of the new path over '{name}': {ratio:.2f}x (medians)")
     print("parts alone (the same frames):")
     report(part_rows)
     print(f"  {check}")

@@ -45,6 +45,8 @@ def test_ncnn_estimates_the_shipped_network_as_torch_does_with_test_time_augment
     fast = NcnnPerception(model)
     assert fast.tta == 1
     np.testing.assert_allclose(fast.predict(images), model.predict(images), atol=5e-5)
+    two = NcnnPerception(model, threads=2)      # the copies split over two threads
+    np.testing.assert_array_equal(two.predict(images), fast.predict(images))
     fast.tta = model.tta = 0
     np.testing.assert_allclose(fast.predict(images[:2]), model.predict(images[:2]), atol=5e-5)
 

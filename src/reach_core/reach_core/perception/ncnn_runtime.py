@@ -13,8 +13,11 @@ largest difference).
 into its convolution) into ncnn's text graph and weight file, in memory, from the checkpoint's
 own weights: nothing is exported or shipped.  :class:`NcnnPerception` runs it with the same
 ``predict`` and ``tta`` as :class:`PerceptionModel`: the copies are shifted as
-:func:`predict_shifted` does (``torch.roll``), each copy is one ncnn run, and the estimate is the
-median over the copies with each target estimate moved back by its shift.
+:func:`predict_shifted` does (``torch.roll``), each copy is one single-threaded ncnn run (with
+``threads`` > 1 the copies are split over that many Python threads: ncnn releases the GIL, and
+unlike ncnn's own OpenMP threads they meet once a frame, not at every layer, so they do not stall
+while other processes hold the cores), and the estimate is the median over the copies with each
+target estimate moved back by its shift.
 """
 from __future__ import annotations
 
@@ -178,13 +181,13 @@ def ncnn_graph(net) -> tuple[str, bytes, tuple[int, int] | None]:
     return g.text(), bytes(g.weights), layout
 
 
-def _load(param: str, weights: bytes, threads: int):
+def _load(param: str, weights: bytes):
     try:
         import ncnn
     except ImportError as err:
         raise NcnnUnavailable(f"ncnn is not installed ({err})") from None
     net = ncnn.Net()
-    net.opt.num_threads = int(threads)
+    net.opt.num_threads = 1              # parallel over the copies instead (NcnnPerception)
     for flag in ("use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed", "use_bf16_storage",
                  "use_int8_inference"):
         setattr(net.opt, flag, False)    # fp32 throughout: the same numbers as torch
@@ -225,7 +228,12 @@ class NcnnPerception:
     def __init__(self, model: PerceptionModel, threads: int = 1, camera=DEFAULT_CAMERA):
         self.model, self.meta = model, model.meta
         param, weights, self._layout = ncnn_graph(model.net)
-        self._ncnn, self._net = _load(param, weights, threads)
+        self._ncnn, self._net = _load(param, weights)
+        self.threads = max(1, int(threads))
+        self._pool = None
+        if self.threads > 1:   # ncnn releases the GIL while it runs: copies run side by side
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="ncnn")
         self._step = camera.m_per_net_px / (OMEGA_HIGH[:2] - OMEGA_LOW[:2])
         self._flat = np.zeros(NET_SIZE * NET_SIZE + 1, dtype=np.float32)   # image, then a zero
         self.tta = model.tta
@@ -251,12 +259,25 @@ class NcnnPerception:
             raise RuntimeError(f"ncnn failed on the perception network (code {ret})")
         return np.array(out, dtype=np.float32).reshape(-1)
 
+    def _run_all(self, views: np.ndarray) -> np.ndarray:
+        """The network's outputs (copies, 5) of all copies, split over ``threads`` threads (each
+        one ncnn run at a time: no synchronisation inside a layer, which stalls while other
+        processes hold the cores)."""
+        if self._pool is None or len(views) == 1:
+            return np.stack([self._run(v) for v in views])
+        chunks = np.array_split(np.arange(len(views)), self.threads)
+        futures = [self._pool.submit(self._run_chunk, views, c) for c in chunks[1:]]
+        return np.concatenate([self._run_chunk(views, chunks[0])] + [f.result() for f in futures])
+
+    def _run_chunk(self, views: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return np.stack([self._run(views[i]) for i in index])
+
     def predict_one(self, image: np.ndarray) -> np.ndarray:
         """Omega_hat (5,) in [0, 1] of one float32 (84, 84) image in [0, 1] (not checked)."""
         np.subtract(image.reshape(-1), np.float32(0.5), out=self._flat[:-1])
         self._flat[:-1] *= np.float32(4.0)                   # PerceptionNet.forward's scaling
         views = np.take(self._flat, self._gather)           # all copies' inputs, contiguous
-        out = np.stack([self._run(v) for v in views])
+        out = self._run_all(views)
         if self._tta:
             out = np.median(out - self._back, axis=0)
         return np.clip(out.reshape(-1), 0.0, 1.0)
