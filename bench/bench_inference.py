@@ -11,10 +11,10 @@ with the closed loop's default test-time augmentation (``tta`` 1: 9 shifted copi
   :class:`reach_core.perception.ncnn_runtime.NcnnPerception` (ncnn, Winograd convolutions) on the
   combined checkpoint's perception half, then :class:`reach_core.control_numpy.NumpyPolicy`.
 
-The paths run in turn on every frame (round robin), so a burst of load from other processes hits
-them alike; each prints the median and 95th percentile (ms a frame, preprocessing included) over
-``--frames`` frames after ``--warmup``, then the parts alone (preprocessing, perception, control)
-and the speed-ups.  The control network is the controller node's default (``control_dof3.pt``;
+The paths run in turn on every frame (round robin; with ``--threads`` > 1 every 20 frames, see
+:func:`round_robin`), so a burst of load from other processes hits them alike; each prints the
+median and 95th percentile (ms a frame, preprocessing included) over ``--frames`` frames after
+``--warmup``, then the parts alone (preprocessing, perception, control) and the speed-ups.  The control network is the controller node's default (``control_dof3.pt``;
 ``--control``).  Correctness on the same frames: the largest |difference| of the normalised
 estimate (new vs torch, ONNX Runtime vs torch) and how often the actions agree.  The load average
 (``uptime``) before and after is printed: other processes slow every figure.
@@ -51,18 +51,24 @@ def load() -> str:
     return f"load average {a:.2f} {b:.2f} {c:.2f} on {os.cpu_count()} CPUs"
 
 
-def round_robin(paths: dict, inputs, warmup: int) -> dict[str, list[float]]:
-    """Milliseconds a frame of each path, the paths taking turns on every frame (order rotated)."""
+def round_robin(paths: dict, inputs, warmup: int, chunk: int = 1) -> dict[str, list[float]]:
+    """Milliseconds a frame of each path, the paths taking turns (order rotated) every ``chunk``
+    frames.  With ``chunk`` > 1 the first frame of each turn is run untimed: with several
+    threads, the previous path's runtime (torch's OpenMP, ONNX Runtime's pool) still spins on the
+    cores for a while after its call, which no node sees (each runs one runtime)."""
     names = list(paths)
     for f in inputs[:warmup]:
         for name in names:
             paths[name](f)
     out = {name: [] for name in names}
-    for i, f in enumerate(inputs):
-        for name in names[i % len(names):] + names[:i % len(names)]:
-            t0 = time.perf_counter()
-            paths[name](f)
-            out[name].append(1000 * (time.perf_counter() - t0))
+    for k, i in enumerate(range(0, len(inputs), chunk)):
+        for name in names[k % len(names):] + names[:k % len(names)]:
+            if chunk > 1:
+                paths[name](inputs[i])
+            for f in inputs[i:i + chunk]:
+                t0 = time.perf_counter()
+                paths[name](f)
+                out[name].append(1000 * (time.perf_counter() - t0))
     return out
 
 
@@ -143,10 +149,12 @@ def main() -> int:
     whole, parts, models = build(args)
     inputs = list(frames(max(args.frames, args.warmup)))
     check = agreement(np.stack(inputs[:100]), models)
-    rows = round_robin(whole, inputs, args.warmup)
-    part_rows = round_robin(parts, inputs, args.warmup)
+    chunk = 1 if args.threads == 1 else 20
+    rows = round_robin(whole, inputs, args.warmup, chunk)
+    part_rows = round_robin(parts, inputs, args.warmup, chunk)
     print(f"per-frame latency, preprocessing + perception (tta {models[2].tta}) + control, {len(inputs)} "
-          f"frames, {args.threads} thread(s), torch {torch.__version__}; before: {before}; after: {load()}")
+          f"frames, {args.threads} thread(s) (paths in turn every {chunk} frame(s)), torch "
+          f"{torch.__version__}; before: {before}; after: {load()}")
     report(rows)
     new = statistics.median(rows["new: ncnn + numpy control"])
     for name in list(rows)[:2]:
