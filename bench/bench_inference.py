@@ -15,9 +15,10 @@ The paths run in turn on every frame (round robin; with ``--threads`` > 1 every 
 :func:`round_robin`), so a burst of load from other processes hits them alike; each prints the
 median and 95th percentile (ms a frame, preprocessing included) over ``--frames`` frames after
 ``--warmup``, then the parts alone (preprocessing, perception, control) and the speed-ups.  The
-control network is the controller node's default (``control_dof3.pt``; ``--control``).  Correctness on the same frames: the largest |difference| of the normalised
-estimate (new vs torch, ONNX Runtime vs torch) and how often the actions agree.  The load average
-(``uptime``) before and after is printed: other processes slow every figure.
+control network is the controller node's default (``control_dof3.pt``; ``--control``).
+Correctness on the same frames: the largest |difference| of the normalised estimate (new vs
+torch, ONNX Runtime vs torch) and how often the actions agree.  The load average (``uptime``)
+before and after is printed: other processes slow every figure.
 
     python bench/bench_inference.py --onnx src/reach_core/reach_core/models/end2end_ee2ft.onnx --frames 500
     python bench/bench_inference.py --threads 2 --frames 1000
