@@ -223,7 +223,8 @@ def shifted_inputs(radius: int, layout: tuple[int, int] | None, size: int = NET_
 
 
 class NcnnPerception:
-    """A :class:`PerceptionModel` run by ncnn: ``predict(images)`` and ``tta`` as the model's."""
+    """A :class:`PerceptionModel` run by ncnn: ``predict(images)`` and ``tta`` as the model's.
+    One caller at a time (the node's callback): a call reuses the object's input buffer."""
 
     def __init__(self, model: PerceptionModel, threads: int = 1, camera=DEFAULT_CAMERA):
         self.model, self.meta = model, model.meta
