@@ -14,10 +14,10 @@ into its convolution) into ncnn's text graph and weight file, in memory, from th
 own weights: nothing is exported or shipped.  :class:`NcnnPerception` runs it with the same
 ``predict`` and ``tta`` as :class:`PerceptionModel`: the copies are shifted as
 :func:`predict_shifted` does (``torch.roll``), each copy is one single-threaded ncnn run (with
-``threads`` > 1 the copies are split over that many Python threads: ncnn releases the GIL, and
-unlike ncnn's own OpenMP threads they meet once a frame, not at every layer, so they do not stall
-while other processes hold the cores), and the estimate is the median over the copies with each
-target estimate moved back by its shift.
+``threads`` > 1 the copies are split over that many Python threads, each with its own ncnn net:
+ncnn releases the GIL, and unlike ncnn's own OpenMP threads they meet once a frame, not at every
+layer, so they do not stall while other processes hold the cores), and the estimate is the
+median over the copies with each target estimate moved back by its shift.
 """
 from __future__ import annotations
 
@@ -229,8 +229,10 @@ class NcnnPerception:
     def __init__(self, model: PerceptionModel, threads: int = 1, camera=DEFAULT_CAMERA):
         self.model, self.meta = model, model.meta
         param, weights, self._layout = ncnn_graph(model.net)
-        self._ncnn, self._net = _load(param, weights)
         self.threads = max(1, int(threads))
+        # one ncnn net a thread: threads that share one net wait for each other (its allocators)
+        loaded = [_load(param, weights) for _ in range(self.threads)]
+        self._ncnn, self._nets = loaded[0][0], [net for _, net in loaded]
         self._pool = None
         if self.threads > 1:   # ncnn releases the GIL while it runs: copies run side by side
             from concurrent.futures import ThreadPoolExecutor
@@ -251,9 +253,10 @@ class NcnnPerception:
         self._back = np.array([[dx * self._step[0], -dy * self._step[1], 0, 0, 0]
                                for dy in range(-r, r + 1) for dx in range(-r, r + 1)], dtype=np.float32)
 
-    def _run(self, image: np.ndarray) -> np.ndarray:
-        """The network's 5 outputs for one network input (C, H, W) float32, C-contiguous."""
-        ex = self._net.create_extractor()
+    def _run(self, image: np.ndarray, worker: int = 0) -> np.ndarray:
+        """The network's 5 outputs for one network input (C, H, W) float32, C-contiguous, on
+        thread ``worker``'s net."""
+        ex = self._nets[worker].create_extractor()
         ex.input(INPUT, self._ncnn.Mat(image))
         ret, out = ex.extract(OUTPUT)
         if ret != 0:
@@ -267,11 +270,11 @@ class NcnnPerception:
         if self._pool is None or len(views) == 1:
             return np.stack([self._run(v) for v in views])
         chunks = np.array_split(np.arange(len(views)), self.threads)
-        futures = [self._pool.submit(self._run_chunk, views, c) for c in chunks[1:]]
-        return np.concatenate([self._run_chunk(views, chunks[0])] + [f.result() for f in futures])
+        futures = [self._pool.submit(self._run_chunk, views, c, w) for w, c in enumerate(chunks) if w]
+        return np.concatenate([self._run_chunk(views, chunks[0], 0)] + [f.result() for f in futures])
 
-    def _run_chunk(self, views: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return np.stack([self._run(views[i]) for i in index])
+    def _run_chunk(self, views: np.ndarray, index: np.ndarray, worker: int) -> np.ndarray:
+        return np.stack([self._run(views[i], worker) for i in index])
 
     def predict_one(self, image: np.ndarray) -> np.ndarray:
         """Omega_hat (5,) in [0, 1] of one float32 (84, 84) image in [0, 1] (not checked)."""
