@@ -1,20 +1,26 @@
 """Issue 19's CPU inference figure: per-frame latency of perception + control in the nodes' loop.
 
-One camera frame (uint8 640x480 RGB) -> ``reach_core.renderer.preprocess`` (ROI crop, grey, area
-resize) -> perception with the closed loop's default test-time augmentation (``tta`` 1: 9 shifted
-copies, the median) -> the control network's greedy available action, side by side in one run:
+One camera frame (uint8 640x480 RGB) -> preprocessing (ROI crop, grey, area resize) -> perception
+with the closed loop's default test-time augmentation (``tta`` 1: 9 shifted copies, the median)
+-> the controller's greedy available action, timed side by side in one run, old and new:
 
-* torch eager: ``PerceptionModel.predict`` then ``ControlPolicy.act``, as the perception and
-  controller nodes run them;
-* ONNX Runtime: the same network exported by ``reach export end2end --out X.onnx`` (augmentation
-  in the graph), one ``session.run`` a frame.
+* old, ONNX Runtime (what the main job ran): ``renderer.preprocess``, the shipped
+  ``end2end_ee2ft.onnx`` through ``OnnxPerception.predict``, then ``ControlPolicy.act`` (torch);
+* old, torch: ``renderer.preprocess``, ``PerceptionModel.predict``, ``ControlPolicy.act``;
+* new (what the nodes run now): ``renderer.preprocess_frame`` (OpenCV),
+  :class:`reach_core.perception.ncnn_runtime.NcnnPerception` (ncnn, Winograd convolutions) on the
+  combined checkpoint's perception half, then :class:`reach_core.control_numpy.NumpyPolicy`.
 
-Each path is timed over ``--frames`` frames after a warm-up (median and 90th percentile, ms a
-frame) with ``--threads`` CPU threads, for the shipped combined network (or ``--model``); the
-script also checks that both paths pick the same actions.  Other processes on the machine slow
-every figure: the load average is printed beside them.
+The paths run in turn on every frame (round robin; with ``--threads`` > 1 every 20 frames, see
+:func:`round_robin`), so a burst of load from other processes hits them alike; each prints the
+median and 95th percentile (ms a frame, preprocessing included) over ``--frames`` frames after
+``--warmup``, then the parts alone (preprocessing, perception, control) and the speed-ups.  The
+control network is the controller node's default (``control_dof3.pt``; ``--control``).
+Correctness on the same frames: the largest |difference| of the normalised estimate (new vs
+torch, ONNX Runtime vs torch) and how often the actions agree.  The load average (``uptime``)
+before and after is printed: other processes slow every figure.
 
-    python bench/bench_inference.py                       # threads 1, 300 frames
+    python bench/bench_inference.py --onnx src/reach_core/reach_core/models/end2end_ee2ft.onnx --frames 500
     python bench/bench_inference.py --threads 2 --frames 1000
 """
 from __future__ import annotations
@@ -23,7 +29,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,68 +40,131 @@ TARGET_MS = 2.0
 
 
 def frames(n: int, seed: int = 0) -> np.ndarray:
-    """Simulator camera frames (uint8, 640x480 RGB) of random scenes."""
+    """Simulator camera frames (uint8, 640x480 RGB) of random scenes, the target drawn in."""
     from reach_core.renderer import render, sample_scenes
     target, q = sample_scenes(n, seed)
     return render(target, q)
 
 
-def time_path(step, inputs, warmup: int) -> list[float]:
-    """Milliseconds of ``step(frame)`` per frame, after ``warmup`` frames."""
+def load() -> str:
+    """The load average, as ``uptime`` prints it."""
+    a, b, c = os.getloadavg()
+    return f"load average {a:.2f} {b:.2f} {c:.2f} on {os.cpu_count()} CPUs"
+
+
+def round_robin(paths: dict, inputs, warmup: int, chunk: int = 1) -> dict[str, list[float]]:
+    """Milliseconds a frame of each path, the paths taking turns (order rotated) every ``chunk``
+    frames.  With ``chunk`` > 1 the first frame of each turn is run untimed: with several
+    threads, the previous path's runtime (torch's OpenMP, ONNX Runtime's pool) still spins on the
+    cores for a while after its call, which no node sees (each runs one runtime)."""
+    names = list(paths)
     for f in inputs[:warmup]:
-        step(f)
-    out = []
-    for f in inputs:
-        t0 = time.perf_counter()
-        step(f)
-        out.append(1000 * (time.perf_counter() - t0))
+        for name in names:
+            paths[name](f)
+    out = {name: [] for name in names}
+    for k, i in enumerate(range(0, len(inputs), chunk)):
+        for name in names[k % len(names):] + names[:k % len(names)]:
+            if chunk > 1:
+                paths[name](inputs[i])
+            for f in inputs[i:i + chunk]:
+                t0 = time.perf_counter()
+                paths[name](f)
+                out[name].append(1000 * (time.perf_counter() - t0))
     return out
+
+
+def build(args):
+    """The old and new per-frame paths, and their parts: {name: frame -> result}."""
+    from reach_core.control import load_control
+    from reach_core.control_numpy import NumpyPolicy
+    from reach_core.end_to_end import EndToEndModel, OnnxPerception, export_onnx
+    from reach_core.perception import tta_for
+    from reach_core.perception.ncnn_runtime import NcnnPerception
+    from reach_core.renderer import preprocess, preprocess_frame
+
+    perception = EndToEndModel.load(args.model).perception
+    perception.tta = tta_for(perception, args.tta)
+    if args.onnx is None:
+        import tempfile
+        args.onnx = str(export_onnx(EndToEndModel.load(args.model), Path(tempfile.mkdtemp()) / "e2e.onnx",
+                                    tta=args.tta))
+    onnx = OnnxPerception(args.onnx, threads=args.threads)
+    fast = NcnnPerception(perception, threads=args.threads)
+    policy = load_control(args.control)
+    fast_policy = NumpyPolicy(policy)
+    omega = np.full(5, 0.5, dtype=np.float32)
+    image = preprocess(frames(1, seed=99))
+    whole = {
+        "old: ONNX Runtime + torch control": lambda f: policy.act(onnx.predict(preprocess(f[None]))[0]),
+        "old: torch + torch control": lambda f: policy.act(perception.predict(preprocess(f[None]))[0]),
+        "new: ncnn + numpy control": lambda f: fast_policy.act(fast.predict(preprocess_frame(f)[None])[0]),
+    }
+    parts = {
+        "preprocessing, old (numpy)": lambda f: preprocess(f[None]),
+        "preprocessing, new (OpenCV)": lambda f: preprocess_frame(f),
+        "perception, ONNX Runtime": lambda f: onnx.predict(image),
+        "perception, torch": lambda f: perception.predict(image),
+        "perception, ncnn": lambda f: fast.predict(image),
+        "control, torch": lambda f: policy.act(omega),
+        "control, numpy": lambda f: fast_policy.act(omega),
+    }
+    return whole, parts, (perception, onnx, fast, policy, fast_policy)
+
+
+def agreement(inputs, models) -> str:
+    """Largest |estimate difference| (normalised) and action agreement over ``inputs``."""
+    from reach_core.renderer import preprocess, preprocess_frame
+    perception, onnx, fast, policy, fast_policy = models
+    x_old = preprocess(inputs)
+    x_new = np.stack([preprocess_frame(f) for f in inputs])
+    want = perception.predict(x_old)
+    new = np.concatenate([fast.predict(x[None]) for x in x_new])
+    ort = onnx.predict(x_old)
+    same = int(np.sum(fast_policy.act(new) == policy.act(want)))
+    return (f"outputs on {len(inputs)} frames: max |new - torch| {np.abs(new - want).max():.2e}, "
+            f"max |ONNX Runtime - torch| {np.abs(ort - want).max():.2e} (normalised Omega); "
+            f"same action as the old torch path on {same}/{len(inputs)}; preprocessing max |new - old| "
+            f"{np.abs(x_new - x_old).max():.1e}")
+
+
+def report(rows: dict[str, list[float]]):
+    """One line a path: median and p95."""
+    for name, ms in rows.items():
+        print(f"  {name:<36} median {statistics.median(ms):7.3f} ms   p95 {np.percentile(ms, 95):7.3f} ms")
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(MODELS / "end2end_ee2ft.pt"), help="combined checkpoint")
     p.add_argument("--onnx", default=None, help="its ONNX export (default: exported now to a temp file)")
+    p.add_argument("--control", default=str(MODELS / "control_dof3.pt"),
+                   help="the controller's checkpoint (the controller node's default)")
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--warmup", type=int, default=30)
-    p.add_argument("--threads", type=int, default=1, help="CPU threads of torch and of ONNX Runtime")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads of torch, ONNX Runtime and ncnn")
     p.add_argument("--tta", type=int, default=1)
     args = p.parse_args()
 
-    from reach_core.end_to_end import EndToEndModel, OnnxEndToEnd, export_onnx
-    from reach_core.perception import tta_for
-    from reach_core.renderer import preprocess
-
     torch.set_num_threads(args.threads)
-    model = EndToEndModel.load(args.model)
-    perception, control = model.perception, model.control
-    perception.tta = tta_for(perception, args.tta)
-    onnx_path = args.onnx or export_onnx(model, Path(tempfile.mkdtemp()) / "e2e.onnx", tta=args.tta)
-    session = OnnxEndToEnd(onnx_path, threads=args.threads)
+    before = load()
+    whole, parts, models = build(args)
     inputs = list(frames(max(args.frames, args.warmup)))
-
-    def eager(frame):
-        with torch.no_grad():
-            omega = perception.predict(preprocess(frame[None]))
-        return control.act(omega)
-
-    def onnx(frame):
-        return session.run(preprocess(frame[None]))[2]
-
-    same = sum(int(eager(f)[0] == onnx(f)[0]) for f in inputs[:50])
-    pre = time_path(lambda f: preprocess(f[None]), inputs, args.warmup)
-    rows = {"preprocessing alone": pre, "torch eager": time_path(eager, inputs, args.warmup),
-            "ONNX Runtime": time_path(onnx, inputs, args.warmup)}
-    load = os.getloadavg()
-    print(f"per-frame latency, preprocessing + perception (tta {perception.tta}) + control, "
-          f"{len(inputs)} frames, {args.threads} thread(s), torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    for name, ms in rows.items():
-        print(f"  {name:<22} median {statistics.median(ms):6.3f} ms   p90 {np.percentile(ms, 90):6.3f} ms")
-    ratio = statistics.median(rows["torch eager"]) / statistics.median(rows["ONNX Runtime"])
-    print(f"  ONNX Runtime / torch eager speed-up: {ratio:.2f}x; same action on {same}/50 frames")
-    best = min(statistics.median(rows["torch eager"]), statistics.median(rows["ONNX Runtime"]))
-    print(f"  target: <= {TARGET_MS} ms a frame: {'met' if best <= TARGET_MS else 'NOT met'} ({best:.3f} ms)")
+    check = agreement(np.stack(inputs[:100]), models)
+    chunk = 1 if args.threads == 1 else 20
+    rows = round_robin(whole, inputs, args.warmup, chunk)
+    part_rows = round_robin(parts, inputs, args.warmup, chunk)
+    print(f"per-frame latency, preprocessing + perception (tta {models[2].tta}) + control, {len(inputs)} "
+          f"frames, {args.threads} thread(s) (paths in turn every {chunk} frame(s)), torch "
+          f"{torch.__version__}; before: {before}; after: {load()}")
+    report(rows)
+    new = statistics.median(rows["new: ncnn + numpy control"])
+    for name in list(rows)[:2]:
+        ratio = statistics.median(rows[name]) / new
+        print(f"  speed-up of the new path over '{name}': {ratio:.2f}x (medians)")
+    print("parts alone (the same frames):")
+    report(part_rows)
+    print(f"  {check}")
+    print(f"  target: <= {TARGET_MS} ms a frame: {'met' if new <= TARGET_MS else 'NOT met'} ({new:.3f} ms)")
     return 0
 
 

@@ -19,12 +19,13 @@ fi
 # shellcheck disable=SC1091
 . scripts/env.sh
 
-# The vision loop by default: the perception half of the shipped combined network's ONNX export
-# (run by ONNX Runtime) reads the simulated webcam (REACH_GROUND_TRUTH=1, or a perception_model:= argument of your own, to change that).
+# The vision loop by default: the perception half of the shipped combined network (run by ncnn,
+# docs/inference.md; its ONNX export end2end_ee2ft.onnx runs on ONNX Runtime, about 2x slower) reads the
+# simulated webcam (REACH_GROUND_TRUTH=1, or a perception_model:= argument of your own, to change that).
 vision=()
 case " $* " in *" perception_model:="*) ;; *)
   [ "${REACH_GROUND_TRUTH:-0}" = 1 ] || \
-    vision=("perception_model:=$ROOT/src/reach_core/reach_core/models/end2end_ee2ft.onnx") ;;
+    vision=("perception_model:=$ROOT/src/reach_core/reach_core/models/end2end_ee2ft.pt") ;;
 esac
 echo "[run_main] python -m reach_bringup.run sim.launch.py ${vision[*]} --trials ${REACH_TRIALS:-20} $*"
 exec python -m reach_bringup.run sim.launch.py ${vision[@]+"${vision[@]}"} --trials "${REACH_TRIALS:-20}" "$@"

@@ -104,7 +104,8 @@ def test_train_then_eval(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
     assert f"model: {run / 'model.pt'}" in res.stdout
-    assert "step" in res.stdout and "done (control_training):" in res.stdout  # --no-progress logs lines instead
+    # --no-progress logs lines instead of a progress bar
+    assert "step" in res.stdout and "done (control_training):" in res.stdout
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["dof"] == 1 and cfg["hidden"] == [64, 64] and cfg["total_steps"] == 1600
     assert json.loads((run / "metrics.json").read_text())["steps"] == 1600

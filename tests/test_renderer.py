@@ -11,7 +11,8 @@ import pytest
 from reach_core.cli import main
 from reach_core.kinematics import BAXTER_LEFT
 from reach_core.renderer import (BACKGROUND_RGB, GRIPPER_RGB, JOINT_RGB, TARGET_RGB, UPPER_ARM_RGB,
-                                 add_target, preprocess, render, render_net_images, sample_scenes)
+                                 add_target, preprocess, preprocess_frame, render, render_net_images,
+                                 sample_scenes)
 from reach_core.scene import DEFAULT_CAMERA, TARGET_RADIUS_M, CameraConfig
 
 CAM = DEFAULT_CAMERA
@@ -277,3 +278,22 @@ def test_sheet_cli_writes_a_png(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["render", "sheet", "--out", str(out), "--n", "0"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize("camera", [DEFAULT_CAMERA, CameraConfig(roi=(3, 5, 50, 35), net_size=20)])
+def test_preprocess_frame_is_preprocess_up_to_float_rounding(camera):
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    want = preprocess(frame, camera)
+    got = preprocess_frame(frame, camera)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    bgr = np.ascontiguousarray(frame[..., ::-1])
+    np.testing.assert_allclose(preprocess_frame(bgr, camera, bgr=True), want, atol=1e-6)
+
+
+def test_preprocess_frame_refuses_a_batch_and_a_small_frame():
+    with pytest.raises(ValueError, match="one frame"):
+        preprocess_frame(np.zeros((2, 480, 640, 3), np.uint8))
+    with pytest.raises(ValueError, match="smaller than the ROI"):
+        preprocess_frame(np.zeros((240, 320, 3), np.uint8))

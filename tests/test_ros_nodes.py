@@ -358,6 +358,31 @@ def test_perception_runs_the_shipped_onnx_export_with_onnx_runtime_as_the_torch_
     np.testing.assert_allclose(got, want, atol=1e-3)
 
 
+def test_perception_runs_the_shipped_combined_checkpoint_on_ncnn_as_the_torch_network(probe):
+    end_to_end = pytest.importorskip('reach_core.end_to_end')
+    from reach_core.renderer import add_target, preprocess, render
+    models = os.path.join(os.path.dirname(reach_core.__file__), 'models')
+    scenes = probe.record(SceneConfig, '/scene_config', COMMAND_QOS)
+    g = start(probe, 'perception',
+              overrides={'perception_model': os.path.join(models, 'end2end_ee2ft.pt')})
+    try:
+        img = probe.publisher(Image, '/camera/image_raw', SENSOR_QOS)
+        assert wait_log(probe, g, 'perception', 'end2end_ee2ft.pt on ncnn', 20.0), g.log('perception')
+        assert probe.spin_until(lambda: img.get_subscription_count() > 0, 10.0)
+        probe.spin_for(0.5)
+        n = len(scenes)
+        frame = render(np.array([5.0, 5.0]), np.array([-0.3, 0.8, 0.2]))
+        assert probe.spin_until(lambda: (img.publish(_image(probe, frame)) or len(scenes) > n),
+                                10.0), g.log('perception')
+        got = np.array(scenes[-1][1].omega)
+    finally:
+        g.stop()
+    torch_model = end_to_end.EndToEndModel.load(os.path.join(models, 'end2end_ee2ft.pt'))
+    torch_model.perception.tta = 1
+    want = torch_model.perceive(preprocess(add_target(frame, np.array([0.5, 0.2])))[None])[0]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
 def test_perception_with_a_camera_file_and_a_physical_target_publishes_only_with_a_target_in_view(
         probe, tmp_path):
     import math
@@ -490,7 +515,10 @@ def test_nodes_run_the_halves_of_the_shipped_end_to_end_network(probe):
     path = os.path.join(os.path.dirname(shipped_model_path()), 'end2end_ee2ft.pt')
     combined = EndToEndModel.load(path)
     frame = np.random.default_rng(0).random((2, 84, 84)).astype(np.float32)
-    np.testing.assert_allclose(load_model(path).predict(frame), combined.perceive(frame), atol=1e-6)
+    np.testing.assert_allclose(load_model(path, runtime='torch').predict(frame), combined.perceive(frame),
+                               atol=1e-6)
+    # the default runtime (ncnn, docs/inference.md) runs the same half to float32 rounding
+    np.testing.assert_allclose(load_model(path).predict(frame), combined.perceive(frame), atol=5e-5)
     g = start(probe, 'controller', overrides={'control_model': path})
     try:
         assert wait_log(probe, g, 'controller', f'controller {path}: 3-DoF', 30.0), g.log('controller')

@@ -1,7 +1,9 @@
 """controller: /scene_config -> one joint step per scene configuration (the control Q-network).
 
 Subscribes to ``scene_config`` (reach_interfaces/SceneConfig), runs the control module
-(:class:`reach_core.control.ControlPolicy`, greedy over the actions its task allows) and publishes
+(:class:`reach_core.control.ControlPolicy`, greedy over the actions its task allows; per message in
+numpy, :class:`reach_core.control_numpy.NumpyPolicy`, the same actions without torch's per-operation
+overhead) and publishes
 the chosen joint deltas on ``joint_delta`` (/reach/joint_delta) as ``sensor_msgs/JointState``:
 ``name`` = [left_s1, left_e1, left_w1], ``position`` = the change of each joint in radians, exactly
 +step, -step or 0 (step = 0.04 rad, from the checkpoint's task), ``header.stamp`` = the source
@@ -162,6 +164,8 @@ class Controller(Node):
         except (CheckpointError, ToolError) as err:
             raise FatalNodeError(f'cannot load the controller: {err}') from None
         self.scene, self.arm = scene, tool_arm(tool)   # the success test's tool point
+        from reach_core.control_numpy import NumpyPolicy
+        self.fast_policy = NumpyPolicy(self.policy)   # the same greedy actions, without torch's overhead
         task = self.policy.task
         self.deltas = action_deltas(task.step)
         self.step = task.step
@@ -255,8 +259,8 @@ class Controller(Node):
         # the trial's visited configurations are recorded whether or not the rule is on, so
         # switching no_revisit on mid-trial applies it to the whole trial
         forbid = trial.no_revisit.visit(omega[None])[0] if trial.no_revisit is not None else None
-        action = int(self.policy.act(omega.astype(np.float32),
-                                     forbid=forbid if self.p['no_revisit'] else None))
+        action = int(self.fast_policy.act(omega.astype(np.float32),
+                                          forbid=forbid if self.p['no_revisit'] else None))
         if trial.no_revisit is not None:
             trial.no_revisit.moved([action])   # the odometry of no_revisit_odometry
         trial.steps += 1

@@ -10,10 +10,12 @@ Per image on ``image`` (rgb8 or bgr8, the camera's size; sensor-data QoS):
 3. estimates the scene configuration:
 
    * ``model_path`` set: the perception network (``reach_core.perception.PerceptionModel``, or
-     the perception half of a combined end-to-end checkpoint such as ``end2end_ee2ft.pt``, or of
-     its ONNX export ``end2end_ee2ft.onnx``, run by ONNX Runtime: 1.2x faster on one thread) on
-     the image cropped, greyed and scaled exactly as in training
-     (:func:`reach_core.renderer.preprocess`);
+     the perception half of a combined end-to-end checkpoint such as ``end2end_ee2ft.pt``, run
+     by ncnn (``runtime`` auto: :mod:`reach_core.perception.ncnn_runtime`, the same outputs to
+     about 1e-5, 2-2.5x faster than ONNX Runtime) or torch; or of its ONNX export
+     ``end2end_ee2ft.onnx``, run by ONNX Runtime) on the image cropped, greyed and scaled as in
+     training (:func:`reach_core.renderer.preprocess_frame`, equal to ``preprocess`` up to float32
+     rounding);
    * ``model_path`` empty: ground truth, for the simulation and for tests until a trained
      perception network exists: the joint angles from ``joint_states`` (/robot/joint_states) and
      the target set above. This is logged at start-up and in every message's ``source`` field:
@@ -40,7 +42,7 @@ from sensor_msgs.msg import Image, JointState
 from .common import (report, ACTIVE_JOINTS, CAMERA_PARAMS, COMMAND_QOS, LATCHED_QOS, PLANE_FRAME,
                      SENSOR_QOS, FatalNodeError, ImageError, Param, age_s, camera_from,
                      check_target, declare_params, fill_image, finite, image_to_rgb, in_range,
-                     joint_positions, on_set_parameters, positive, spin, tool_param)
+                     joint_positions, on_set_parameters, one_of, positive, spin, tool_param)
 
 PARAMS = [
     Param('model_path', '', 'perception network checkpoint (.pt); empty: ground truth from '
@@ -59,7 +61,11 @@ PARAMS = [
           'older than this (s)', positive),
     Param('omega_tolerance', 0.02, 'estimates this far outside [0, 1] (normalised) are clipped; '
           'farther ones are refused', positive),
-    Param('threads', 1, 'torch threads for the network', in_range(1, 256), read_only=True),
+    Param('threads', 1, 'CPU threads for the network (torch, ncnn or ONNX Runtime)', in_range(1, 256),
+          read_only=True),
+    Param('runtime', 'auto', 'CPU runtime of a .pt network: auto (ncnn when it is installed and '
+          'translates the network, else torch), ncnn, or torch; a .onnx file always runs on ONNX '
+          'Runtime', one_of('auto', 'ncnn', 'torch'), read_only=True),
     Param('camera_file', '', 'camera file of the real camera (reach calibrate): its frames are '
           'resampled into the virtual camera the network was trained for; empty: the camera is '
           'the virtual one (the simulated webcam)', read_only=True),
@@ -87,8 +93,8 @@ class ModelUnavailable(RuntimeError):
     pass
 
 
-def load_model(path: str):
-    """The perception network at ``path``, or ModelUnavailable saying why not."""
+def load_model(path: str, threads: int = 1, runtime: str = 'auto'):
+    """The perception network at ``path`` on its CPU runtime, or ModelUnavailable saying why not."""
     try:
         from reach_core.end_to_end import load_module
     except ImportError as err:
@@ -100,10 +106,25 @@ def load_model(path: str):
     try:
         if path.endswith('.onnx'):   # an exported combined network, run by ONNX Runtime
             from reach_core.end_to_end import OnnxPerception
-            return OnnxPerception(path)
-        return load_module(path, 'perception')   # a perception or combined end-to-end checkpoint
+            return OnnxPerception(path, threads)
+        model = load_module(path, 'perception')   # a perception or combined end-to-end checkpoint
     except Exception as err:  # noqa: BLE001 - the loader's own error says what is wrong
         raise ModelUnavailable(f'cannot load perception model {path}: {err}') from None
+    if runtime == 'torch':
+        return model
+    from reach_core.perception.ncnn_runtime import NcnnPerception, NcnnUnavailable
+    try:
+        return NcnnPerception(model, threads)
+    except NcnnUnavailable as err:
+        if runtime == 'ncnn':
+            raise ModelUnavailable(f'runtime ncnn: {err}') from None
+        return model   # auto: torch runs what ncnn cannot
+
+
+def runtime_name(model) -> str:
+    """ncnn, onnxruntime or torch: what runs ``model``."""
+    name = type(model).__name__
+    return {'NcnnPerception': 'ncnn', 'OnnxPerception': 'onnxruntime'}.get(name, 'torch')
 
 
 class Perception(Node):
@@ -131,11 +152,12 @@ class Perception(Node):
             try:
                 import torch
                 torch.set_num_threads(int(self.p['threads']))
-                self.model = load_model(os.path.expanduser(path))
+                self.model = load_model(os.path.expanduser(path), int(self.p['threads']),
+                                        self.p['runtime'])
                 self._check_tool(path)
                 self._set_tta(int(self.p['tta']))
                 self.source = f'network:{os.path.basename(path)}'
-                self.get_logger().info(f'perception network: {path}' + (
+                self.get_logger().info(f'perception network: {path} on {runtime_name(self.model)}' + (
                     f" (test-time augmentation: shifts up to {self.model.tta} px)"
                     if self.model.tta else ''))
             except ModelUnavailable as err:
@@ -290,7 +312,7 @@ class Perception(Node):
 
     def _network(self, frame):
         """(target, q, omega) estimated by the network, or None (logged) for a bad estimate."""
-        x = self.renderer.preprocess(frame[None], self.camera)
+        x = self.renderer.preprocess_frame(frame, self.camera)[None]
         try:
             omega = np.asarray(self.model.predict(x), dtype=np.float64).reshape(-1)
         except Exception as err:  # noqa: BLE001 - a broken model must not kill the node
