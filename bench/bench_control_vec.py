@@ -44,7 +44,7 @@ def configs(a) -> dict[str, TrainConfig]:
     shipped = load_recipe(SHIPPED_RECIPES[a.dof], TrainConfig)
     vec = load_recipe("control_vec_dof3", TrainConfig) | common
     vec.update(num_envs=a.envs, batch_size=a.batch_size, updates_per_step=a.updates_per_step,
-               total_steps=a.vec_steps or vec["total_steps"])
+               total_steps=a.vec_steps or vec["total_steps"], compile=a.compile)
     if a.device == "cpu":  # the CPU recipe's schedule and memory (the GPU recipe's suit 4096 trials)
         vec.update(buffer_size=300_000, learning_starts=10_000, eps_decay_fraction=0.5,
                    total_steps=a.vec_steps or shipped["total_steps"])
@@ -117,6 +117,8 @@ def main() -> None:
     p.add_argument("--updates-per-step", type=float, default=1 / 32)
     p.add_argument("--vec-steps", type=int, default=0, help="vectorised total_steps (0: the recipe's)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--compile", action="store_true",
+                   help="the vectorised trainer's update compiled (CUDA graphs on a GPU)")
     p.add_argument("--eval-every", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--component-seconds", type=float, default=5.0,

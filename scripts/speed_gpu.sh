@@ -4,6 +4,7 @@
 #                                            # the vectorised trainer on the GPU vs the CPU trainer
 #   bash scripts/speed_gpu.sh pipeline OUT   # reach pipeline --config pipeline_fast, stage times
 #                                            # (Table 3 is left for a CPU machine: --stop-after finetune)
+# COMPILE=1: the vectorised control trainer's update compiled (CUDA graphs).
 # Data for the pipeline: .devdata/hifi_train (reach data render --source hifi --n 200 --seed 11).
 set -euo pipefail
 PART="${1:?PART speed|pipeline}"; OUT="${2:?OUT}"
@@ -19,7 +20,8 @@ case "$PART" in
         --pool 16384 2>&1 | grep -v '^render' | tee -a "$OUT/perception_speed.txt"
     done
     "$PY" "$ROOT/bench/bench_control_vec.py" --device cuda --baseline-device cpu --budget 60 --envs 4096 \
-      --batch-size 4096 --updates-per-step 0.0078125 --eval-every 500000 2>&1 | tee "$OUT/control_vec.txt" ;;
+      --batch-size 4096 --updates-per-step 0.0078125 --eval-every 500000 ${COMPILE:+--compile} \
+      2>&1 | tee "$OUT/control_vec.txt" ;;
   pipeline)
     "$PY" -m reach_core.cli pipeline --config pipeline_fast --device cuda --hifi-train "$ROOT/.devdata/hifi_train" \
       --out "$OUT/pipe" --stop-after finetune 2>&1 | tee "$OUT/pipeline.txt" ;;

@@ -125,3 +125,37 @@ def test_the_vectorised_trainer_refuses_options_it_does_not_implement(tmp_path):
     if not torch.cuda.is_available():  # asking for a GPU where there is none is a clean error too
         with pytest.raises(CheckpointError, match="no CUDA device"):
             train(_tiny(device="cuda"), str(tmp_path / "r3"), progress=False)
+
+
+def test_the_compiled_update_changes_the_weights_as_the_eager_one_does():
+    from reach_core.control_vec import VecActor, VecLearner
+    cfg = _tiny(dof=3, hidden=(32, 32), batch_size=64, lr_final_fraction=0.5)
+    task = cfg.task()
+    actor = VecActor(cfg, task, torch.device("cpu"))
+    net = VecLearner(cfg, torch.device("cpu")).net
+    while len(actor.memory) < 256:
+        actor.step(net, 1.0)
+    gen = torch.Generator().manual_seed(3)
+    batches = [actor.memory.sample(cfg.batch_size, gen) for _ in range(6)]
+    learners = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        learner = VecLearner(TrainConfig(**{**cfg.__dict__, "compile": compiled}), torch.device("cpu"))
+        losses = []
+        for k, batch in enumerate(batches):
+            learner.set_lr(cfg.lr * (1 - 0.1 * k))
+            losses.append(float(learner.update(batch, actor.mask, task.hold_radius)))
+        learners[compiled] = (learner, losses)
+    (eager, l_eager), (comp, l_comp) = learners[False], learners[True]
+    np.testing.assert_allclose(l_comp, l_eager, rtol=1e-4, atol=1e-7)
+    for a, b in zip(eager.net.parameters(), comp.net.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    for a, b in zip(eager.policy.parameters(), comp.policy.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(eager.net.parameters(), eager.target.parameters()))
+
+
+def test_only_the_vectorised_trainer_compiles(tmp_path):
+    from reach_core.control_training import train as train_cpu
+    with pytest.raises(CheckpointError, match="--vectorised"):
+        train_cpu(_tiny(compile=True), str(tmp_path / "run"), progress=False)

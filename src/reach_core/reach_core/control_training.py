@@ -89,6 +89,8 @@ class TrainConfig:
     init_from: str = option("", "start from this control network's weights (fine-tuning; same "
                                 "architecture; none: random initialisation)", metavar="MODEL")
     device: str = option("cpu", "torch device: cpu or cuda")
+    compile: bool = option(False, "--vectorised only: the update compiled (torch.compile; on CUDA mode "
+                                  "reduce-overhead, the update replayed as CUDA graphs, as LeanRL does)")
     eval_every: int = option(25_000, "environment steps between evaluations")
     eval_trials: int = option(200, "trials per evaluation (Figure 5: 200)")
     checkpoint_every: int = option(100_000, "environment steps between checkpoints")
@@ -493,6 +495,8 @@ def _learn(cfg: TrainConfig, learner: Learner, actor: Actor, prog: Progress) -> 
 def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool = True,
           log=print) -> dict:
     """Train a control network; returns the metrics written to ``run_dir/metrics.json``."""
+    if cfg.compile:
+        raise CheckpointError("--compile is an option of the vectorised trainer (--vectorised)")
     run = Run(run_dir, rows_key="history")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

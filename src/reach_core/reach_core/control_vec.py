@@ -215,13 +215,35 @@ class VecLearner(Learner):
 
     def __init__(self, cfg: TrainConfig, dev: torch.device):
         super().__init__(cfg, dev)
-        self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, fused=dev.type == "cuda")
+        if cfg.compile:   # the learning rate a tensor, so that setting it needs no recompilation
+            self.optim = torch.optim.Adam(self.net.parameters(), lr=torch.tensor(cfg.lr, device=dev),
+                                          capturable=True, foreach=True)
+        else:
+            self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, fused=dev.type == "cuda")
         self.params = list(self.net.parameters())
         self.target_params = list(self.target.parameters())
         self.policy_params = list(self.policy.parameters())
+        self.graphs = cfg.compile and dev.type == "cuda"
+        self._step = (torch.compile(self._update, mode="reduce-overhead" if self.graphs else None)
+                      if cfg.compile else self._update)
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next updates."""
+        for group in self.optim.param_groups:
+            if torch.is_tensor(group["lr"]):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
 
     def update(self, batch, mask: torch.Tensor, hold: float) -> torch.Tensor:
-        """One double-DQN step on the one-step TD loss of Eq. 3; returns the loss tensor."""
+        """One double-DQN step on the one-step TD loss of Eq. 3; returns the loss tensor (its own
+        copy: a CUDA graph's outputs are overwritten by its next replay)."""
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        loss = self._step(batch, mask, hold)
+        return loss.clone() if self.cfg.compile else loss
+
+    def _update(self, batch, mask: torch.Tensor, hold: float) -> torch.Tensor:
         cfg = self.cfg
         obs, action, reward, next_obs, discount = batch
         next_mask = available_actions(next_obs, mask, hold, self.net.tool_length)
@@ -318,8 +340,7 @@ def _learn(cfg: TrainConfig, learner: VecLearner, actor: VecActor, prog: Progres
     """Lines 13-14: the updates owed for the steps taken (``updates_per_step`` per transition),
     on random mini-batches from the device's replay memory; returns the last loss (a tensor)."""
     prog.update_debt += cfg.updates_per_step * cfg.num_envs
-    for group in learner.optim.param_groups:
-        group["lr"] = cfg.lr * (1 + (cfg.lr_final_fraction - 1) * prog.step / cfg.total_steps)
+    learner.set_lr(cfg.lr * (1 + (cfg.lr_final_fraction - 1) * prog.step / cfg.total_steps))
     loss = None
     while prog.update_debt >= 1:
         loss = learner.update(actor.memory.sample(cfg.batch_size, actor.gen), actor.mask,
