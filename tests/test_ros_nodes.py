@@ -333,20 +333,25 @@ def test_perception_runs_a_network(probe, tmp_path):
         g.stop()
 
 
-def test_perception_runs_the_shipped_onnx_export_with_onnx_runtime_as_the_torch_network(probe):
+@pytest.mark.parametrize('model_file,runs_on,q,atol', [
+    ('end2end_ee2ft.onnx', 'end2end_ee2ft.onnx on onnxruntime', (-0.5, 1.0, 0.5), 1e-3),
+    ('end2end_ee2ft.pt', 'end2end_ee2ft.pt on ncnn', (-0.3, 0.8, 0.2), 1e-4)])
+def test_perception_runs_the_shipped_network_on_its_cpu_runtime_as_the_torch_network(
+        probe, model_file, runs_on, q, atol):
+    """The exported ONNX network on ONNX Runtime and the combined checkpoint on ncnn (the
+    default runtime) publish the torch network's estimate (test-time augmentation 1)."""
     end_to_end = pytest.importorskip('reach_core.end_to_end')
     from reach_core.renderer import add_target, preprocess, render
     models = os.path.join(os.path.dirname(reach_core.__file__), 'models')
     scenes = probe.record(SceneConfig, '/scene_config', COMMAND_QOS)
-    g = start(probe, 'perception',
-              overrides={'perception_model': os.path.join(models, 'end2end_ee2ft.onnx')})
+    g = start(probe, 'perception', overrides={'perception_model': os.path.join(models, model_file)})
     try:
         img = probe.publisher(Image, '/camera/image_raw', SENSOR_QOS)
-        assert wait_log(probe, g, 'perception', 'perception network', 20.0), g.log('perception')
+        assert wait_log(probe, g, 'perception', runs_on, 20.0), g.log('perception')
         assert probe.spin_until(lambda: img.get_subscription_count() > 0, 10.0)
         probe.spin_for(0.5)
         n = len(scenes)
-        frame = render(np.array([5.0, 5.0]), np.array([-0.5, 1.0, 0.5]))
+        frame = render(np.array([5.0, 5.0]), np.array(q))
         assert probe.spin_until(lambda: (img.publish(_image(probe, frame)) or len(scenes) > n),
                                 10.0), g.log('perception')
         got = np.array(scenes[-1][1].omega)
@@ -355,32 +360,7 @@ def test_perception_runs_the_shipped_onnx_export_with_onnx_runtime_as_the_torch_
     torch_model = end_to_end.EndToEndModel.load(os.path.join(models, 'end2end_ee2ft.pt'))
     torch_model.perception.tta = 1
     want = torch_model.perceive(preprocess(add_target(frame, np.array([0.5, 0.2])))[None])[0]
-    np.testing.assert_allclose(got, want, atol=1e-3)
-
-
-def test_perception_runs_the_shipped_combined_checkpoint_on_ncnn_as_the_torch_network(probe):
-    end_to_end = pytest.importorskip('reach_core.end_to_end')
-    from reach_core.renderer import add_target, preprocess, render
-    models = os.path.join(os.path.dirname(reach_core.__file__), 'models')
-    scenes = probe.record(SceneConfig, '/scene_config', COMMAND_QOS)
-    g = start(probe, 'perception',
-              overrides={'perception_model': os.path.join(models, 'end2end_ee2ft.pt')})
-    try:
-        img = probe.publisher(Image, '/camera/image_raw', SENSOR_QOS)
-        assert wait_log(probe, g, 'perception', 'end2end_ee2ft.pt on ncnn', 20.0), g.log('perception')
-        assert probe.spin_until(lambda: img.get_subscription_count() > 0, 10.0)
-        probe.spin_for(0.5)
-        n = len(scenes)
-        frame = render(np.array([5.0, 5.0]), np.array([-0.3, 0.8, 0.2]))
-        assert probe.spin_until(lambda: (img.publish(_image(probe, frame)) or len(scenes) > n),
-                                10.0), g.log('perception')
-        got = np.array(scenes[-1][1].omega)
-    finally:
-        g.stop()
-    torch_model = end_to_end.EndToEndModel.load(os.path.join(models, 'end2end_ee2ft.pt'))
-    torch_model.perception.tta = 1
-    want = torch_model.perceive(preprocess(add_target(frame, np.array([0.5, 0.2])))[None])[0]
-    np.testing.assert_allclose(got, want, atol=1e-4)
+    np.testing.assert_allclose(got, want, atol=atol)
 
 
 def test_perception_with_a_camera_file_and_a_physical_target_publishes_only_with_a_target_in_view(

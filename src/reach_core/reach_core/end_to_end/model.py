@@ -24,6 +24,7 @@ from ..checkpoints import (CONTROL_FORMAT, END2END_FORMAT, KIND_OF_FORMAT, PERCE
                            CheckpointError, check_format, format_of, load_checkpoint, part_of)
 from ..control import ControlPolicy, QNetwork, available_actions, load_control, masked_argmax
 from ..perception import NET_SIZE, PerceptionModel, PerceptionNet, predict_shifted
+from ..perception.model import network_images
 from ..simulator import NUM_ACTIONS, action_mask
 
 CHECKPOINT_FORMAT = END2END_FORMAT
@@ -68,16 +69,7 @@ class CombinedNet(nn.Module):
 
 
 def _check_images(images) -> np.ndarray:
-    x = np.asarray(images)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3 or x.shape[1:] != (NET_SIZE, NET_SIZE):
-        raise ValueError(f"end-to-end input must be (B, {NET_SIZE}, {NET_SIZE}) grey images in [0, 1] "
-                         f"(reach_core.renderer.preprocess), got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"end-to-end input must be float32 in [0, 1], got {x.dtype} "
-                         "(use reach_core.renderer.preprocess on uint8 frames)")
-    return x.astype(np.float32, copy=False)
+    return network_images(images, "end-to-end", finite=False)
 
 
 class EndToEndModel(Checkpointable):

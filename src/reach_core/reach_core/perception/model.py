@@ -132,19 +132,7 @@ class PerceptionModel(Checkpointable):
     def predict(self, images) -> np.ndarray:
         """Normalised Omega (B, 5) in [0, 1] of float32 (B, 84, 84) images; a clear ValueError
         for anything else."""
-        x = np.asarray(images)
-        if x.ndim == 2:
-            x = x[None]
-        if x.ndim != 3 or x.shape[1:] != (NET_SIZE, NET_SIZE):
-            raise ValueError(f"perception input must be (B, {NET_SIZE}, {NET_SIZE}) grey images "
-                             f"(reach_core.renderer.preprocess), got shape {x.shape}")
-        if x.dtype != np.float32:
-            if not np.issubdtype(x.dtype, np.floating):
-                raise ValueError(f"perception input must be float32 in [0, 1], got {x.dtype} "
-                                 f"(use reach_core.renderer.preprocess on uint8 frames)")
-            x = x.astype(np.float32)
-        if not np.all(np.isfinite(x)):
-            raise ValueError("perception input contains NaN or infinity")
+        x = network_images(images)
         device = next(self.net.parameters()).device
         t = torch.from_numpy(np.ascontiguousarray(x)).to(device)
         out = predict_shifted(self.net, t, self.tta).clamp_(0.0, 1.0)
@@ -171,6 +159,25 @@ class PerceptionModel(Checkpointable):
         net = PerceptionNet(arch)
         load_weights(net, ckpt, source, f"a {arch.arch} perception network", PerceptionCheckpointError)
         return cls(net, ckpt.get("meta", {}), tta=tta)
+
+
+def network_images(images, what: str = "perception", finite: bool = True) -> np.ndarray:
+    """The networks' input checked: float (B, 84, 84) grey images (one (84, 84) image is a batch
+    of one) -> float32; a clear ValueError naming ``what`` for another shape, an integer type
+    (uint8 frames not yet preprocessed) or, with ``finite``, NaN or infinity."""
+    x = np.asarray(images)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[1:] != (NET_SIZE, NET_SIZE):
+        raise ValueError(f"{what} input must be (B, {NET_SIZE}, {NET_SIZE}) grey images "
+                         f"(reach_core.renderer.preprocess), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what} input must be float32 in [0, 1], got {x.dtype} "
+                         f"(use reach_core.renderer.preprocess on uint8 frames)")
+    x = x.astype(np.float32, copy=False)
+    if finite and not np.all(np.isfinite(x)):
+        raise ValueError(f"{what} input contains NaN or infinity")
+    return x
 
 
 def check_tta(radius) -> int:

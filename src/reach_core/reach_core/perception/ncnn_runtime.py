@@ -30,7 +30,7 @@ from torch import nn
 
 from ..scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW
 from .config import NET_SIZE
-from .model import PerceptionModel, SpatialSoftmax, check_tta
+from .model import PerceptionModel, SpatialSoftmax, check_tta, network_images
 
 INPUT, OUTPUT = "in0", "out0"
 
@@ -294,15 +294,5 @@ class NcnnPerception:
     def predict(self, images) -> np.ndarray:
         """Normalised Omega (B, 5) in [0, 1] of float32 (B, 84, 84) images, checked as
         :meth:`PerceptionModel.predict` checks them."""
-        x = np.asarray(images)
-        if x.ndim == 2:
-            x = x[None]
-        if x.ndim != 3 or x.shape[1:] != (NET_SIZE, NET_SIZE):
-            raise ValueError(f"perception input must be (B, {NET_SIZE}, {NET_SIZE}) grey images "
-                             f"(reach_core.renderer.preprocess), got shape {x.shape}")
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(f"perception input must be float32 in [0, 1], got {x.dtype}")
-        x = x.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(x)):
-            raise ValueError("perception input contains NaN or infinity")
+        x = network_images(images)
         return np.stack([self.predict_one(im) for im in x]).astype(np.float32)
