@@ -73,9 +73,14 @@ def test_the_arm_joints_lie_on_the_planar_kinematics():
         assert np.allclose(pts[:, 1], 0.0, atol=2e-3)
 
 
-def test_the_gripper_tips_end_at_the_end_effector_point():
+@pytest.mark.parametrize("tool", [None, "electric_gripper_fingertips", "0.35"])
+def test_the_gripper_tips_end_at_the_tool_point(tool):
+    """The default world's tips at the paper's end-effector point (0.28 m from w1); the URDF's own
+    fingertips, and paddles moved for any other length, at theirs."""
     from reach_core.calibration_marker import hand_axes
-    world = pr._world()
+    from reach_core.kinematics import parse_tool
+    length = parse_tool(tool).length
+    world = pr._world() if tool is None else pr._world(length)
     q = np.array([0.4, 0.8, -0.3])
     world.set_arm(q, np.random.default_rng(0))
     wrist, along, _ = hand_axes(q)
@@ -83,7 +88,8 @@ def test_the_gripper_tips_end_at_the_end_effector_point():
         tip = np.array(world.pb.getLinkState(world.robot, world.joints[name],
                                              physicsClientId=world.cid)[4])
         reach = (tip[[0, 2]] - wrist) @ along + 0.0035     # the paddle's end past its frame
-        assert reach == pytest.approx(0.28, abs=2e-3)
+        assert reach == pytest.approx(length, abs=2e-3)
+    assert tool is not None or length == pytest.approx(0.28)
 
 
 def test_the_marker_is_detected_at_its_projected_corners():

@@ -243,18 +243,10 @@ def test_bags_and_lerobot_folders_carry_the_tool(tmp_path):
 
 
 @pytest.mark.parametrize("tool", [FINGERTIPS, "0.35"])
-def test_the_proxy_renderers_gripper_tips_end_at_the_tool_point(tool):
+def test_the_proxy_renderer_draws_another_tool_than_the_papers(tool):
+    """(Where the tips end for each tool: tests/test_proxy_renderer.py.)"""
     from reach_core import proxy_renderer as pr
-    from reach_core.calibration_marker import hand_axes
-    length = parse_tool(tool).length
-    world = pr._world(length)
     q = np.array([0.4, 0.8, -0.3])
-    world.set_arm(q, np.random.default_rng(0))
-    wrist, along, _ = hand_axes(q)
-    for name in ("l_gripper_l_finger_tip_joint", "l_gripper_r_finger_tip_joint"):
-        tip = np.array(world.pb.getLinkState(world.robot, world.joints[name],
-                                             physicsClientId=world.cid)[4])
-        assert (tip[[0, 2]] - wrist) @ along + 0.0035 == pytest.approx(length, abs=2e-3)
     frames = [pr.render_proxy(None, q, seed=5, target_mode="none", jitter=0.0, tool=t)
               for t in ("paper", tool)]
     assert np.any(frames[0] != frames[1])
