@@ -73,7 +73,7 @@ def measure(cfg: TrainConfig, seconds: float, warmup: int, components: bool) -> 
     data = T.load_data(cfg)
     net, _ = T.build_net(cfg, adapting=False)
     T.place(net, cfg, device)
-    opt = torch.optim.Adam(T.trainable_parameters(net), lr=cfg.lr)
+    opt = T.optimizer(net, cfg)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     batches = T.BatchSampler(cfg, data, device, gen)

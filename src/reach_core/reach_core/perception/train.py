@@ -138,6 +138,12 @@ def train_step(opt, net: PerceptionNet, trainee: nn.Module, teacher, batches, cf
         return optimise(opt, step_loss(trainee, teacher, batches, cfg, start), lr)
 
 
+def optimizer(net: PerceptionNet, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam over the layers --adapt-part trains, at --lr with --weight-decay."""
+    return torch.optim.Adam(trainable_parameters(net, cfg.adapt_part), lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
+
+
 def place(net: PerceptionNet, cfg: TrainConfig, device: torch.device) -> PerceptionNet:
     """The network on ``device``, in channels-last layout with --channels-last."""
     net.to(device)
@@ -394,8 +400,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     data = load_data(cfg)
     net, note = build_net(cfg, adapting=data.real is not None)
     place(net, cfg, device)
-    opt = torch.optim.Adam(trainable_parameters(net, cfg.adapt_part), lr=cfg.lr,
-                           weight_decay=cfg.weight_decay)
+    opt = optimizer(net, cfg)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     state = restore_state(run, net, opt, gen) if resume else TrainState()
