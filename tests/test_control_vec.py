@@ -117,10 +117,53 @@ def test_the_vectorised_command_writes_a_run_that_reach_eval_control_loads(tmp_p
     assert "kgps 1-DoF" in out and "20 trials" in out
 
 
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_the_device_n_step_window_gives_the_cpu_trainers_n_step_transitions(n):
+    """The same random stream of steps (trials ending in success or truncation) through the CPU
+    trainer's NStep and VecNStep: the same multiset of (Omega, a, G, Omega', discount), apart from
+    the last n - 1 steps, which VecNStep has not emitted yet and NStep keeps until they end."""
+    from reach_core.control_training import NStep
+    from reach_core.control_vec import VecNStep
+    envs, steps, gamma = 6, 60, 0.9
+    rng = np.random.default_rng(n)
+    cpu, dev = NStep(n, envs, gamma), VecNStep(n, envs, gamma, torch.device("cpu"))
+    got_cpu, got_dev = [], []
+
+    def fresh(t):   # Omega's first coordinate holds the step at which it was seen
+        o = rng.random((envs, 5), dtype=np.float32)
+        o[:, 0] = t
+        return o
+    obs = fresh(0)
+    for t in range(steps):
+        action, reward = rng.integers(0, 9, envs), rng.normal(size=envs).astype(np.float32)
+        nxt = fresh(t + 1)
+        end = rng.random(envs)
+        terminated, truncated = end < 0.1, (end >= 0.1) & (end < 0.2)
+        out = cpu.push(obs, action, reward.astype(np.float64), nxt, terminated, truncated, np.zeros(envs))
+        got_cpu += list(zip(*[np.asarray(a).tolist() for a in out[:5]])) if out else []
+        out = dev.push(*(torch.as_tensor(a) for a in (obs, action, reward, nxt, terminated, truncated)))
+        got_dev += list(zip(*[a.numpy().tolist() for a in out])) if out else []
+        obs = np.where((terminated | truncated)[:, None], fresh(t + 1), nxt)
+
+    def key(row):   # (Omega, a) identifies where a transition starts: the floats are random
+        return (tuple(np.round(row[0], 5)), row[1])
+    cpu_rows, dev_rows = {key(r): r for r in got_cpu}, {key(r): r for r in got_dev}
+    assert len(dev_rows) == len(got_dev) == (steps - n + 1) * envs
+    assert set(dev_rows) <= set(cpu_rows)
+    for k, (_, _, g, nxt, disc) in dev_rows.items():
+        _, _, g_cpu, nxt_cpu, disc_cpu = cpu_rows[k]
+        assert g == pytest.approx(g_cpu, rel=1e-5, abs=1e-5)
+        assert disc == pytest.approx(disc_cpu, rel=1e-6)
+        np.testing.assert_allclose(nxt, nxt_cpu, rtol=0, atol=1e-7)
+    # NStep's transitions that VecNStep has not emitted all start in the last n - 1 steps
+    late = [r[0][0] for k, r in cpu_rows.items() if k not in dev_rows]
+    assert all(t >= steps - n + 1 for t in late)
+
+
 def test_the_vectorised_trainer_refuses_options_it_does_not_implement(tmp_path):
-    with pytest.raises(CheckpointError, match="n_step"):
-        train(_tiny(n_step=5), str(tmp_path / "run"), progress=False)
-    assert cli_main(["train", "control", "--vectorised", "--n-step", "3", "--out", str(tmp_path / "r2"),
+    with pytest.raises(CheckpointError, match="noop_augment"):
+        train(_tiny(noop_augment=0.5), str(tmp_path / "run"), progress=False)
+    assert cli_main(["train", "control", "--vectorised", "--action-gap", "0.1", "--out", str(tmp_path / "r2"),
                      "--no-progress"]) == 2
     if not torch.cuda.is_available():  # asking for a GPU where there is none is a clean error too
         with pytest.raises(CheckpointError, match="no CUDA device"):
@@ -155,7 +198,29 @@ def test_the_compiled_update_changes_the_weights_as_the_eager_one_does():
     assert any(not torch.equal(a, b) for a, b in zip(eager.net.parameters(), eager.target.parameters()))
 
 
-def test_only_the_vectorised_trainer_compiles(tmp_path):
+def test_only_the_vectorised_trainer_compiles_and_only_on_cuda_captures_graphs(tmp_path):
     from reach_core.control_training import train as train_cpu
-    with pytest.raises(CheckpointError, match="--vectorised"):
-        train_cpu(_tiny(compile=True), str(tmp_path / "run"), progress=False)
+    for option in ("compile", "cuda_graph"):
+        with pytest.raises(CheckpointError, match="--vectorised"):
+            train_cpu(_tiny(**{option: True}), str(tmp_path / "run"), progress=False)
+    with pytest.raises(CheckpointError, match="--cuda-graph needs --device cuda"):
+        train(_tiny(cuda_graph=True), str(tmp_path / "r2"), progress=False)
+
+
+def test_the_device_evaluation_gives_the_numpy_evaluations_figures():
+    """run_trials_on_device (the vectorised trainer's periodic evaluation) draws other trials than
+    run_trials: the same success rate, distances and trial lengths within sampling error, for
+    the shipped 3-DoF controller and for an untrained network."""
+    from reach_core.control import QNetwork
+    from reach_core.control_vec import run_trials_on_device
+    from reach_core.configs import MODELS
+    shipped = ControlPolicy.load(MODELS / "control_dof3.pt")
+    torch.manual_seed(0)
+    untrained = ControlPolicy(QNetwork(), TaskConfig(dof=3), {})
+    for policy in (shipped, untrained):
+        dev = run_trials_on_device(policy, policy.task, 300, seed=3)
+        ref = run_trials(policy.act, policy.task, 300)
+        assert dev.trials == 300 and abs(dev.success_rate - ref.success_rate) <= 0.04, (dev, ref)
+        assert abs(dev.d_med_cm - ref.d_med_cm) <= 0.1 * ref.d_med_cm + 0.3, (dev, ref)
+        assert abs(dev.mean_steps - ref.mean_steps) <= 0.15 * ref.mean_steps, (dev, ref)
+    assert dev.success_rate < 0.2 and dev.mean_steps > 200

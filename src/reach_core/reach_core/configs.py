@@ -76,8 +76,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls, recipes: bool = True) 
             kw["choices"] = meta["choices"]
         if meta.get("metavar"):
             kw["metavar"] = meta["metavar"]
-        if kind is bool and f.default is not True:
-            kw["action"] = "store_true"
+        if kind is bool and f.default is not True:   # --flag, and --no-flag against a recipe's true
+            kw["action"] = argparse.BooleanOptionalAction
         elif kind is bool:
             kw.update(type=_truth, metavar="BOOL")
         elif kind is tuple:

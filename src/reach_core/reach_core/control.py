@@ -32,15 +32,27 @@ __all__ = ["CHECKPOINT_FORMAT", "END2END_FORMAT", "PAPER_HIDDEN", "CheckpointErr
            "load_control", "masked_argmax", "save_atomic", "target_distance"]
 
 
+_CONSTANTS: dict = {}
+
+
+def _constant(key, values, like: torch.Tensor) -> torch.Tensor:
+    """``values`` as a tensor of ``like``'s dtype and device, made once per key, dtype and device:
+    a fresh ``torch.as_tensor`` at every call would copy from the host each time, which on CUDA
+    waits for the stream and cannot be captured in a CUDA graph."""
+    k = (key, like.dtype, like.device)
+    t = _CONSTANTS.get(k)
+    if t is None:
+        t = _CONSTANTS[k] = torch.as_tensor(np.asarray(values, np.float64), dtype=like.dtype, device=like.device)
+    return t
+
+
 def forward_kinematics(q: torch.Tensor, tool_length: float = PAPER_TOOL
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Baxter's planar forward kinematics in torch (differentiable): tool point (..., 2) in
     metres, ``tool_length`` from w1, and cos/sin of the three link directions; same model as
     :mod:`reach_core.kinematics` (:meth:`~reach_core.kinematics.PlanarArm.with_tool`)."""
-    lengths = torch.as_tensor(LINK_LENGTHS, dtype=q.dtype, device=q.device)
-    if tool_length != PAPER_TOOL:
-        lengths = torch.cat([lengths[:2], lengths.new_tensor([tool_length])])
-    beta = torch.cumsum(q, dim=-1) + torch.as_tensor(LINK_ANGLE_OFFSETS, dtype=q.dtype, device=q.device)
+    lengths = _constant(("lengths", float(tool_length)), [*LINK_LENGTHS[:2], tool_length], q)
+    beta = torch.cumsum(q, dim=-1) + _constant("offsets", LINK_ANGLE_OFFSETS, q)
     # (the paper's last link has no angle offset: a = 0, so a tool along the hand keeps it)
     cos, sin = torch.cos(beta), torch.sin(beta)
     ee = torch.stack([(lengths * cos).sum(-1), -(lengths * sin).sum(-1)], -1)
@@ -49,8 +61,7 @@ def forward_kinematics(q: torch.Tensor, tool_length: float = PAPER_TOOL
 
 def target_distance(omega: torch.Tensor, tool_length: float = PAPER_TOOL) -> torch.Tensor:
     """Tool point to target distance (metres) of normalised scene configurations."""
-    low = torch.as_tensor(OMEGA_LOW, dtype=omega.dtype, device=omega.device)
-    span = torch.as_tensor(OMEGA_HIGH - OMEGA_LOW, dtype=omega.dtype, device=omega.device)
+    low, span = _constant("omega_low", OMEGA_LOW, omega), _constant("omega_span", OMEGA_HIGH - OMEGA_LOW, omega)
     phys = low + omega * span
     return (phys[..., :2] - forward_kinematics(phys[..., 2:], tool_length)[0]).norm(dim=-1)
 

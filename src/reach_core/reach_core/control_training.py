@@ -91,6 +91,8 @@ class TrainConfig:
     device: str = option("cpu", "torch device: cpu or cuda")
     compile: bool = option(False, "--vectorised only: the update compiled (torch.compile; on CUDA mode "
                                   "reduce-overhead, the update replayed as CUDA graphs, as LeanRL does)")
+    cuda_graph: bool = option(False, "--vectorised on CUDA only: the update captured once as a CUDA graph "
+                                     "and replayed (no compilation; the same weights as eager updates)")
     eval_every: int = option(25_000, "environment steps between evaluations")
     eval_trials: int = option(200, "trials per evaluation (Figure 5: 200)")
     checkpoint_every: int = option(100_000, "environment steps between checkpoints")
@@ -465,11 +467,16 @@ def _resume(run: Run, cfg: TrainConfig, learner: Learner, actor: Actor, log) -> 
     return prog
 
 
-def _evaluate(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner, prog: Progress) -> dict:
-    """A periodic evaluation (a new set of trials each time); the best policy is saved as best.pt."""
+def _evaluate(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner, prog: Progress,
+              trials=None) -> dict:
+    """A periodic evaluation (a new set of trials each time); the best policy is saved as best.pt.
+    ``trials(policy, task, n, seed)`` runs them (default: :func:`run_trials` on the greedy policy)."""
     learner.policy.eval()
-    res = run_trials(_policy(cfg, learner.policy, task, prog.step).act, task, cfg.eval_trials,
-                     seed=EVAL_SEED + 1 + len(run.rows))
+    policy, seed = _policy(cfg, learner.policy, task, prog.step), EVAL_SEED + 1 + len(run.rows)
+    if trials is None:
+        res = run_trials(policy.act, task, cfg.eval_trials, seed=seed)
+    else:
+        res = trials(policy, task, cfg.eval_trials, seed)
     learner.policy.train()
     h = run.record({"step": prog.step, "updates": prog.updates, "epsilon": cfg.epsilon(prog.step),
                     "success_rate": res.success_rate, "d_med_cm": res.d_med_cm,
@@ -495,8 +502,9 @@ def _learn(cfg: TrainConfig, learner: Learner, actor: Actor, prog: Progress) -> 
 def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool = True,
           log=print) -> dict:
     """Train a control network; returns the metrics written to ``run_dir/metrics.json``."""
-    if cfg.compile:
-        raise CheckpointError("--compile is an option of the vectorised trainer (--vectorised)")
+    if cfg.compile or cfg.cuda_graph:
+        raise CheckpointError(f"--{'compile' if cfg.compile else 'cuda-graph'} is an option of the "
+                              "vectorised trainer (--vectorised)")
     run = Run(run_dir, rows_key="history")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -519,10 +527,10 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
 
 
 def _evaluate_and_report(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner,
-                         prog: Progress, eps: float, bar, progress: bool, log) -> bool:
-    """A periodic evaluation, shown on the bar (or logged without one); True when the success
-    rate reached ``stop_success`` (then logged)."""
-    h = _evaluate(run, cfg, task, learner, prog)
+                         prog: Progress, eps: float, bar, progress: bool, log, trials=None) -> bool:
+    """A periodic evaluation (:func:`_evaluate`), shown on the bar (or logged without one); True
+    when the success rate reached ``stop_success`` (then logged)."""
+    h = _evaluate(run, cfg, task, learner, prog, trials)
     bar.set_postfix(eps=f"{eps:.2f}", success=f"{h['success_rate']:.3f}", loss=f"{prog.loss:.2e}")
     if not progress:
         log(f"step {prog.step:>9,}  eps {eps:.2f}  success {h['success_rate']:.3f}  "

@@ -15,15 +15,16 @@ CleanRL/PureJaxRL shape: one loop, top to bottom.
 
 Same run folder and files as ``reach train control`` (``config.json``, ``model.pt``,
 ``best.pt``, ``checkpoint.pt``, ``progress.csv``, ``metrics.json``, ``learning_curve.png``), and
-the same periodic evaluation (:func:`reach_core.control_training._evaluate`, the NumPy simulator
-and :func:`reach_core.evaluation.run_trials`); ``model.pt`` is a ``reach.control/1`` checkpoint
+the same periodic evaluation protocol (:func:`reach_core.control_training._evaluate`), run on the
+device (:func:`run_trials_on_device`, :func:`reach_core.evaluation.run_trials`' protocol on
+:class:`TorchReachEnv`); ``model.pt`` is a ``reach.control/1`` checkpoint
 that ``reach eval control`` loads.  Usage::
 
     reach train control --vectorised --envs 4096 --device cuda --config control_vec_dof3 --out runs/v3
 
-Supported :class:`~reach_core.control_training.TrainConfig` options: everything but the n-step
-returns, ``noop_augment``, ``action_gap``, ``guide_margin`` and resuming, which are refused with
-a clear error rather than silently ignored.
+Supported :class:`~reach_core.control_training.TrainConfig` options: everything (n-step returns
+included, :class:`VecNStep`) but ``noop_augment``, ``action_gap``, ``guide_margin`` and resuming,
+which are refused with a clear error rather than silently ignored.
 """
 from __future__ import annotations
 
@@ -39,12 +40,13 @@ from .checkpoints import CheckpointError
 from .control import available_actions, masked_argmax
 from .control_training import (Learner, Progress, TrainConfig, _evaluate_and_report, _finish, _init_weights,
                                _save_checkpoint)
+from .evaluation import EvalResult
 from .kinematics import TARGET_BOX, PlanarArm
 from .runs import Run
 from .scene import OMEGA_HIGH, OMEGA_LOW
 from .simulator import ACTIVE_JOINTS, NUM_ACTIONS, TaskConfig, action_deltas, action_mask
 
-UNSUPPORTED = {"n_step": 1, "noop_augment": 0.0, "action_gap": 0.0, "guide_margin": 0.0}
+UNSUPPORTED = {"noop_augment": 0.0, "action_gap": 0.0, "guide_margin": 0.0}
 
 
 class TorchReachEnv:
@@ -169,7 +171,7 @@ class TorchReachEnv:
 
 class DeviceReplay:
     """Circular replay memory D of (Omega, a, r, Omega', discount), all tensors on the device.
-    ``discount`` is gamma, or 0 after a success (a one-step target, Eq. 3)."""
+    ``discount`` is gamma^k after k steps (:class:`VecNStep`; one step: Eq. 3), 0 after a success."""
 
     FIELDS = ("obs", "action", "reward", "next_obs", "discount")
 
@@ -200,6 +202,85 @@ class DeviceReplay:
         return tuple(getattr(self, name)[idx] for name in self.FIELDS)
 
 
+class VecNStep:
+    """n-step returns for all trials at once, on the device: the transitions of
+    :class:`~reach_core.control_training.NStep` (the CPU trainer's), emitted in another order.
+
+    A window holds every trial's last ``n`` steps (Omega, a, r, the Omega after the step, and
+    whether the trial ended there).  Once it is full, each :meth:`push` emits one transition per
+    trial, the one that starts at the window's oldest step: G = sum_i gamma^i r_i over the steps
+    up to the trial's end (the first step in the window where it ended, if any), the Omega after
+    the last of those steps, and discount gamma^k for k steps, or 0 if the trial ended in success.
+    Every push emits the same number of transitions, so nothing goes back to the host; the last
+    n - 1 steps of a run are never emitted.  ``n`` 1: the one-step transitions of Eq. 3.
+    """
+
+    def __init__(self, n: int, num_envs: int, gamma: float, dev: torch.device):
+        self.n, self.gamma, self.pushed = int(n), float(gamma), 0
+        self.obs = torch.zeros((n, num_envs, 5), device=dev)
+        self.next_obs = torch.zeros((n, num_envs, 5), device=dev)
+        self.action = torch.zeros((n, num_envs), dtype=torch.int64, device=dev)
+        self.reward = torch.zeros((n, num_envs), device=dev)
+        self.done = torch.zeros((n, num_envs), dtype=torch.bool, device=dev)
+        self.terminated = torch.zeros_like(self.done)
+        self.powers = gamma ** torch.arange(n + 1, dtype=torch.float32, device=dev)
+        # the window's steps oldest first, for each position of the newest slot
+        self.order = [torch.arange(p + 1, p + 1 + n, device=dev) % n for p in range(n)]
+
+    def push(self, obs, action, reward, next_obs, terminated, truncated) -> tuple[torch.Tensor, ...]:
+        """Add one step of every trial; returns (Omega, a, G, Omega', discount), one per trial, or
+        () while the window fills."""
+        slot = self.pushed % self.n
+        for name, value in (("obs", obs), ("action", action), ("reward", reward), ("next_obs", next_obs),
+                            ("done", terminated | truncated), ("terminated", terminated)):
+            getattr(self, name)[slot] = value
+        self.pushed += 1
+        if self.pushed < self.n:
+            return ()
+        order = self.order[slot]
+        done, reward = self.done[order], self.reward[order]
+        # step i counts if the trial did not end before it; `last` is where it ended, else n - 1
+        counts = (torch.cumsum(done, 0) - done.long()) == 0
+        last = torch.where(done.any(0), done.long().argmax(0), self.n - 1)
+        g = (self.powers[:self.n, None] * counts * reward).sum(0)
+        ends = order[last]
+        cols = torch.arange(done.shape[1], device=done.device)
+        success = self.terminated[ends, cols]
+        discount = torch.where(success, 0.0, self.powers[last + 1])
+        return self.obs[order[0]], self.action[order[0]], g, self.next_obs[ends, cols], discount
+
+
+def run_trials_on_device(policy, task: TaskConfig, trials: int = 400, seed: int = 0) -> EvalResult:
+    """:func:`reach_core.evaluation.run_trials`' protocol (the trials side by side, each until it
+    succeeds or reaches the step limit, the greedy available action of ``policy``, a
+    :class:`~reach_core.control.ControlPolicy`) on :class:`TorchReachEnv` in float64, on the
+    policy's device: the periodic evaluations of the vectorised trainer, which would otherwise
+    wait for the NumPy simulator.  The trials are drawn by torch's generator, so a seed gives
+    other trials than run_trials' (the benchmark figures come from run_trials on best.pt)."""
+    net = policy.net
+    dev = next(net.parameters()).device
+    env = TorchReachEnv(trials, task, dev, dtype=torch.float64, seed=seed, auto_reset=False)
+    mask = policy.mask.to(dev)
+    active = torch.ones(trials, dtype=torch.bool, device=dev)
+    success, final_d = torch.zeros_like(active), env.distance()
+    returns = torch.zeros(trials, dtype=torch.float64, device=dev)
+    steps = torch.zeros(trials, dtype=torch.int64, device=dev)
+    for t in range(task.max_steps):
+        obs = env.observe()
+        with torch.no_grad():
+            a = masked_argmax(net(obs), available_actions(obs, mask, task.hold_radius, task.arm.tool_length))
+        res = env.step(a)
+        returns += res["reward"] * active
+        steps += active
+        final_d = torch.where(active, res["distance"], final_d)
+        success = torch.where(active, res["terminated"], success)
+        active &= ~(res["terminated"] | res["truncated"])
+        if t % 16 == 15 and not bool(active.any()):
+            break
+    return EvalResult.of_trials(final_d.cpu().numpy(), success.cpu().numpy(), returns.cpu().numpy(),
+                                steps.cpu().numpy())
+
+
 def check_supported(cfg: TrainConfig) -> None:
     """Refuse the :class:`TrainConfig` options the vectorised trainer does not implement."""
     bad = [k for k, v in UNSUPPORTED.items() if getattr(cfg, k) != v]
@@ -215,7 +296,9 @@ class VecLearner(Learner):
 
     def __init__(self, cfg: TrainConfig, dev: torch.device):
         super().__init__(cfg, dev)
-        if cfg.compile:   # the learning rate a tensor, so that setting it needs no recompilation
+        if cfg.cuda_graph and (cfg.compile or dev.type != "cuda"):
+            raise CheckpointError("--cuda-graph needs --device cuda and no --compile")
+        if cfg.compile or cfg.cuda_graph:   # lr a tensor: setting it needs no recompilation or capture
             self.optim = torch.optim.Adam(self.net.parameters(), lr=torch.tensor(cfg.lr, device=dev),
                                           capturable=True, foreach=True)
         else:
@@ -226,6 +309,8 @@ class VecLearner(Learner):
         self.graphs = cfg.compile and dev.type == "cuda"
         self._step = (torch.compile(self._update, mode="reduce-overhead" if self.graphs else None)
                       if cfg.compile else self._update)
+        self._graph = None     # cuda_graph: the captured update, its input buffers and loss
+        self._inputs, self._loss = [], None
 
     def set_lr(self, lr: float) -> None:
         """The learning rate of the next updates."""
@@ -236,12 +321,53 @@ class VecLearner(Learner):
                 group["lr"] = lr
 
     def update(self, batch, mask: torch.Tensor, hold: float) -> torch.Tensor:
-        """One double-DQN step on the one-step TD loss of Eq. 3; returns the loss tensor (its own
-        copy: a CUDA graph's outputs are overwritten by its next replay)."""
+        """One double-DQN step on the TD loss of Eq. 3 (n-step targets where the transitions are);
+        returns the loss tensor (its own copy: a CUDA graph's outputs are overwritten by its next
+        replay)."""
+        if self.cfg.cuda_graph:
+            return self._replay(batch, mask, hold)
         if self.graphs:
             torch.compiler.cudagraph_mark_step_begin()
         loss = self._step(batch, mask, hold)
         return loss.clone() if self.cfg.compile else loss
+
+    def _replay(self, batch, mask: torch.Tensor, hold: float) -> torch.Tensor:
+        """The update as a CUDA graph: the batch copied into the graph's input buffers, one
+        replay (one launch for the whole update), the loss copied out."""
+        if self._graph is None:
+            self._capture(batch, mask, hold)
+        for buf, value in zip(self._inputs, batch):
+            buf.copy_(value)
+        self._graph.replay()
+        return self._loss.clone()
+
+    def _capture(self, batch, mask: torch.Tensor, hold: float) -> None:
+        """Capture one update (PyTorch's whole-network recipe): three warm-up updates on a side
+        stream make Adam's state and the cached constants; then the networks and Adam's state are
+        put back as they were (state made by the warm-up: zeros, Adam's start), so that the run's
+        updates are the eager ones."""
+        weights = self.params + self.target_params + self.policy_params
+        saved = [w.detach().clone() for w in weights]
+        before = {p: {k: v.clone() for k, v in st.items() if torch.is_tensor(v)}
+                  for p, st in self.optim.state.items()}
+        self._inputs = [b.clone() for b in batch]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.no_grad():
+            for _ in range(3):
+                with torch.enable_grad():
+                    self._update(self._inputs, mask, hold)
+            for w, v in zip(weights, saved):
+                w.copy_(v)
+            for p, st in self.optim.state.items():
+                for k, v in st.items():
+                    if torch.is_tensor(v):
+                        v.copy_(before[p][k]) if p in before else v.zero_()
+        torch.cuda.current_stream().wait_stream(side)
+        self.optim.zero_grad(set_to_none=True)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph):
+            self._loss = self._update(self._inputs, mask, hold)
 
     def _update(self, batch, mask: torch.Tensor, hold: float) -> torch.Tensor:
         cfg = self.cfg
@@ -276,6 +402,7 @@ class VecActor:
         self.cfg, self.task, self.dev = cfg, task, dev
         self.env = TorchReachEnv(cfg.num_envs, task, dev, seed=cfg.seed + 1)
         self.memory = DeviceReplay(cfg.buffer_size, dev)
+        self.nstep = VecNStep(cfg.n_step, cfg.num_envs, cfg.gamma, dev)
         self.gen = torch.Generator(device=dev).manual_seed(cfg.seed + 2)
         self.mask = self.env.action_mask
         self.obs = self.env.observe()
@@ -302,8 +429,10 @@ class VecActor:
         r = res["reward"]
         if cfg.success_bonus > 0:  # variant: a success closer to the target is worth more
             r = r + cfg.success_bonus * res["terminated"] * (1.0 - res["distance"] / self.task.delta)
-        discount = cfg.gamma * (~res["terminated"]).float()
-        self.memory.add(self.obs, actions, r, res["final_obs"], discount)
+        transitions = self.nstep.push(self.obs, actions, r, res["final_obs"], res["terminated"],
+                                      res["truncated"])
+        if transitions:
+            self.memory.add(*transitions)
         self.obs = res["obs"]
 
     def state(self, run: Run) -> dict:
@@ -368,7 +497,8 @@ def _loop(run: Run, cfg: TrainConfig, task: TaskConfig, learner: VecLearner, act
         if prog.step >= next_eval or prog.step >= cfg.total_steps or timed_out:
             next_eval += cfg.eval_every * max(1, (prog.step - next_eval) // cfg.eval_every + 1)
             prog.loss = float("nan") if loss is None else loss.item()
-            if _evaluate_and_report(run, cfg, task, learner, prog, eps, bar, progress, log):
+            if _evaluate_and_report(run, cfg, task, learner, prog, eps, bar, progress, log,
+                                    trials=run_trials_on_device):
                 break
             if timed_out:
                 log(f"stopping at step {prog.step:,}: time budget of {cfg.time_budget:.0f} s spent")

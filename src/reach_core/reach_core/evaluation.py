@@ -36,6 +36,21 @@ class EvalResult:
     final_distance_m: np.ndarray
     success: np.ndarray
 
+    @classmethod
+    def of_trials(cls, final_d: np.ndarray, success: np.ndarray, returns: np.ndarray, steps: np.ndarray,
+                  camera: CameraConfig = DEFAULT_CAMERA) -> "EvalResult":
+        """The figures of trials with these final distances (m), success flags, returns and
+        numbers of actions."""
+        d_cm = final_d * 100.0
+        px = final_d / camera.m_per_net_px
+        return cls(
+            trials=len(final_d),
+            success_rate=float(success.mean()),
+            d_med_cm=float(np.median(d_cm)), d_q3_cm=float(np.percentile(d_cm, 75)),
+            d_med_px=float(np.median(px)), d_q3_px=float(np.percentile(px, 75)),
+            mean_return=float(returns.mean()), mean_steps=float(steps.mean()),
+            final_distance_m=final_d, success=success)
+
     def summary(self) -> dict:
         out = asdict(self)
         out.pop("final_distance_m")
@@ -67,15 +82,7 @@ def run_trials(policy: Callable[[np.ndarray], np.ndarray], task: TaskConfig, tri
         success[active] = res.terminated[active]
         active &= ~(res.terminated | res.truncated)
         # trials that have ended keep being stepped (vectorised) but nothing of theirs is recorded
-    d_cm = final_d * 100.0
-    px = final_d / camera.m_per_net_px
-    return EvalResult(
-        trials=trials,
-        success_rate=float(success.mean()),
-        d_med_cm=float(np.median(d_cm)), d_q3_cm=float(np.percentile(d_cm, 75)),
-        d_med_px=float(np.median(px)), d_q3_px=float(np.percentile(px, 75)),
-        mean_return=float(returns.mean()), mean_steps=float(steps.mean()),
-        final_distance_m=final_d, success=success)
+    return EvalResult.of_trials(final_d, success, returns, steps, camera)
 
 
 def format_table(rows: dict[str, EvalResult], title: str = "") -> str:
