@@ -335,7 +335,14 @@ class VecLearner(Learner):
         """The update as a CUDA graph: the batch copied into the graph's input buffers, one
         replay (one launch for the whole update), the loss copied out."""
         if self._graph is None:
-            self._capture(batch, mask, hold)
+            try:
+                self._capture(batch, mask, hold)
+            except RuntimeError as err:   # not expected; the run goes on with eager updates, said once
+                print(f"warning: CUDA graph capture failed ({str(err).splitlines()[0]}); eager updates",
+                      file=sys.stderr, flush=True)
+                self.cfg.cuda_graph, self._graph = False, None
+                torch.cuda.synchronize()
+                return self._update(batch, mask, hold)
         for buf, value in zip(self._inputs, batch):
             buf.copy_(value)
         self._graph.replay()
@@ -460,6 +467,8 @@ def train(cfg: TrainConfig, run_dir: str, resume: bool = False, progress: bool =
         _init_weights(cfg, [learner.net, learner.target, learner.policy])
         log(f"initialised from {cfg.init_from}")
     run.write_config(cfg)
+    mode = "a CUDA graph" if cfg.cuda_graph else "compiled" if cfg.compile else "eager"
+    log(f"vectorised trainer: {cfg.num_envs} trials on {dev}, {cfg.n_step}-step returns, the update {mode}")
     prog = Progress()
     _loop(run, cfg, task, learner, actor, prog, progress, log)
     return _finish(run, cfg, task, learner, actor, prog, log)
