@@ -42,7 +42,8 @@ def _constant(key, values, like: torch.Tensor) -> torch.Tensor:
     k = (key, like.dtype, like.device)
     t = _CONSTANTS.get(k)
     if t is None:
-        t = _CONSTANTS[k] = torch.as_tensor(np.asarray(values, np.float64), dtype=like.dtype, device=like.device)
+        t = torch.as_tensor(np.asarray(values, np.float64), dtype=like.dtype, device=like.device)
+        _CONSTANTS[k] = t
     return t
 
 
@@ -61,7 +62,8 @@ def forward_kinematics(q: torch.Tensor, tool_length: float = PAPER_TOOL
 
 def target_distance(omega: torch.Tensor, tool_length: float = PAPER_TOOL) -> torch.Tensor:
     """Tool point to target distance (metres) of normalised scene configurations."""
-    low, span = _constant("omega_low", OMEGA_LOW, omega), _constant("omega_span", OMEGA_HIGH - OMEGA_LOW, omega)
+    low = _constant("omega_low", OMEGA_LOW, omega)
+    span = _constant("omega_span", OMEGA_HIGH - OMEGA_LOW, omega)
     phys = low + omega * span
     return (phys[..., :2] - forward_kinematics(phys[..., 2:], tool_length)[0]).norm(dim=-1)
 
