@@ -80,7 +80,8 @@ def configs(a) -> dict[str, TrainConfig]:
         if a.device == "cpu":  # CPU sizes, and the CPU recipe's schedule and memory
             sizes = {"num_envs": 1024, "batch_size": 1024, "updates_per_step": 1 / 32,
                      "buffer_size": 300_000, "learning_starts": 10_000, "eps_decay_fraction": 0.5,
-                     "total_steps": shipped["total_steps"], "cuda_graph": False} | {k: v for k, v in sizes.items() if v}
+                     "total_steps": shipped["total_steps"], "cuda_graph": False
+                     } | {k: v for k, v in sizes.items() if v}
         vec |= {k: v for k, v in sizes.items() if v is not None} | sets
         out[f"vectorised ({spec})"] = TrainConfig(**vec)
     return out

@@ -96,7 +96,8 @@ def build_stages(plan: dict, out: Path, device: str, hifi_train: str | None) -> 
     ft_threads = plan["ft_threads"] or min(8, os.cpu_count() or 1)
     ctl = ["train", "control", "--threads", str(plan["control_threads"]), "--force", "--no-progress"]
     if plan.get("control_vectorised"):   # the device-resident trainer (control_vec) on --device
-        ctl += ["--vectorised", "--device", device] + ([] if device.startswith("cuda") else ["--no-cuda-graph"])
+        ctl += ["--vectorised", "--device", device]
+        ctl += [] if device.startswith("cuda") else ["--no-cuda-graph"]   # CUDA graphs need a GPU
     stages = [
         Stage("data", "hifi data", None if hifi_train else
               ["data", "render", "--source", "hifi", "--n", str(plan["data_n"]), "--seed",
