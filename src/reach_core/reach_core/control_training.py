@@ -92,7 +92,7 @@ class TrainConfig:
     compile: bool = option(False, "--vectorised only: the update compiled (torch.compile; on CUDA mode "
                                   "reduce-overhead, the update replayed as CUDA graphs, as LeanRL does)")
     cuda_graph: bool = option(False, "--vectorised on CUDA only: the update captured once as a CUDA graph "
-                                     "and replayed (no compilation; the same weights as eager updates)")
+                                     "and replayed (no compilation; eager updates' arithmetic)")
     eval_every: int = option(25_000, "environment steps between evaluations")
     eval_trials: int = option(200, "trials per evaluation (Figure 5: 200)")
     checkpoint_every: int = option(100_000, "environment steps between checkpoints")
