@@ -40,21 +40,18 @@ from reach_core.configs import load_recipe
 from reach_core.control import ControlPolicy
 from reach_core.control_training import SHIPPED_RECIPES, TrainConfig
 from reach_core.evaluation import EVAL_SEED, run_trials
+from reach_core.sweep import parse_value
 
 
 def _variant(spec: str) -> tuple[list[str], dict]:
-    """``recipe[,recipe...][,key=value...]``: recipe overlays, then settings (YAML values)."""
-    import yaml
+    """``recipe[,recipe...][,key=value...]``: recipe overlays, then settings (parsed as the
+    setting's type, as ``reach sweep --vary`` does)."""
     names, sets = [], {}
     for item in filter(None, spec.split(",")):
-        if "=" in item:
-            key, value = item.split("=", 1)
-            value = yaml.safe_load(value)
-            try:   # YAML reads 5e-4 (no dot) as a string
-                value = float(value) if isinstance(value, str) else value
-            except ValueError:
-                pass
-            sets[key.strip().replace("-", "_")] = value
+        key, sep, value = item.partition("=")
+        if sep:
+            key = key.strip().replace("-", "_")
+            sets[key] = parse_value(TrainConfig, key, value.strip())
         else:
             names.append(item.strip())
     return names or ["control_vec_dof3"], sets
