@@ -127,8 +127,9 @@ def graph_matches_eager(cfg: TrainConfig, updates: int = 20) -> float:
     replayed as a CUDA graph against the eager update, from the same initial weights."""
     dev, task = torch.device(cfg.device), cfg.task()
     actor = control_vec.VecActor(cfg, task, dev)
+    acting = control_vec.VecLearner(replace(cfg, cuda_graph=False), dev).net
     while len(actor.memory) < max(cfg.batch_size, 4 * cfg.num_envs):
-        actor.step(control_vec.VecLearner(replace(cfg, cuda_graph=False), dev).net, 1.0)
+        actor.step(acting, 1.0)
     batches = [actor.memory.sample(cfg.batch_size, actor.gen) for _ in range(updates)]
     nets = []
     for graph in (False, True):

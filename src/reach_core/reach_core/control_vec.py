@@ -216,7 +216,7 @@ class VecNStep:
     """
 
     def __init__(self, n: int, num_envs: int, gamma: float, dev: torch.device):
-        self.n, self.gamma, self.pushed = int(n), float(gamma), 0
+        self.n, self.pushed = int(n), 0
         self.obs = torch.zeros((n, num_envs, 5), device=dev)
         self.next_obs = torch.zeros((n, num_envs, 5), device=dev)
         self.action = torch.zeros((n, num_envs), dtype=torch.int64, device=dev)
