@@ -3,7 +3,8 @@ each speed option, side by side in one run, on one device.
 
     python bench/bench_perception_speed.py [--device cuda] [--seconds 15] [--batch 256]
         [--variants fp32,channels_last,bf16,bf16+channels_last,bf16+channels_last+compile]
-        (an option batchN in a variant: that mini-batch instead, e.g. fp32,fp32+batch1024)
+        (an option batchN in a variant: that mini-batch instead, e.g. fp32,fp32+batch1024;
+         chunkN: the online pool renewed N scenes at a time, e.g. fp32+chunk8192)
         [--recipe perception_sim_dr] [--pool 65536]
 
 Each variant builds the recipe's run (the shipped spatial-softmax network from scratch, scenes
@@ -11,7 +12,9 @@ rendered online into the pool, the same mini-batches) with the options its name 
 (``precision: bf16``, ``channels_last``, ``compile``), runs warm-up steps (the compilation, for
 ``compile``; timed and printed apart), then times ``perception.train.train_step`` -- the loop's own
 step: sampling (the renderer's pool refresh, augmentation), forward, backward, Adam -- for
-``--seconds``.  Two components are timed alone for the baseline and the fastest variant: the
+``--seconds``.  On a GPU, a few more steps run under torch's profiler: the kernels' time per step
+against the step's wall time (``GPU busy``; well under 100 %: the host's launches, not the GPU,
+set the pace).  Two components are timed alone for the baseline and the fastest variant: the
 sampler (rendering kept ahead of the network or not) and the network's update on a fixed batch.
 Prints images/s per variant and its ratio to fp32.  The accuracy side (SIM e <= 0.005 within a
 budget) is a training run: ``reach train perception --config perception_sim_dr --precision bf16
@@ -44,6 +47,9 @@ def variant_config(base: TrainConfig, name: str) -> TrainConfig:
         if part.startswith("batch") and part[5:].isdigit():   # batch1024: another mini-batch size
             opts["batch"] = int(part[5:])
             continue
+        if part.startswith("chunk") and part[5:].isdigit():   # chunk8192: the pool's render chunk
+            opts["online_chunk"] = int(part[5:])
+            continue
         if part not in OPTIONS:
             raise SystemExit(f"unknown option {part!r} in variant {name!r}; options: {', '.join(OPTIONS)}")
         opts |= OPTIONS[part]
@@ -66,6 +72,24 @@ def _rate(fn, seconds: float, device: torch.device) -> float:
             _sync(device)
     _sync(device)
     return n / (time.perf_counter() - t0)
+
+
+def kernel_seconds_per_step(step, device: torch.device, steps: int = 128) -> float:
+    """The GPU kernels' time per call of ``step``, from torch's profiler (the pool's render chunks
+    included in proportion when ``steps`` spans several)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    _sync(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        _sync(device)
+    events = prof.key_averages()
+    kernels = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA)
+    # (the kernels are listed as events of their own; else their time is the launching ops')
+    us = kernels or sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CPU)
+    return us * 1e-6 / steps
 
 
 def measure(cfg: TrainConfig, seconds: float, warmup: int, components: bool) -> dict:
@@ -93,6 +117,11 @@ def measure(cfg: TrainConfig, seconds: float, warmup: int, components: bool) -> 
         step()
     _sync(device)
     row = {"warmup_s": time.perf_counter() - t0, "steps_per_s": _rate(step, seconds, device)}
+    if device.type == "cuda":
+        try:
+            row["gpu_busy"] = kernel_seconds_per_step(step, device) * row["steps_per_s"]
+        except (RuntimeError, AttributeError) as err:   # the profiler is a diagnosis, not the figure
+            print(f"   (profiler: {err})", flush=True)
     if components:
         x, y = batches.sample()
 
@@ -134,13 +163,14 @@ def main() -> None:
     print(f"\nperception training step, recipe {a.recipe} ({base.arch}, online pool {base.online_pool}, "
           f"supersample {base.supersample}, randomize {base.randomize}), batch {base.batch}, on {dev}, "
           f"torch {torch.__version__}, {a.seconds:g} s each")
-    print(f"{'variant':<30}{'images/s':>11}{'x fp32':>8}{'warm-up s':>11}{'sampler img/s':>15}"
-          f"{'update img/s':>14}")
+    print(f"{'variant':<34}{'images/s':>11}{'x first':>8}{'warm-up s':>11}{'GPU busy':>10}"
+          f"{'sampler img/s':>15}{'update img/s':>14}")
     ref = rows[names[0]]["steps_per_s"]
     for name, r in rows.items():   # images/s (a variant batchN has its own mini-batch)
+        busy = f"{100 * r['gpu_busy']:>9.0f}%" if "gpu_busy" in r else f"{'-':>10}"
         comp = (f"{r['sampler_per_s']:>15,.0f}{r['update_per_s']:>14,.0f}" if "sampler_per_s" in r else "")
-        print(f"{name:<30}{r['steps_per_s']:>11,.0f}{r['steps_per_s'] / ref:>8.2f}"
-              f"{r['warmup_s']:>11.1f}{comp}")
+        print(f"{name:<34}{r['steps_per_s']:>11,.0f}{r['steps_per_s'] / ref:>8.2f}"
+              f"{r['warmup_s']:>11.1f}{busy}{comp}")
 
 
 if __name__ == "__main__":

@@ -156,6 +156,18 @@ def test_finetune_runs_and_writes_a_run_folder(ckpts, tmp_path):
                   progress=False, log=lambda *_: None)
     assert m2["mode"] == "naive" and m2["beta"] == 0.0 and m2["perception_batch"]["real"] == 0
     assert m2["success_bonus"] == 0.0
+    assert [h["step"] for h in m["eval_history"]] == [0, 3, 6]
+    assert [h["step"] for h in m2["eval_history"]] == [0, 3]
+
+
+def test_finetuning_without_the_evaluation_before_evaluates_only_after_updates(ckpts, tmp_path):
+    m = finetune(FinetuneConfig(perception=str(ckpts / "perc.pt"), control=str(ckpts / "ctrl3.pt"),
+                                real=None, naive=True, out=str(tmp_path / "run"), steps=4, task_batch=8,
+                                learning_starts=32, num_envs=4, eval_every=2, eval_trials=2, supersample=1,
+                                eval_before=False),
+                 progress=False, log=lambda *_: None)
+    assert [h["step"] for h in m["eval_history"]] == [2, 4]
+    assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "model.pt").is_file()
 
 
 def _one_line(capsys):

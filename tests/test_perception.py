@@ -343,6 +343,46 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert [r.split(",")[0] for r in rows[1:]] == ["20", "40", "60"]
 
 
+def test_a_weight_averaged_run_saves_and_resumes_the_average_not_the_last_weights(tmp_path):
+    kw = dict(steps=60, eval_every=20, checkpoint_every=20, val_sim=20, sim_images=400, batchnorm=True,
+              ema=0.9)
+    metrics = P.train(_tiny(tmp_path, "a", **kw), progress=False)
+    P.train(_tiny(tmp_path, "b", **kw), progress=False, stop_at=40)
+    assert main(["train", "perception", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
+    ck = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    saved = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["model"]
+    resumed = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["model"]
+    last = ck["model"]
+    average = {k[len("module."):]: v for k, v in ck["ema"].items() if k.startswith("module.")}
+    assert average.keys() == saved.keys() == last.keys()
+    assert int(ck["ema"]["n_averaged"]) == 60
+    differs = 0
+    for k in saved:
+        torch.testing.assert_close(saved[k], average[k], msg=k)     # the average is what is saved
+        torch.testing.assert_close(resumed[k], saved[k], rtol=1e-5, atol=1e-6, msg=k)
+        differs += not torch.allclose(saved[k].float(), last[k].float())
+    assert differs >= len(saved) // 2, "the saved weights are the last ones, not their average"
+    assert {"e_sim", "e_live_sim"} <= metrics["final"].keys()
+    with pytest.raises(ValueError, match="--ema"):
+        P.TrainConfig(ema=1.0)
+
+
+def test_the_online_pool_renews_itself_in_chunks_of_the_configured_size(tmp_path):
+    from reach_core.perception.train import BatchSampler, load_data
+    from reach_core.randomized_renderer import ScenePool
+    cfg = _tiny(tmp_path, "c", online=True, online_pool=64, online_refresh=8, online_chunk=16)
+    gen = torch.Generator().manual_seed(0)
+    batches = BatchSampler(cfg, load_data(cfg), torch.device("cpu"), gen)
+    assert isinstance(batches.pool, ScenePool) and batches.pool.chunk == 16
+    before = batches.pool.rendered
+    batches.sample()
+    assert batches.pool.rendered == before            # 8 due: less than a chunk
+    batches.sample()
+    assert batches.pool.rendered == before + 16       # 16 due: one chunk of 16
+    with pytest.raises(ValueError, match="--online-chunk"):
+        P.TrainConfig(online_chunk=0)
+
+
 def test_adaptation_mixes_real_images_and_improves_on_them(tmp_path):
     hifi = render_hifi_dataset(tmp_path / "hifi", 6, seed=11, progress=False)
     sim_cfg = _tiny(tmp_path, "sim", steps=150)

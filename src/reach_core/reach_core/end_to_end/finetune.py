@@ -84,6 +84,8 @@ class FinetuneConfig:
     brightness: float = option(0.0, "augmentation of real images: brightness/contrast")
     eval_every: int = option(500, "updates between evaluations")
     eval_trials: int = option(50, "simulator trials per evaluation")
+    eval_before: bool = option(True, "evaluate the starting networks before the first update (they are then "
+                                     "best.pt unless an update beats them); false saves the time")
     checkpoint_every: int = option(1000, "updates between checkpoints")
     seed: int = option(0, "seed")
     device: str = option("cpu", "cpu or cuda")
@@ -394,9 +396,10 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, log=_log) -> dict:
     fill_s = collector.fill()
     log(describe(cfg, settings, batches, real, len(collector.memory), fill_s, dev))
     snaps = Snapshots(run, cfg, model, dev, t_start)
-    h0 = snaps.evaluate(0) if world.main else {"success_rate": 0.0, "d_med_px": 0.0, "mean_return": 0.0}
-    log(f"before fine-tuning: success {h0['success_rate']:.3f}, d_med {h0['d_med_px']:.2f} px, "
-        f"R-bar {h0['mean_return']:.3f}")
+    if world.main and cfg.eval_before:
+        h0 = snaps.evaluate(0)
+        log(f"before fine-tuning: success {h0['success_rate']:.3f}, d_med {h0['d_med_px']:.2f} px, "
+            f"R-bar {h0['mean_return']:.3f}")
     # --- the updates ----------------------------------------------------------------------------
     train_s = train_loop(cfg, net, target, opts, collector, batches, snaps, settings["loss"],
                          progress and world.main, log)

@@ -128,6 +128,9 @@ class TrainConfig:
                                  "robot greys and widths, shading, blur, noise)")
     online_pool: int = option(65536, "--online: images kept on the device")
     online_refresh: float = option(32.0, "--online: fresh images per step replacing the oldest")
+    online_chunk: int = option(2048, "--online: scenes rendered at once when the pool is renewed (a render "
+                                     "costs about the same launches for any chunk: larger is cheaper per "
+                                     "image on a GPU, and needs chunk x supersample^2 x 28 kB of memory)")
     realism: float = option(0.0, "--online: share of randomised scenes given a real robot's look: a "
                                  "hand-placed webcam (keystone, lens distortion), a dark robot, posters "
                                  "and lights, physical targets (randomized_renderer.RealLook)")
@@ -151,6 +154,8 @@ class TrainConfig:
                                         "which tensor-core GPUs' convolution kernels prefer")
     compile: bool = option(False, "torch.compile the network for training (a one-off compilation of "
                                   "tens of seconds, counted in the training time)")
+    ema: float = option(0.0, "decay of an exponential moving average of the weights (and batch-norm "
+                             "statistics), validated and saved instead of the last weights; 0: off")
     # monitoring
     val_sim: int = option(1000, "simulator validation images")
     val_real: str | None = option(None, "dataset folder monitored during training (not used to select)")
@@ -170,6 +175,10 @@ class TrainConfig:
                                  f"got {getattr(self, name)}")
         if not 0 <= self.clutter_margin <= 10:
             raise ValueError(f"--clutter-margin is 0..10 pixels, got {self.clutter_margin}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"--ema is a decay in [0, 1), got {self.ema}")
+        if self.online_chunk < 1:
+            raise ValueError(f"--online-chunk must be positive, got {self.online_chunk}")
         if not self.l2sp >= 0.0:
             raise ValueError(f"--l2sp must be >= 0, got {self.l2sp}")
         if self.precision not in PRECISIONS:

@@ -160,6 +160,22 @@ def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> torch
     return loss.detach()
 
 
+def weight_average(net: PerceptionNet, cfg: TrainConfig):
+    """With --ema: torch's exponential moving average of ``net``'s weights and batch-norm
+    statistics (``AveragedModel``), updated after every step, validated and saved in place of the
+    last weights; None without."""
+    if not cfg.ema:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+
+
+def kept(net: PerceptionNet, ema) -> PerceptionNet:
+    """The network a run validates and saves: the weight average with --ema, else ``net``."""
+    return net if ema is None else ema.module
+
+
 def validate(net: PerceptionNet, val: dict) -> dict:
     """Mean e per validation set ({name: Dataset} -> {name: e_mean}); the net is left training."""
     net.eval()
@@ -182,6 +198,7 @@ class TrainData:
     val: dict                     # {name: Dataset} monitored during training
     seconds: float                # time spent loading or rendering it
     unlabelled: tuple | None = None   # (images (N, 84, 84), painted targets' Omega (N, 2))
+    setup_seconds: dict | None = None  # seconds before the first step: data, sampler, total
 
 
 def _sim_data(cfg: TrainConfig):
@@ -236,6 +253,7 @@ class BatchSampler:
         self.pool = None
         if cfg.online:
             self.pool = ScenePool(cfg.online_pool, gen, device, randomize=cfg.randomize,
+                                  chunk=cfg.online_chunk,
                                   supersample=cfg.supersample, near=cfg.near_target,
                                   distractors=cfg.distractors, realism=cfg.realism, tool=cfg.tool)
         else:
@@ -351,20 +369,25 @@ def build_net(cfg: TrainConfig, adapting: bool) -> tuple[PerceptionNet, str]:
     return base.net, f"{'adapted' if adapting else 'continued'} from {cfg.adapt_from}"
 
 
-def save_state(run: Run, cfg: TrainConfig, net, opt, gen, state: TrainState) -> None:
+def save_state(run: Run, cfg: TrainConfig, net, opt, gen, state: TrainState, ema=None) -> None:
     """The run's checkpoint.pt: everything :func:`restore_state` needs to continue."""
     run.save_checkpoint({"model": net.state_dict(), "optimizer": opt.state_dict(),
                          "generator": gen.get_state(), "step": state.step, "elapsed": state.elapsed,
-                         "reached": state.reached, "config": asdict(cfg)})
+                         "reached": state.reached, "config": asdict(cfg),
+                         "ema": ema.state_dict() if ema is not None else None})
 
 
-def restore_state(run: Run, net, opt, gen) -> TrainState:
-    """Load the run's checkpoint.pt into ``net``, ``opt`` and ``gen``; its progress rows into
-    ``run``."""
+def restore_state(run: Run, net, opt, gen, ema=None) -> TrainState:
+    """Load the run's checkpoint.pt into ``net``, ``opt``, ``gen`` and the weight average; its
+    progress rows into ``run``."""
     ck = run.load_checkpoint()
     net.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
     gen.set_state(ck["generator"])
+    if ema is not None:
+        if ck.get("ema") is None:
+            raise ValueError(f"{run.out}: its checkpoint has no weight average; resume without --ema")
+        ema.load_state_dict(ck["ema"])
     run.log(f"resuming {run.out} at step {ck['step']}")
     return TrainState(ck["step"], ck["elapsed"], ck.get("reached"))
 
@@ -391,6 +414,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     ``stop_at`` stops after that many steps with a checkpoint but no final model, as an
     interrupted run would (``resume=True`` then continues it)."""
     cfg.validate()
+    t_setup = time.perf_counter()
     world = distributed.setup(training_device(cfg), cfg.batch)   # rank 0 of 1 unless torchrun
     run = Run(cfg.out)
     device = world.device
@@ -401,25 +425,33 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     net, note = build_net(cfg, adapting=data.real is not None)
     place(net, cfg, device)
     opt = optimizer(net, cfg)
+    ema = weight_average(net, cfg)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
-    state = restore_state(run, net, opt, gen) if resume else TrainState()
+    state = restore_state(run, net, opt, gen, ema) if resume else TrainState()
     if world.main:
         run.write_config(cfg)
+    t_pool = time.perf_counter()
     batches = distributed.sharded_sampler(BatchSampler, cfg, data, device, gen, world)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    data.setup_seconds = {"data": round(data.seconds, 2), "sampler": round(time.perf_counter() - t_pool, 2),
+                          "total": round(time.perf_counter() - t_setup, 2)}
     start = [p.detach().clone() for p in net.parameters()] if cfg.l2sp else None
     if world.main:
         several = f" ({world.size} processes)" if world.size > 1 else ""
         run.log(describe(cfg, net, note, data, device) + several)
-    if not fit(run, cfg, net, opt, gen, batches, data, state, start, progress and world.main, stop_at):
+        run.log("set up in {total} s (data {data} s, the sampler's pool {sampler} s)".format(
+            **data.setup_seconds))
+    if not fit(run, cfg, net, opt, gen, batches, data, state, start, progress and world.main, stop_at, ema):
         return None
     if not world.main:   # rank 0 writes the run folder
         return None
-    return finish(run, cfg, net, data, batches, state, note, device)
+    return finish(run, cfg, kept(net, ema), data, batches, state, note, device)
 
 
 def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: TrainData,
-        state: TrainState, start, progress: bool, stop_at: int | None) -> bool:
+        state: TrainState, start, progress: bool, stop_at: int | None, ema=None) -> bool:
     """The training loop; False when stopped at ``stop_at`` (checkpointed, not finished)."""
     from tqdm import tqdm
 
@@ -438,6 +470,8 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
         loss_sum += train_step(opt, net, trainee, teacher, batches, cfg, start, lr)
         if teacher is not None:
             update_teacher(teacher, net, cfg.teacher_decay)
+        if ema is not None:
+            ema.update_parameters(net)
         loss_n += 1
         state.step += 1
         bar.update(1)
@@ -446,17 +480,17 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
         if state.step % cfg.eval_every == 0 or last:
             mean_loss = float(distributed.average(loss_sum)) / loss_n   # the global batch's
             state.stop_clock(device)
-            row = record_validation(run, cfg, net, data, state, lr, mean_loss) if main else {}
+            row = record_validation(run, cfg, net, data, state, lr, mean_loss, ema) if main else {}
             state.start_clock()
             now = distributed.agree(state.elapsed, device)
             loss_sum, loss_n = torch.zeros((), device=device), 0
             bar.set_postfix(loss=f"{mean_loss:.2e}",
                             **{k: f"{v:.4f}" for k, v in row.items() if k.startswith("e_")})
             if main and (state.step % cfg.checkpoint_every < cfg.eval_every or last):
-                save_state(run, cfg, net, opt, gen, state)
+                save_state(run, cfg, net, opt, gen, state, ema)
         if stop_at is not None and state.step >= stop_at:
             if main:
-                save_state(run, cfg, net, opt, gen, state)
+                save_state(run, cfg, net, opt, gen, state, ema)
             bar.close()
             return False
     bar.close()
@@ -464,14 +498,16 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
 
 
 def record_validation(run: Run, cfg: TrainConfig, net, data: TrainData, state: TrainState,
-                      lr: float, mean_loss: float) -> dict:
-    """Validate, note when the simulator error first reaches ``target_e`` (a SIM run), and
+                      lr: float, mean_loss: float, ema=None) -> dict:
+    """Validate the network the run keeps (:func:`kept`; with --ema the last weights too, as
+    ``e_live_*``), note when the simulator error first reaches ``target_e`` (a SIM run), and
     record the progress row."""
-    ev = validate(net, data.val)
+    ev = validate(kept(net, ema), data.val)
+    live = {f"e_live_{k}": v for k, v in validate(net, data.val).items()} if ema is not None else {}
     elapsed = state.elapsed
     row = {"step": state.step, "loss": mean_loss, "lr": lr, "train_seconds": round(elapsed, 3),
            "images_per_s": round(state.step * cfg.batch / max(elapsed, 1e-9), 1),
-           **{f"e_{k}": v for k, v in ev.items()}}
+           **{f"e_{k}": v for k, v in ev.items()}, **live}
     if state.reached is None and ev.get("sim", 1.0) <= cfg.target_e and data.real is None:
         state.reached = {"step": state.step, "train_seconds": round(elapsed, 2)}
     return run.record(row)
@@ -489,7 +525,7 @@ def finish(run: Run, cfg: TrainConfig, net, data: TrainData, batches: BatchSampl
         "steps": state.step, "batch": cfg.batch, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": str(torch.__version__), "train_seconds": round(state.elapsed, 2),
-        "data_seconds": round(data.seconds, 2),
+        "data_seconds": round(data.seconds, 2), "setup_seconds": data.setup_seconds,
         "images_per_s": round(state.step * cfg.batch / max(state.elapsed, 1e-9), 1),
         "parameters": sum(p.numel() for p in net.parameters()),
         "final": run.rows[-1] if run.rows else {},
