@@ -4,7 +4,8 @@ each speed option, side by side in one run, on one device.
     python bench/bench_perception_speed.py [--device cuda] [--seconds 15] [--batch 256]
         [--variants fp32,channels_last,bf16,bf16+channels_last,bf16+channels_last+compile]
         (an option batchN in a variant: that mini-batch instead, e.g. fp32,fp32+batch1024;
-         chunkN: the online pool renewed N scenes at a time, e.g. fp32+chunk8192)
+         chunkN: the online pool renewed N scenes at a time, e.g. fp32+chunk8192; graph: the step
+         as a CUDA graph, checked against the same steps eager)
         [--recipe perception_sim_dr] [--pool 65536]
 
 Each variant builds the recipe's run (the shipped spatial-softmax network from scratch, scenes
@@ -32,12 +33,13 @@ from dataclasses import replace
 import torch
 
 from reach_core.configs import load_recipe
+from reach_core.perception import cuda_graph
 from reach_core.perception.config import TrainConfig
 
 T = importlib.import_module("reach_core.perception.train")   # the module, not the package's train()
 
 OPTIONS = {"fp32": {}, "channels_last": {"channels_last": True}, "bf16": {"precision": "bf16"},
-           "compile": {"compile": True}}
+           "compile": {"compile": True}, "graph": {"cuda_graph": True}}
 
 
 def variant_config(base: TrainConfig, name: str) -> TrainConfig:
@@ -92,8 +94,9 @@ def kernel_seconds_per_step(step, device: torch.device, steps: int = 128) -> flo
     return us * 1e-6 / steps
 
 
-def measure(cfg: TrainConfig, seconds: float, warmup: int, components: bool) -> dict:
-    """One variant: warm-up time, steps/s of the whole step, and (``components``) of its parts."""
+def build(cfg: TrainConfig, graph: bool | None = None):
+    """The run's network, optimiser, sampler and step (``step()``: the loop's own, or the
+    CUDA-graph step for ``cuda_graph``; ``graph=False``: that step's eager path alone)."""
     torch.manual_seed(cfg.seed)
     device = T.training_device(cfg)
     if device.type == "cuda":
@@ -107,10 +110,36 @@ def measure(cfg: TrainConfig, seconds: float, warmup: int, components: bool) -> 
     batches = T.BatchSampler(cfg, data, device, gen)
     net.train()
     trainee = T.speed_up(net, cfg)
+    if cfg.cuda_graph:
+        graphed = cuda_graph.GraphedStep(net, opt, batches, cfg, T.perception_loss,
+                                         lambda n: T.conv_precision(n, T.precision_dtype(cfg)))
+        graphed.enabled = graph is not False
 
-    def step():
-        T.train_step(opt, net, trainee, None, batches, cfg, None, cfg.lr)
+        def step():
+            return graphed(cfg.lr)
+    else:
+        def step():
+            return T.train_step(opt, net, trainee, None, batches, cfg, None, cfg.lr)
+    return net, opt, batches, trainee, step
 
+
+def graph_matches_eager(cfg: TrainConfig, steps: int = 20) -> float:
+    """The largest weight difference after ``steps`` steps replayed as a CUDA graph and the same
+    steps eager (the same capturable Adam, seed and batches)."""
+    nets = []
+    for graph in (True, False):
+        net, _, _, _, step = build(replace(cfg, cuda_graph=True), graph=graph)
+        for _ in range(steps):
+            step()
+        nets.append(net)
+    _sync(torch.device(cfg.device))
+    return max((a - b).abs().max().item() for a, b in zip(nets[0].parameters(), nets[1].parameters()))
+
+
+def measure(cfg: TrainConfig, seconds: float, warmup: int, components: bool) -> dict:
+    """One variant: warm-up time, steps/s of the whole step, and (``components``) of its parts."""
+    net, opt, batches, trainee, step = build(cfg)
+    device = batches.device
     _sync(device)
     t0 = time.perf_counter()
     for _ in range(warmup):
@@ -126,7 +155,7 @@ def measure(cfg: TrainConfig, seconds: float, warmup: int, components: bool) -> 
         x, y = batches.sample()
 
         def update():
-            with T.conv_precision(net, torch.bfloat16 if cfg.precision == "bf16" else None):
+            with T.conv_precision(net, T.precision_dtype(cfg)):
                 T.optimise(opt, T.perception_loss(trainee, x, y), cfg.lr)
 
         row["sampler_per_s"] = _rate(batches.sample, seconds / 2, device)
@@ -159,6 +188,11 @@ def main() -> None:
             rows[name] = measure(cfg, a.seconds, a.warmup, components=i in (0, len(names) - 1))
             rows[name] = {k: v * cfg.batch if k.endswith("per_s") else v for k, v in rows[name].items()}
             print(f"   {name}: {rows[name]['steps_per_s']:,.0f} images/s", flush=True)
+        graphed = [n for n in names if "graph" in n.split("+")]
+        if graphed and a.device.startswith("cuda"):
+            diff = graph_matches_eager(variant_config(base, graphed[0]))
+            print(f"   {graphed[0]}: 20 steps replayed as a CUDA graph against the same steps eager: "
+                  f"largest weight difference {diff:.2e}", flush=True)
     dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
     print(f"\nperception training step, recipe {a.recipe} ({base.arch}, online pool {base.online_pool}, "
           f"supersample {base.supersample}, randomize {base.randomize}), batch {base.batch}, on {dev}, "

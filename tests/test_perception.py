@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -381,6 +382,30 @@ def test_the_online_pool_renews_itself_in_chunks_of_the_configured_size(tmp_path
     assert batches.pool.rendered == before + 16       # 16 due: one chunk of 16
     with pytest.raises(ValueError, match="--online-chunk"):
         P.TrainConfig(online_chunk=0)
+
+
+def test_the_graphed_step_draws_the_batches_of_the_loop_and_cuda_graphs_are_refused_off_a_gpu(tmp_path):
+    from reach_core.perception import cuda_graph
+    from reach_core.perception.train import BatchSampler, load_data, optimizer, train_step
+    cfg = _tiny(tmp_path, "g", online=True, online_pool=64, online_refresh=8, online_chunk=16, batchnorm=True)
+    nets = []
+    for graphed in (False, True):
+        torch.manual_seed(0)
+        net = P.PerceptionNet(cfg.arch_config()).train()
+        opt = optimizer(net, cfg)
+        gen = torch.Generator().manual_seed(1)
+        batches = BatchSampler(cfg, load_data(cfg), torch.device("cpu"), gen)
+        step = cuda_graph.GraphedStep(net, opt, batches, cfg, P.perception_loss, lambda n: nullcontext())
+        for i in range(5):   # the graphed step's eager path (what it captures) against the loop's step
+            step(1e-3) if graphed else train_step(opt, net, net, None, batches, cfg, None, 1e-3)
+        nets.append(net.state_dict())
+    assert step.graph is None and step.eager_steps == 5
+    for k in nets[0]:
+        torch.testing.assert_close(nets[1][k], nets[0][k], rtol=0, atol=0, msg=k)
+    with pytest.raises(ValueError, match="--cuda-graph .* needs --device cuda"):
+        P.train(_tiny(tmp_path, "g2", online=True, online_pool=64, cuda_graph=True), progress=False)
+    with pytest.raises(ValueError, match="online simulator scenes alone"):
+        cuda_graph.check(_tiny(tmp_path, "g3", augment_sim=True, device="cuda"), batches, 1)
 
 
 def test_adaptation_mixes_real_images_and_improves_on_them(tmp_path):

@@ -156,6 +156,8 @@ class TrainConfig:
                                   "tens of seconds, counted in the training time)")
     ema: float = option(0.0, "decay of an exponential moving average of the weights (and batch-norm "
                              "statistics), validated and saved instead of the last weights; 0: off")
+    cuda_graph: bool = option(False, "the SIM stage's step (online scenes alone, one GPU) replayed as one "
+                                     "CUDA graph after 3 eager steps (perception.cuda_graph)")
     # monitoring
     val_sim: int = option(1000, "simulator validation images")
     val_real: str | None = option(None, "dataset folder monitored during training (not used to select)")

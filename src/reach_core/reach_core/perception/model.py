@@ -93,7 +93,7 @@ class PerceptionNet(nn.Module):
         x = (x - 0.5) * 4.0
         if self.conv_dtype is None:
             return self.head(self.features(x))
-        with torch.autocast(x.device.type, dtype=self.conv_dtype):
+        with torch.autocast(x.device.type, dtype=self.conv_dtype, cache_enabled=False):   # graph-safe
             maps = self.features[:-1](x)
         return self.head(self.features[-1](maps.float()))
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .. import distributed
+from . import cuda_graph
 from ..kinematics import check_tool
 from ..randomized_renderer import ScenePool
 from ..runs import Run, plot_progress
@@ -112,6 +113,11 @@ def step_loss(net, teacher, batches, cfg, start) -> torch.Tensor:
     return loss
 
 
+def precision_dtype(cfg: TrainConfig) -> torch.dtype | None:
+    """The convolutions' dtype of --precision (None: float32)."""
+    return torch.bfloat16 if cfg.precision == "bf16" else None
+
+
 @contextmanager
 def conv_precision(net: PerceptionNet, dtype: torch.dtype | None):
     """The network's convolutions in ``dtype`` (None: float32) inside the block."""
@@ -134,12 +140,15 @@ def train_step(opt, net: PerceptionNet, trainee: nn.Module, teacher, batches, cf
                start, lr: float) -> torch.Tensor:
     """One update of ``net`` through ``trainee`` (:func:`speed_up`) at the run's precision; the
     loss, detached (not synchronised)."""
-    with conv_precision(net, torch.bfloat16 if cfg.precision == "bf16" else None):
+    with conv_precision(net, precision_dtype(cfg)):
         return optimise(opt, step_loss(trainee, teacher, batches, cfg, start), lr)
 
 
 def optimizer(net: PerceptionNet, cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam over the layers --adapt-part trains, at --lr with --weight-decay."""
+    """Adam over the layers --adapt-part trains, at --lr with --weight-decay (capturable, with
+    --cuda-graph)."""
+    if cfg.cuda_graph:
+        return cuda_graph.adam(trainable_parameters(net, cfg.adapt_part), cfg, torch.device(cfg.device))
     return torch.optim.Adam(trainable_parameters(net, cfg.adapt_part), lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
 
@@ -433,6 +442,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         run.write_config(cfg)
     t_pool = time.perf_counter()
     batches = distributed.sharded_sampler(BatchSampler, cfg, data, device, gen, world)
+    if cfg.cuda_graph:
+        cuda_graph.check(cfg, batches, world.size)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     data.setup_seconds = {"data": round(data.seconds, 2), "sampler": round(time.perf_counter() - t_pool, 2),
@@ -460,6 +471,10 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
     trainee = speed_up(net, cfg)
     main = distributed.is_main()
     teacher = copy.deepcopy(net).eval() if batches.n_unlabelled else None
+    graphed = cuda_graph.GraphedStep(
+        net, opt, batches, cfg, perception_loss,
+        lambda n: conv_precision(n, precision_dtype(cfg))
+    ) if cfg.cuda_graph else None
     bar = tqdm(total=cfg.steps, initial=state.step, desc="train perception", unit="step",
                disable=not progress, file=sys.stderr, mininterval=2.0)
     loss_sum, loss_n = torch.zeros((), device=device), 0
@@ -467,7 +482,8 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
     now = distributed.agree(state.elapsed, device)
     while state.step < cfg.steps and not state.out_of_time(cfg, now):
         lr = lr_at(state.step, cfg, now)
-        loss_sum += train_step(opt, net, trainee, teacher, batches, cfg, start, lr)
+        loss_sum += (graphed(lr) if graphed is not None else
+                     train_step(opt, net, trainee, teacher, batches, cfg, start, lr))
         if teacher is not None:
             update_teacher(teacher, net, cfg.teacher_decay)
         if ema is not None:
