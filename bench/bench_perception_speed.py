@@ -13,9 +13,7 @@ rendered online into the pool, the same mini-batches) with the options its name 
 (``precision: bf16``, ``channels_last``, ``compile``), runs warm-up steps (the compilation, for
 ``compile``; timed and printed apart), then times ``perception.train.train_step`` -- the loop's own
 step: sampling (the renderer's pool refresh, augmentation), forward, backward, Adam -- for
-``--seconds``.  On a GPU, a few more steps run under torch's profiler: the kernels' time per step
-against the step's wall time (``GPU busy``; well under 100 %: the host's launches, not the GPU,
-set the pace).  Two components are timed alone for the baseline and the fastest variant: the
+``--seconds``.  Two components are timed alone for the baseline and the fastest variant: the
 sampler (rendering kept ahead of the network or not) and the network's update on a fixed batch.
 Prints images/s per variant and its ratio to fp32.  The accuracy side (SIM e <= 0.005 within a
 budget) is a training run: ``reach train perception --config perception_sim_dr --precision bf16
@@ -76,24 +74,6 @@ def _rate(fn, seconds: float, device: torch.device) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def kernel_seconds_per_step(step, device: torch.device, steps: int = 128) -> float:
-    """The GPU kernels' time per call of ``step``, from torch's profiler (the pool's render chunks
-    included in proportion when ``steps`` spans several)."""
-    from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity, profile
-
-    _sync(device)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            step()
-        _sync(device)
-    events = prof.key_averages()
-    kernels = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA)
-    # (the kernels are listed as events of their own; else their time is the launching ops')
-    us = kernels or sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CPU)
-    return us * 1e-6 / steps
-
-
 def build(cfg: TrainConfig, graph: bool | None = None):
     """The run's network, optimiser, sampler and step (``step()``: the loop's own, or the
     CUDA-graph step for ``cuda_graph``; ``graph=False``: that step's eager path alone)."""
@@ -146,11 +126,6 @@ def measure(cfg: TrainConfig, seconds: float, warmup: int, components: bool) -> 
         step()
     _sync(device)
     row = {"warmup_s": time.perf_counter() - t0, "steps_per_s": _rate(step, seconds, device)}
-    if device.type == "cuda":
-        try:
-            row["gpu_busy"] = kernel_seconds_per_step(step, device) * row["steps_per_s"]
-        except (RuntimeError, AttributeError) as err:   # the profiler is a diagnosis, not the figure
-            print(f"   (profiler: {err})", flush=True)
     if components:
         x, y = batches.sample()
 
@@ -197,14 +172,13 @@ def main() -> None:
     print(f"\nperception training step, recipe {a.recipe} ({base.arch}, online pool {base.online_pool}, "
           f"supersample {base.supersample}, randomize {base.randomize}), batch {base.batch}, on {dev}, "
           f"torch {torch.__version__}, {a.seconds:g} s each")
-    print(f"{'variant':<34}{'images/s':>11}{'x first':>8}{'warm-up s':>11}{'GPU busy':>10}"
-          f"{'sampler img/s':>15}{'update img/s':>14}")
+    print(f"{'variant':<34}{'images/s':>11}{'x first':>8}{'warm-up s':>11}{'sampler img/s':>15}"
+          f"{'update img/s':>14}")
     ref = rows[names[0]]["steps_per_s"]
     for name, r in rows.items():   # images/s (a variant batchN has its own mini-batch)
-        busy = f"{100 * r['gpu_busy']:>9.0f}%" if "gpu_busy" in r else f"{'-':>10}"
         comp = (f"{r['sampler_per_s']:>15,.0f}{r['update_per_s']:>14,.0f}" if "sampler_per_s" in r else "")
         print(f"{name:<34}{r['steps_per_s']:>11,.0f}{r['steps_per_s'] / ref:>8.2f}"
-              f"{r['warmup_s']:>11.1f}{busy}{comp}")
+              f"{r['warmup_s']:>11.1f}{comp}")
 
 
 if __name__ == "__main__":
