@@ -31,7 +31,6 @@ import os
 import statistics
 import struct
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,22 +47,8 @@ def load() -> str:
 
 def net_from(param: str, weights: bytes, threads: int = 1, **opts):
     """An ncnn net of a text graph and weights, with ``opts`` set on its options."""
-    import ncnn
-    net = ncnn.Net()
-    net.opt.num_threads = threads
-    for flag in ("use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed", "use_bf16_storage",
-                 "use_int8_inference"):
-        setattr(net.opt, flag, False)
-    for key, value in opts.items():
-        setattr(net.opt, key, value)
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, "n.param"), "w") as f:
-            f.write(param)
-        with open(os.path.join(tmp, "n.bin"), "wb") as f:
-            f.write(weights)
-        if net.load_param(os.path.join(tmp, "n.param")) or net.load_model(os.path.join(tmp, "n.bin")):
-            raise RuntimeError("ncnn refused the graph")
-    return net
+    from reach_core.perception.ncnn_runtime import load_net
+    return load_net(param, weights, threads, **opts)[1]
 
 
 def extract(net, inputs: dict, blob: str = "out0"):

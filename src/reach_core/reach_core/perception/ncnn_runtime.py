@@ -181,16 +181,20 @@ def ncnn_graph(net) -> tuple[str, bytes, tuple[int, int] | None]:
     return g.text(), bytes(g.weights), layout
 
 
-def _load(param: str, weights: bytes):
+def load_net(param: str, weights: bytes, threads: int = 1, **opts):
+    """(the ncnn module, an ncnn net of the text graph ``param`` and its ``weights``): fp32
+    throughout on ``threads`` threads, then any ncnn option of ``opts`` (the benchmarks' variants)."""
     try:
         import ncnn
     except ImportError as err:
         raise NcnnUnavailable(f"ncnn is not installed ({err})") from None
     net = ncnn.Net()
-    net.opt.num_threads = 1              # parallel over the copies instead (NcnnPerception)
+    net.opt.num_threads = threads        # 1: parallel over the copies instead (NcnnPerception)
     for flag in ("use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed", "use_bf16_storage",
                  "use_int8_inference"):
         setattr(net.opt, flag, False)    # fp32 throughout: the same numbers as torch
+    for key, value in opts.items():
+        setattr(net.opt, key, value)
     with tempfile.TemporaryDirectory() as tmp:   # ncnn copies the weights it reads from a file
         with open(os.path.join(tmp, "net.param"), "w") as f:
             f.write(param)
@@ -231,7 +235,7 @@ class NcnnPerception:
         param, weights, self._layout = ncnn_graph(model.net)
         self.threads = max(1, int(threads))
         # one ncnn net a thread: threads that share one net wait for each other (its allocators)
-        loaded = [_load(param, weights) for _ in range(self.threads)]
+        loaded = [load_net(param, weights) for _ in range(self.threads)]
         self._ncnn, self._nets = loaded[0][0], [net for _, net in loaded]
         self._pool = None
         if self.threads > 1:   # ncnn releases the GIL while it runs: copies run side by side
