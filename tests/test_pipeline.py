@@ -117,7 +117,8 @@ def test_the_fast_plan_trains_control_vectorised_on_the_device_and_perception_in
         argv = stages[key].argv
         assert "--vectorised" in argv and argv[argv.index("--device") + 1] == "cuda"
     sim = stages["sim"].argv
-    assert Path(sim[[i for i, a in enumerate(sim) if a == "--config"][-1] + 1]).name == "perception_fast.yaml"
+    recipes = [Path(sim[i + 1]).name for i, a in enumerate(sim) if a == "--config"]
+    assert recipes[1:] == ["perception_fast.yaml", "perception_pipeline_sim_fast.yaml"]
     assert "--vectorised" not in pipeline.build_stages(pipeline.load_plan("pipeline", False, {}),
                                                        tmp_path, "cuda", None)["control"].argv
 
