@@ -56,6 +56,9 @@ class GraphedStep:
         self.net, self.opt, self.batches, self.cfg = net, opt, batches, cfg
         self.loss_fn, self.precision = loss_fn, precision      # Eq. 2; conv_precision
         self.idx = torch.zeros(batches.n_sim, dtype=torch.long, device=batches.device)
+        for group in opt.param_groups:   # the learning rate where the graph reads it (a resumed
+            if group.get("capturable"):   # run's state dict may have brought it back elsewhere)
+                group["lr"] = torch.tensor(float(group["lr"]), device=batches.device)
         self.graph, self.loss, self.eager_steps = None, None, 0
         self.enabled = batches.device.type == "cuda"     # off a GPU: the eager path alone (tests)
 

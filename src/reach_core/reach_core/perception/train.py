@@ -8,7 +8,10 @@ SIM checkpoint, or resumed), then the loop, each step of which is
    dataset or rendered online, plus ``real_fraction`` real images with the augmentations and
    regularisers of :mod:`reach_core.perception.augment`),
 3. minimise Eq. 2, 0.5 ||Omega_hat - Omega||^2 (+ L2-SP towards the starting weights),
-4. every ``eval_every`` steps validate and record a progress row, and checkpoint,
+   (with ``--cuda-graph``, steps 2-3 replayed as one CUDA graph: :mod:`.cuda_graph`; with
+   ``--ema``, a moving average of the weights updated after each),
+4. every ``eval_every`` steps validate (the average, if any) and record a progress row, and
+   checkpoint,
 
 and finally save ``model.pt`` and the run folder's files (:class:`reach_core.runs.Run`).
 Every random draw comes from one ``torch.Generator`` seeded with ``cfg.seed`` (and
@@ -29,10 +32,10 @@ import torch
 from torch import nn
 
 from .. import distributed
-from . import cuda_graph
 from ..kinematics import check_tool
 from ..randomized_renderer import ScenePool
 from ..runs import Run, plot_progress
+from . import cuda_graph
 from .augment import augment, paste_clutter, randomize_background, robot_mask, swap_backgrounds
 from .config import ARCH_FIELDS, SIM_VAL_SEED, TrainConfig
 from .evaluate import perception_errors
