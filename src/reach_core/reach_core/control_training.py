@@ -33,10 +33,11 @@ from tqdm import tqdm
 from .checkpoints import CheckpointError
 from .configs import add_config_args, option, resolve
 from .control import PAPER_HIDDEN, ControlPolicy, QNetwork, available_actions, masked_argmax
+from .control_numpy import NumpyPolicy
 from .evaluation import EVAL_SEED, run_trials
 from .kinematics import check_tool, parse_tool
 from .runs import Run
-from .simulator import ReachEnv, TaskConfig, action_mask, reward, success_bonus
+from .simulator import ReachEnv, TaskConfig, reward, success_bonus
 
 
 @dataclass
@@ -143,30 +144,30 @@ SHIPPED_RECIPES = {1: "control_dof1", 2: "control_dof2", 3: "control_dof3_stage1
 
 
 class InputCache:
-    """The network input (:meth:`QNetwork.encode`) and the available actions
-    (:func:`~reach_core.control.available_actions`) of Omegas: fixed functions of Omega (no
-    weights), which the replay memory computes once per transition instead of three times per
-    update (the kinematic features are a fifth of a CPU update)."""
+    """The network input (:meth:`QNetwork.encode`: Omega, then its kinematic features) and the
+    available actions (:func:`~reach_core.control.available_actions`) of Omegas, in numpy
+    (:class:`~reach_core.control_numpy.NumpyPolicy`: the same float32 arithmetic as torch's to
+    rounding, at a third of its per-operation cost).  They are fixed functions of Omega without
+    weights, which the replay memory computes once per transition instead of three times per
+    update (the kinematic features were a fifth of a CPU update)."""
 
-    def __init__(self, net: QNetwork, mask: torch.Tensor, hold: float):
-        self.net, self.mask, self.hold = net, mask.cpu(), float(hold)
-        self.width = int(self(np.zeros((1, 5), np.float32))[0].shape[1])
+    def __init__(self, policy: NumpyPolicy):
+        self.policy = policy
+        self.width = int(policy.inputs(np.zeros((1, 5), np.float32)).shape[1])
 
     @classmethod
     def of(cls, cfg: "TrainConfig", task: TaskConfig) -> "InputCache":
-        """The cache of ``cfg``'s network architecture and ``task`` (on the CPU; its network's
-        weights are never used, and making them leaves torch's random state as it was)."""
+        """The cache of ``cfg``'s network architecture and ``task`` (its network's weights are
+        never used, and making them leaves torch's random state as it was)."""
         with torch.random.fork_rng(devices=[]):
             net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic,
                            tool_length=task.arm.tool_length)
-        return cls(net, torch.as_tensor(action_mask(task.dof)), task.hold_radius)
+        return cls(NumpyPolicy(ControlPolicy(net, task, {})))
 
-    @torch.no_grad()
     def __call__(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(inputs (n, width) float32, available actions (n, 9) bool) of Omegas (n, 5)."""
-        x = torch.from_numpy(np.ascontiguousarray(omega, dtype=np.float32))
-        return (self.net.encode(x).numpy(),
-                available_actions(x, self.mask, self.hold, self.net.tool_length).numpy())
+        x = np.ascontiguousarray(omega, dtype=np.float32)
+        return self.policy.inputs(x), self.policy.available(x)
 
 
 class ReplayMemory:
@@ -174,8 +175,11 @@ class ReplayMemory:
 
     With one-step returns G is r and discount is gamma (0 at the end of a successful trial); with
     n-step returns G sums n discounted rewards and discount is gamma^n (see :class:`NStep`).
-    With an :class:`InputCache` it also keeps the network inputs and available actions of Omega
-    and Omega' (:attr:`CACHED`), which :meth:`sample` then returns after the six fields.
+
+    With an :class:`InputCache` it also keeps, for each transition, the network inputs and the
+    available actions of Omega and Omega' (:attr:`CACHED`; arrays that are views of one row per
+    transition, ``rows``, which also repeats a, G, discount and guided, so that a mini-batch is
+    one gather); :meth:`sample` then returns them after the six fields.
     """
 
     FIELDS = ("obs", "action", "reward", "next_obs", "discount", "guided")
@@ -191,10 +195,12 @@ class ReplayMemory:
         self.guided = np.zeros(size, np.float32)  # 1 where the action came from K-GPS
         self.cache = cache
         if cache is not None:
-            self.obs_in = np.zeros((size, cache.width), np.float32)
-            self.next_in = np.zeros((size, cache.width), np.float32)
-            self.obs_avail = np.zeros((size, 9), bool)
-            self.next_avail = np.zeros((size, 9), bool)
+            # row: obs_in | next_in | reward, discount, guided, action | obs_avail | next_avail
+            w = cache.width
+            self.rows = np.zeros((size, 2 * w + 4 + 18), np.float32)
+            self.obs_in, self.next_in = self.rows[:, :w], self.rows[:, w:2 * w]
+            self.obs_avail = self.rows[:, 2 * w + 4:2 * w + 13]
+            self.next_avail = self.rows[:, 2 * w + 13:]
 
     def __len__(self) -> int:
         return self.size if self.full else self.pos
@@ -210,17 +216,25 @@ class ReplayMemory:
         self.pos = (self.pos + n) % self.size
 
     def _fill(self, idx: np.ndarray) -> None:
-        """The cached inputs and availabilities of the transitions at ``idx``."""
+        """The rows of the transitions at ``idx``, from the six fields."""
         n = len(idx)
         x, avail = self.cache(np.concatenate([self.obs[idx], self.next_obs[idx]]))
-        self.obs_in[idx], self.next_in[idx] = x[:n], x[n:]
-        self.obs_avail[idx], self.next_avail[idx] = avail[:n], avail[n:]
+        self.rows[idx] = np.concatenate([x[:n], x[n:], self.reward[idx, None], self.discount[idx, None],
+                                         self.guided[idx, None], self.action[idx, None],
+                                         avail[:n], avail[n:]], axis=1)
 
     def sample(self, rng: np.random.Generator, batch: int, device: str = "cpu") -> tuple[torch.Tensor, ...]:
-        """A mini-batch: the six :attr:`FIELDS`, then with a cache the four :attr:`CACHED`."""
+        """A mini-batch: the six :attr:`FIELDS`, then with a cache the four :attr:`CACHED`
+        (then Omega and Omega' are the first five columns of their inputs)."""
         idx = rng.integers(0, len(self), size=batch)
-        keys = self.FIELDS + (self.CACHED if self.cache is not None else ())
-        return tuple(torch.from_numpy(getattr(self, k)[idx]).to(device) for k in keys)
+        if self.cache is None:
+            return tuple(torch.from_numpy(getattr(self, k)[idx]).to(device) for k in self.FIELDS)
+        w = self.cache.width
+        r = torch.from_numpy(self.rows[idx]).to(device)
+        avail = r[:, 2 * w + 4:] != 0
+        g = 2 * w   # reward, discount, guided, action
+        return (r[:, :5], r[:, g + 3].long(), r[:, g], r[:, w:w + 5], r[:, g + 1], r[:, g + 2],
+                r[:, :w], r[:, w:g], avail[:, :9], avail[:, 9:])
 
     def state(self) -> dict:
         return {k: getattr(self, k) for k in self.FIELDS} | {
