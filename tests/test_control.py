@@ -16,7 +16,8 @@ from reach_core.control import (CHECKPOINT_FORMAT, CheckpointError, ControlPolic
                                 QNetwork, available_actions, load_checkpoint, masked_argmax)
 from reach_core.kinematics import BAXTER_LEFT, JOINT_LIMITS
 from reach_core.scene import normalise
-from reach_core.control_training import InputCache, Learner, NStep, ReplayMemory, TrainConfig, train
+from reach_core.control_training import (Actor, InputCache, Learner, NStep, ReplayMemory, TrainConfig,
+                                         train)
 from reach_core.evaluation import EvalResult, format_table, run_trials
 from reach_core.simulator import ReachEnv, TaskConfig, action_mask
 
@@ -695,6 +696,24 @@ def test_cached_fused_update_matches_the_update_before_it():
                                                                    rel=1e-5)
     for (k, a), b in zip(twins[0].net.state_dict().items(), twins[1].net.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=k)
+
+
+def test_the_actor_picks_the_greedy_actions_of_the_torch_policy():
+    # Actor.greedy: cached (numpy) inputs and availabilities, torch network; ControlPolicy.act: all torch
+    cfg = TrainConfig(dof=3, num_envs=500, kinematic=True, dueling=True, hold_only_at_target=True)
+    task = cfg.task()
+    actor = Actor(cfg, task, np.random.default_rng(0), torch.device("cpu"))
+    torch.manual_seed(0)
+    policy = ControlPolicy(QNetwork(cfg.hidden, True, kinematic=True, tool_length=task.arm.tool_length),
+                           task, {})
+    env = ReachEnv(500, task, seed=3)
+    held = 0
+    for obs in (env.observe(), normalise(env.arm.forward(env.q), env.q), _omegas(500, seed=4)):
+        actor.obs = obs
+        greedy = actor.greedy(policy.net)
+        np.testing.assert_array_equal(greedy, policy.act(obs))
+        held += int(np.isin(greedy, (2, 5, 8)).sum())
+    assert held > 0   # some scenes at the target, where "unchanged" is available and chosen
 
 
 # --- training -------------------------------------------------------------------------------------

@@ -417,14 +417,18 @@ class Actor:
         self.mask = torch.as_tensor(self.env.action_mask, device=dev)
         self.obs = None
 
+    def greedy(self, net: QNetwork) -> np.ndarray:
+        """The greedy actions of ``net`` among the available ones: the inputs and availabilities
+        from the replay memory's :class:`InputCache` (numpy), the network in torch."""
+        x, avail = self.memory.cache(self.obs)
+        with torch.no_grad():
+            q = net.forward_encoded(torch.from_numpy(x).to(self.dev))
+            return masked_argmax(q, torch.from_numpy(avail).to(self.dev)).cpu().numpy()
+
     def choose(self, net: QNetwork, eps: float) -> tuple[np.ndarray, np.ndarray]:
         """Line 9-10: the actions, and where they came from the K-GPS guide."""
         cfg, env, rng = self.cfg, self.env, self.rng
-        with torch.no_grad():
-            obs_t = torch.from_numpy(self.obs).to(self.dev)
-            actions = masked_argmax(net(obs_t), available_actions(obs_t, self.mask, self.task.hold_radius,
-                                                                     self.env.arm.tool_length))
-            actions = actions.cpu().numpy()
+        actions = self.greedy(net)
         explore = rng.random(cfg.num_envs) < eps
         guided = explore.copy()  # actions taken from the guide (K-GPS or random)
         if explore.any():
