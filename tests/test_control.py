@@ -16,7 +16,8 @@ from reach_core.control import (CHECKPOINT_FORMAT, CheckpointError, ControlPolic
                                 QNetwork, available_actions, load_checkpoint, masked_argmax)
 from reach_core.kinematics import BAXTER_LEFT, JOINT_LIMITS
 from reach_core.scene import normalise
-from reach_core.control_training import NStep, ReplayMemory, TrainConfig, train
+from reach_core.control_training import (Actor, InputCache, Learner, NStep, ReplayMemory, TrainConfig,
+                                         train)
 from reach_core.evaluation import EvalResult, format_table, run_trials
 from reach_core.simulator import ReachEnv, TaskConfig, action_mask
 
@@ -584,6 +585,135 @@ def test_replay_memory_wraps_around():
     batch = m.sample(np.random.default_rng(0), 64)
     assert [t.shape[0] for t in batch] == [64] * 6
     assert set(batch[1].tolist()) <= {1, 2, 3, 4, 5}
+
+
+def _filled_memory(cfg: TrainConfig, n: int = 600, seed: int = 0) -> ReplayMemory:
+    """A memory with an input cache, holding ``n`` random transitions (some at the target, where
+    "unchanged" is available, and some at joint limits)."""
+    rng = np.random.default_rng(seed)
+    m = ReplayMemory(n, InputCache.of(cfg, cfg.task()))
+    obs, nxt = rng.random((n, 5)).astype(np.float32), rng.random((n, 5)).astype(np.float32)
+    obs[::7, 2:] = 0.0
+    nxt[::5, 2:] = 1.0
+    env = ReachEnv(n // 3, cfg.task(), seed=seed)
+    nxt[: n // 3] = normalise(env.arm.forward(env.q), env.q)   # the tool point at the target
+    for start in range(0, n, 37):  # added in steps' worth of transitions, as the actor does
+        sl = slice(start, min(n, start + 37))
+        k = sl.stop - sl.start
+        m.add(obs[sl], rng.integers(0, 9, k), rng.random(k), nxt[sl], np.full(k, 0.95), rng.random(k) < 0.5)
+    return m
+
+
+def test_replay_memory_caches_the_network_inputs_and_availabilities_of_each_transition():
+    cfg = TrainConfig(dof=3, kinematic=True, dueling=True, hold_only_at_target=True)
+    m = _filled_memory(cfg)
+    net = QNetwork(cfg.hidden, cfg.dueling, kinematic=True, tool_length=cfg.task().arm.tool_length)
+    mask, hold = torch.as_tensor(action_mask(3)), cfg.task().hold_radius
+    for raw, inputs, avail in (("obs", "obs_in", "obs_avail"), ("next_obs", "next_in", "next_avail")):
+        omega = torch.from_numpy(getattr(m, raw))
+        with torch.no_grad():   # numpy's float32 arithmetic: torch's to rounding (the look-ahead
+            # gains divide a difference of distances by the 0.05 rad step: a few 1e-6 m become 1e-5)
+            torch.testing.assert_close(torch.from_numpy(getattr(m, inputs)), net.encode(omega),
+                                       rtol=0, atol=5e-5)
+        expected = available_actions(omega, mask, hold, net.tool_length)
+        assert torch.equal(torch.from_numpy(getattr(m, avail) != 0), expected)
+    assert 0 < (m.next_avail[:, 2::3] != 0).any(axis=1).sum() < len(m)   # "unchanged" at some targets only
+    idx = np.random.default_rng(1).integers(0, len(m), 64)
+    batch = m.sample(np.random.default_rng(1), 64)
+    assert len(batch) == 10 and [t.shape[0] for t in batch] == [64] * 10
+    for k, t in zip(ReplayMemory.FIELDS + ReplayMemory.CACHED, batch):   # one row per transition
+        want = getattr(m, k)[idx]
+        np.testing.assert_array_equal(t.numpy(), want != 0 if k.endswith("avail") else want, err_msg=k)
+    # restored from the six stored fields (replay.npz), the cache is recomputed: the same values
+    again = ReplayMemory(len(m), InputCache.of(cfg, cfg.task()))
+    again.load_state(m.state())
+    for k in ReplayMemory.CACHED:
+        np.testing.assert_array_equal(getattr(again, k), getattr(m, k))
+
+
+def _pre_cache_update(net, target, policy, optim, batch, cfg, mask, hold):
+    """control_training's update before the input cache, the fused Adam and the foreach Polyak
+    averages: every network encodes Omega itself, for-loop Adam, one lerp_ per tensor."""
+    obs, action, ret, next_obs, discount, _ = batch[:6]
+    next_mask = available_actions(next_obs, mask, hold, net.tool_length)
+    with torch.no_grad():
+        next_q = target(next_obs).masked_fill(~next_mask, float("-inf"))
+        best = masked_argmax(net(next_obs), next_mask)
+        y = ret + discount * next_q.gather(1, best[:, None]).squeeze(1)
+    q = net(obs).gather(1, action[:, None]).squeeze(1)
+    loss = torch.nn.functional.smooth_l1_loss(q, y)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    with torch.no_grad():
+        for p, tp, pp in zip(net.parameters(), target.parameters(), policy.parameters()):
+            tp.lerp_(p, cfg.target_tau)
+            pp.lerp_(p, cfg.policy_ema)
+    return loss.item()
+
+
+def _torch_inputs(batch, net, mask, hold):
+    """``batch`` with its cached inputs and availabilities computed by torch, as the update before
+    the cache computed them (the cache's numpy values equal them to rounding: the test above)."""
+    obs, next_obs = batch[0], batch[3]
+    with torch.no_grad():
+        return (*batch[:6], net.encode(obs), net.encode(next_obs),
+                available_actions(obs, mask, hold, net.tool_length),
+                available_actions(next_obs, mask, hold, net.tool_length))
+
+
+def test_cached_fused_update_matches_the_update_before_it():
+    cfg = TrainConfig(dof=3, kinematic=True, dueling=True, hold_only_at_target=True, policy_ema=0.01,
+                      target_tau=0.05, batch_size=64)
+    m = _filled_memory(cfg)
+    torch.manual_seed(0)
+    fast = Learner(cfg, torch.device("cpu"))
+    assert fast.optim.defaults["fused"]
+    nets = [QNetwork(cfg.hidden, cfg.dueling, kinematic=True, tool_length=fast.net.tool_length)
+            for _ in range(3)]
+    for n, src in zip(nets, (fast.net, fast.target, fast.policy)):
+        n.load_state_dict(src.state_dict())
+    optim = torch.optim.Adam(nets[0].parameters(), lr=cfg.lr, foreach=False)
+    mask, hold, rng = torch.as_tensor(action_mask(3)), cfg.task().hold_radius, np.random.default_rng(2)
+    for _ in range(30):
+        batch = _torch_inputs(m.sample(rng, cfg.batch_size), fast.net, mask, hold)
+        loss_fast = fast.update(batch, mask, hold)
+        loss_old = _pre_cache_update(*nets, optim, batch, cfg, mask, hold)
+        assert loss_fast == pytest.approx(loss_old, rel=1e-4)
+    for new, old in zip((fast.net, fast.target, fast.policy), nets):
+        for (k, a), b in zip(new.state_dict().items(), old.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=k)
+    # and the weights did move: the comparison is not between two untouched networks
+    assert not torch.allclose(fast.net.head.weight, fast.target.head.weight)
+    # a batch without the cached fields takes the same update (the inputs computed on the fly)
+    twins = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        twins.append(Learner(cfg, torch.device("cpu")))
+    for seed in range(5):
+        batch = _torch_inputs(m.sample(np.random.default_rng(seed), cfg.batch_size), twins[0].net, mask, hold)
+        assert twins[0].update(batch, mask, hold) == pytest.approx(twins[1].update(batch[:6], mask, hold),
+                                                                   rel=1e-5)
+    for (k, a), b in zip(twins[0].net.state_dict().items(), twins[1].net.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=k)
+
+
+def test_the_actor_picks_the_greedy_actions_of_the_torch_policy():
+    # Actor.greedy: cached (numpy) inputs and availabilities, torch network; ControlPolicy.act: all torch
+    cfg = TrainConfig(dof=3, num_envs=500, kinematic=True, dueling=True, hold_only_at_target=True)
+    task = cfg.task()
+    actor = Actor(cfg, task, np.random.default_rng(0), torch.device("cpu"))
+    torch.manual_seed(0)
+    policy = ControlPolicy(QNetwork(cfg.hidden, True, kinematic=True, tool_length=task.arm.tool_length),
+                           task, {})
+    env = ReachEnv(500, task, seed=3)
+    held = 0
+    for obs in (env.observe(), normalise(env.arm.forward(env.q), env.q), _omegas(500, seed=4)):
+        actor.obs = obs
+        greedy = actor.greedy(policy.net)
+        np.testing.assert_array_equal(greedy, policy.act(obs))
+        held += int(np.isin(greedy, (2, 5, 8)).sum())
+    assert held > 0   # some scenes at the target, where "unchanged" is available and chosen
 
 
 # --- training -------------------------------------------------------------------------------------

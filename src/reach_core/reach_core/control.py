@@ -137,7 +137,13 @@ class QNetwork(nn.Module):
         return torch.cat([ee, offset, fine, torch.tanh(dist / 0.1), cos, sin, gain], dim=-1)
 
     def forward(self, omega: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.trunk(self.encode(omega)))
+        return self.forward_encoded(self.encode(omega))
+
+    def forward_encoded(self, x: torch.Tensor) -> torch.Tensor:
+        """Q-values from the network's input :meth:`encode` (Omega) -- a fixed function of Omega
+        without weights, which a replay memory can compute once per transition instead of at every
+        forward pass (:class:`reach_core.control_training.ReplayMemory`)."""
+        out = self.head(self.trunk(x))
         if not self.dueling:
             return out
         value, adv = out[..., :1], out[..., 1:]

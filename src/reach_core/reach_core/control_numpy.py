@@ -74,15 +74,20 @@ class NumpyPolicy:
         gain = (d_next - dist) / F32(TaskConfig.step)
         return np.concatenate([ee, offset, fine, np.tanh(dist / F32(0.1)), cos, sin, gain], axis=-1)
 
-    def q_values(self, omega: np.ndarray) -> np.ndarray:
-        """Q-values (B, 9) of normalised scenes (B, 5) float32."""
+    def inputs(self, omega: np.ndarray) -> np.ndarray:
+        """:meth:`QNetwork.encode` in numpy: the network's input (B, width) of normalised scenes
+        (B, 5) float32, Omega itself in its first five columns."""
         parts = [omega]
         if self.encoding:
             angles = (omega[:, :, None] * self.freqs).reshape(len(omega), -1)
             parts += [np.sin(angles), np.cos(angles)]
         if self.kinematic:
             parts.append(self.kinematic_features(omega))
-        h = np.concatenate(parts, axis=-1) if len(parts) > 1 else omega
+        return np.concatenate(parts, axis=-1) if len(parts) > 1 else omega
+
+    def q_values(self, omega: np.ndarray) -> np.ndarray:
+        """Q-values (B, 9) of normalised scenes (B, 5) float32."""
+        h = self.inputs(omega)
         for i, (w, b) in enumerate(self.layers):
             h = h @ w + b
             if i < len(self.layers) - 1:

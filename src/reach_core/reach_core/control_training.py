@@ -33,6 +33,7 @@ from tqdm import tqdm
 from .checkpoints import CheckpointError
 from .configs import add_config_args, option, resolve
 from .control import PAPER_HIDDEN, ControlPolicy, QNetwork, available_actions, masked_argmax
+from .control_numpy import NumpyPolicy
 from .evaluation import EVAL_SEED, run_trials
 from .kinematics import check_tool, parse_tool
 from .runs import Run
@@ -142,14 +143,49 @@ class TrainConfig:
 SHIPPED_RECIPES = {1: "control_dof1", 2: "control_dof2", 3: "control_dof3_stage1"}
 
 
+class InputCache:
+    """The network input (:meth:`QNetwork.encode`: Omega, then its kinematic features) and the
+    available actions (:func:`~reach_core.control.available_actions`) of Omegas, in numpy
+    (:class:`~reach_core.control_numpy.NumpyPolicy`: the same float32 arithmetic as torch's to
+    rounding, at a third of its per-operation cost).  They are fixed functions of Omega without
+    weights, which the replay memory computes once per transition instead of three times per
+    update (the kinematic features were a fifth of a CPU update)."""
+
+    def __init__(self, policy: NumpyPolicy):
+        self.policy = policy
+        self.width = int(policy.inputs(np.zeros((1, 5), np.float32)).shape[1])
+
+    @classmethod
+    def of(cls, cfg: "TrainConfig", task: TaskConfig) -> "InputCache":
+        """The cache of ``cfg``'s network architecture and ``task`` (its network's weights are
+        never used, and making them leaves torch's random state as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            net = QNetwork(cfg.hidden, cfg.dueling, cfg.encoding, cfg.kinematic,
+                           tool_length=task.arm.tool_length)
+        return cls(NumpyPolicy(ControlPolicy(net, task, {})))
+
+    def __call__(self, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs (n, width) float32, available actions (n, 9) bool) of Omegas (n, 5)."""
+        x = np.ascontiguousarray(omega, dtype=np.float32)
+        return self.policy.inputs(x), self.policy.available(x)
+
+
 class ReplayMemory:
     """Fixed-size circular replay memory D of (Omega, a, G, Omega', discount).
 
     With one-step returns G is r and discount is gamma (0 at the end of a successful trial); with
     n-step returns G sums n discounted rewards and discount is gamma^n (see :class:`NStep`).
+
+    With an :class:`InputCache` it also keeps, for each transition, the network inputs and the
+    available actions of Omega and Omega' (:attr:`CACHED`; arrays that are views of one row per
+    transition, ``rows``, which also repeats a, G, discount and guided, so that a mini-batch is
+    one gather); :meth:`sample` then returns them after the six fields.
     """
 
-    def __init__(self, size: int):
+    FIELDS = ("obs", "action", "reward", "next_obs", "discount", "guided")
+    CACHED = ("obs_in", "next_in", "obs_avail", "next_avail")
+
+    def __init__(self, size: int, cache: InputCache | None = None):
         self.size, self.pos, self.full = size, 0, False
         self.obs = np.zeros((size, 5), np.float32)
         self.next_obs = np.zeros((size, 5), np.float32)
@@ -157,6 +193,14 @@ class ReplayMemory:
         self.reward = np.zeros(size, np.float32)
         self.discount = np.zeros(size, np.float32)
         self.guided = np.zeros(size, np.float32)  # 1 where the action came from K-GPS
+        self.cache = cache
+        if cache is not None:
+            # row: obs_in | next_in | reward, discount, guided, action | obs_avail | next_avail
+            w = cache.width
+            self.rows = np.zeros((size, 2 * w + 4 + 18), np.float32)
+            self.obs_in, self.next_in = self.rows[:, :w], self.rows[:, w:2 * w]
+            self.obs_avail = self.rows[:, 2 * w + 4:2 * w + 13]
+            self.next_avail = self.rows[:, 2 * w + 13:]
 
     def __len__(self) -> int:
         return self.size if self.full else self.pos
@@ -166,14 +210,31 @@ class ReplayMemory:
         idx = (self.pos + np.arange(n)) % self.size
         self.obs[idx], self.action[idx], self.reward[idx] = obs, action, reward
         self.next_obs[idx], self.discount[idx], self.guided[idx] = next_obs, discount, guided
+        if self.cache is not None:
+            self._fill(idx)
         self.full = self.full or self.pos + n >= self.size
         self.pos = (self.pos + n) % self.size
 
-    FIELDS = ("obs", "action", "reward", "next_obs", "discount", "guided")
+    def _fill(self, idx: np.ndarray) -> None:
+        """The rows of the transitions at ``idx``, from the six fields."""
+        n = len(idx)
+        x, avail = self.cache(np.concatenate([self.obs[idx], self.next_obs[idx]]))
+        self.rows[idx] = np.concatenate([x[:n], x[n:], self.reward[idx, None], self.discount[idx, None],
+                                         self.guided[idx, None], self.action[idx, None],
+                                         avail[:n], avail[n:]], axis=1)
 
     def sample(self, rng: np.random.Generator, batch: int, device: str = "cpu") -> tuple[torch.Tensor, ...]:
+        """A mini-batch: the six :attr:`FIELDS`, then with a cache the four :attr:`CACHED`
+        (then Omega and Omega' are the first five columns of their inputs)."""
         idx = rng.integers(0, len(self), size=batch)
-        return tuple(torch.from_numpy(getattr(self, k)[idx]).to(device) for k in self.FIELDS)
+        if self.cache is None:
+            return tuple(torch.from_numpy(getattr(self, k)[idx]).to(device) for k in self.FIELDS)
+        w = self.cache.width
+        r = torch.from_numpy(self.rows[idx]).to(device)
+        avail = r[:, 2 * w + 4:] != 0
+        g = 2 * w   # reward, discount, guided, action
+        return (r[:, :5], r[:, g + 3].long(), r[:, g], r[:, w:w + 5], r[:, g + 1], r[:, g + 2],
+                r[:, :w], r[:, w:g], avail[:, :9], avail[:, 9:])
 
     def state(self) -> dict:
         return {k: getattr(self, k) for k in self.FIELDS} | {
@@ -183,6 +244,9 @@ class ReplayMemory:
         for k in self.FIELDS:
             getattr(self, k)[...] = state[k]
         self.pos, self.full = int(state["pos"]), bool(state["full"])
+        if self.cache is not None:   # recomputed, not stored
+            for start in range(0, len(self), 65536):
+                self._fill(np.arange(start, min(len(self), start + 65536)))
 
 
 class NStep:
@@ -237,15 +301,20 @@ class NStep:
 def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Tensor,
                 hold: float = 0.0) -> float:
     """One gradient step; ``hold`` is the task's hold radius (:attr:`TaskConfig.hold_radius`)."""
-    obs, action, ret, next_obs, discount, guided = batch
-    tool = net.tool_length
-    next_mask = available_actions(next_obs, mask, hold, tool)
-    obs_mask = (available_actions(obs, mask, hold, tool)
-                if cfg.action_gap > 0 or cfg.guide_margin > 0 else None)
+    obs, action, ret, next_obs, discount, guided = batch[:6]
+    if len(batch) > 6:   # the replay memory's cached inputs and availabilities (InputCache)
+        x, next_x, obs_mask, next_mask = batch[6:]
+    else:                # the same, computed here (the encoding has no weights: one for both nets)
+        tool = net.tool_length
+        with torch.no_grad():
+            x, next_x = net.encode(obs), net.encode(next_obs)
+        next_mask = available_actions(next_obs, mask, hold, tool)
+        obs_mask = (available_actions(obs, mask, hold, tool)
+                    if cfg.action_gap > 0 or cfg.guide_margin > 0 else None)
     with torch.no_grad():
-        next_q_target = target_net(next_obs).masked_fill(~next_mask, float("-inf"))
+        next_q_target = target_net.forward_encoded(next_x).masked_fill(~next_mask, float("-inf"))
         if cfg.double_dqn:
-            best = masked_argmax(net(next_obs), next_mask)
+            best = masked_argmax(net.forward_encoded(next_x), next_mask)
             next_v = next_q_target.gather(1, best[:, None]).squeeze(1)
         else:
             next_v = next_q_target.max(dim=1).values
@@ -253,10 +322,10 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
         if cfg.action_gap > 0:
             # advantage learning: lower suboptimal actions by alpha times their advantage, which
             # widens the gap between the best action and the others (here only ~1 % of Q)
-            q_t = target_net(obs)
+            q_t = target_net.forward_encoded(x)
             v_t = q_t.masked_fill(~obs_mask, float("-inf")).max(dim=1).values
             y = y - cfg.action_gap * (v_t - q_t.gather(1, action[:, None]).squeeze(1))
-    q_all = net(obs)
+    q_all = net.forward_encoded(x)
     q = q_all.gather(1, action[:, None]).squeeze(1)
     loss = F.smooth_l1_loss(q, y) if cfg.loss == "huber" else 0.5 * F.mse_loss(q, y)
     if cfg.guide_margin > 0:
@@ -268,8 +337,7 @@ def _dqn_update(net, target_net, optim, batch, cfg: TrainConfig, mask: torch.Ten
     loss.backward()
     optim.step()
     with torch.no_grad():
-        for p, tp in zip(net.parameters(), target_net.parameters()):
-            tp.lerp_(p, cfg.target_tau)
+        torch._foreach_lerp_(list(target_net.parameters()), list(net.parameters()), cfg.target_tau)
     return loss.item()
 
 
@@ -307,15 +375,17 @@ class Learner:
         if cfg.policy_ema > 0:
             self.policy = QNetwork(*arch, **tool).to(dev)
             self.policy.load_state_dict(self.net.state_dict())
-        self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        # fused: Adam's arithmetic in one kernel for all the weights (on this CPU a quarter of the
+        # for-loop Adam's time; tests/test_control.py checks it against the for-loop one)
+        self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, fused=True)
 
     def update(self, batch, mask: torch.Tensor, hold: float) -> float:
         """One gradient step of the DQN loss (and the policy average); returns the loss."""
         loss = _dqn_update(self.net, self.target, self.optim, batch, self.cfg, mask, hold)
         if self.cfg.policy_ema > 0:
             with torch.no_grad():
-                for p, pp in zip(self.net.parameters(), self.policy.parameters()):
-                    pp.lerp_(p, self.cfg.policy_ema)
+                torch._foreach_lerp_(list(self.policy.parameters()), list(self.net.parameters()),
+                                     self.cfg.policy_ema)
         return loss
 
     def state(self) -> dict:
@@ -342,19 +412,23 @@ class Actor:
     def __init__(self, cfg: TrainConfig, task: TaskConfig, rng: np.random.Generator, dev: torch.device):
         self.cfg, self.task, self.rng, self.dev = cfg, task, rng, dev
         self.env = ReachEnv(cfg.num_envs, task, seed=cfg.seed + 1)
-        self.memory = ReplayMemory(cfg.buffer_size)
+        self.memory = ReplayMemory(cfg.buffer_size, InputCache.of(cfg, task))
         self.nstep = NStep(cfg.n_step, cfg.num_envs, cfg.gamma)
         self.mask = torch.as_tensor(self.env.action_mask, device=dev)
         self.obs = None
 
+    def greedy(self, net: QNetwork) -> np.ndarray:
+        """The greedy actions of ``net`` among the available ones: the inputs and availabilities
+        from the replay memory's :class:`InputCache` (numpy), the network in torch."""
+        x, avail = self.memory.cache(self.obs)
+        with torch.no_grad():
+            q = net.forward_encoded(torch.from_numpy(x).to(self.dev))
+            return masked_argmax(q, torch.from_numpy(avail).to(self.dev)).cpu().numpy()
+
     def choose(self, net: QNetwork, eps: float) -> tuple[np.ndarray, np.ndarray]:
         """Line 9-10: the actions, and where they came from the K-GPS guide."""
         cfg, env, rng = self.cfg, self.env, self.rng
-        with torch.no_grad():
-            obs_t = torch.from_numpy(self.obs).to(self.dev)
-            actions = masked_argmax(net(obs_t), available_actions(obs_t, self.mask, self.task.hold_radius,
-                                                                     self.env.arm.tool_length))
-            actions = actions.cpu().numpy()
+        actions = self.greedy(net)
         explore = rng.random(cfg.num_envs) < eps
         guided = explore.copy()  # actions taken from the guide (K-GPS or random)
         if explore.any():
