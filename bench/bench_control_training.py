@@ -8,7 +8,8 @@ control_dof3_stage1.yaml: same options, same step budget and schedules), evaluat
 above --threshold (other options go to ``reach train control`` after the recipe's, e.g.
 ``--batch-size 512``).  Prints the wall-clock to that point (evaluations
 included), environment steps/s and updates/s, then the stopped model's 400-trial Table 2 row.
-Issue target: <= 10 minutes for 3-DoF at >= 98.5 % on a 2-core CPU (paper: ~24 h on one core).
+Issue 19's target: <= 5 minutes for 3-DoF at >= 98.5 % on a 2-core CPU (paper: ~24 h on one
+core); the CPU overlay recipe: ``--config control_dof3_cpu_fast``.
 """
 from __future__ import annotations
 
