@@ -31,7 +31,6 @@ from dataclasses import replace
 import torch
 
 from reach_core.configs import load_recipe
-from reach_core.perception import cuda_graph
 from reach_core.perception.config import TrainConfig
 
 T = importlib.import_module("reach_core.perception.train")   # the module, not the package's train()
@@ -91,9 +90,8 @@ def build(cfg: TrainConfig, graph: bool | None = None):
     net.train()
     trainee = T.speed_up(net, cfg)
     if cfg.cuda_graph:
-        graphed = cuda_graph.GraphedStep(net, opt, batches, cfg, T.perception_loss,
-                                         lambda n: T.conv_precision(n, T.precision_dtype(cfg)))
-        graphed.enabled = graph is not False
+        graphed = T.graphed_step(net, opt, batches, cfg)
+        graphed.enabled = graphed.enabled and graph is not False   # (never off a GPU)
 
         def step():
             return graphed(cfg.lr)
@@ -155,8 +153,11 @@ def main() -> None:
     recipe = load_recipe(a.recipe, TrainConfig)
     with tempfile.TemporaryDirectory() as tmp:
         base = TrainConfig(**(recipe | {"device": a.device, "out": os.path.join(tmp, "run"), "val_sim": 10}))
-        base = replace(base, batch=a.batch or base.batch, online_pool=a.pool or base.online_pool)
+        base = replace(base, batch=a.batch or base.batch, online_pool=a.pool or base.online_pool,
+                       cuda_graph=base.cuda_graph and a.device.startswith("cuda"))   # a GPU's option
         names = [v for v in a.variants.split(",") if v]
+        if not a.device.startswith("cuda") and any("graph" in n.split("+") for n in names):
+            raise SystemExit("the variant option graph (a CUDA graph) needs --device cuda")
         rows = {}
         for i, name in enumerate(names):
             cfg = variant_config(base, name)

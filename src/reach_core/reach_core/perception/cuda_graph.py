@@ -92,9 +92,9 @@ class GraphedStep:
         return self.loss.clone()
 
     def _eager(self) -> torch.Tensor:
-        """One ordinary step (on a GPU, on a side stream, as the recipe asks before a capture)."""
+        """One ordinary step (before a capture, on a side stream, as the recipe asks)."""
         self.eager_steps += 1
-        if self.idx.device.type != "cuda":
+        if not self.enabled:      # off a GPU, or after a failed capture: no capture to prepare
             self.opt.zero_grad(set_to_none=True)
             return self._forward_backward()
         side = torch.cuda.Stream()

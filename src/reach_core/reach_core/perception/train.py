@@ -147,6 +147,12 @@ def train_step(opt, net: PerceptionNet, trainee: nn.Module, teacher, batches, cf
         return optimise(opt, step_loss(trainee, teacher, batches, cfg, start), lr)
 
 
+def graphed_step(net: PerceptionNet, opt, batches, cfg: TrainConfig) -> cuda_graph.GraphedStep:
+    """--cuda-graph's step: Eq. 2 on the scene pool's mini-batches at the run's precision."""
+    return cuda_graph.GraphedStep(net, opt, batches, cfg, perception_loss,
+                                  lambda n: conv_precision(n, precision_dtype(cfg)))
+
+
 def optimizer(net: PerceptionNet, cfg: TrainConfig) -> torch.optim.Adam:
     """Adam over the layers --adapt-part trains, at --lr with --weight-decay (capturable, with
     --cuda-graph)."""
@@ -474,10 +480,7 @@ def fit(run: Run, cfg: TrainConfig, net, opt, gen, batches: BatchSampler, data: 
     trainee = speed_up(net, cfg)
     main = distributed.is_main()
     teacher = copy.deepcopy(net).eval() if batches.n_unlabelled else None
-    graphed = cuda_graph.GraphedStep(
-        net, opt, batches, cfg, perception_loss,
-        lambda n: conv_precision(n, precision_dtype(cfg))
-    ) if cfg.cuda_graph else None
+    graphed = graphed_step(net, opt, batches, cfg) if cfg.cuda_graph else None
     bar = tqdm(total=cfg.steps, initial=state.step, desc="train perception", unit="step",
                disable=not progress, file=sys.stderr, mininterval=2.0)
     loss_sum, loss_n = torch.zeros((), device=device), 0
