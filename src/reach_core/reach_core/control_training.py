@@ -36,6 +36,7 @@ from .control import PAPER_HIDDEN, ControlPolicy, QNetwork, available_actions, m
 from .control_numpy import NumpyPolicy
 from .evaluation import EVAL_SEED, run_trials
 from .kinematics import check_tool, parse_tool
+from .optim import set_lr
 from .runs import Run
 from .simulator import ReachEnv, TaskConfig, reward, success_bonus
 
@@ -564,8 +565,7 @@ def _evaluate(run: Run, cfg: TrainConfig, task: TaskConfig, learner: Learner, pr
 def _learn(cfg: TrainConfig, learner: Learner, actor: Actor, prog: Progress) -> None:
     """Lines 13-14: the updates owed for the steps taken, on random mini-batches."""
     prog.update_debt += cfg.updates_per_step * cfg.num_envs
-    for group in learner.optim.param_groups:
-        group["lr"] = cfg.lr * (1 + (cfg.lr_final_fraction - 1) * prog.step / cfg.total_steps)
+    set_lr(learner.optim, cfg.lr * (1 + (cfg.lr_final_fraction - 1) * prog.step / cfg.total_steps))
     while prog.update_debt >= 1:
         batch = actor.memory.sample(actor.rng, cfg.batch_size, actor.dev)
         prog.loss = learner.update(batch, actor.mask, actor.task.hold_radius)

@@ -42,6 +42,7 @@ from .control_training import (Learner, Progress, TrainConfig, _evaluate_and_rep
                                _save_checkpoint)
 from .evaluation import EvalResult
 from .kinematics import TARGET_BOX, PlanarArm
+from .optim import set_lr
 from .runs import Run
 from .scene import OMEGA_HIGH, OMEGA_LOW
 from .simulator import ACTIVE_JOINTS, NUM_ACTIONS, TaskConfig, action_deltas, action_mask
@@ -314,11 +315,7 @@ class VecLearner(Learner):
 
     def set_lr(self, lr: float) -> None:
         """The learning rate of the next updates."""
-        for group in self.optim.param_groups:
-            if torch.is_tensor(group["lr"]):
-                group["lr"].fill_(lr)
-            else:
-                group["lr"] = lr
+        set_lr(self.optim, lr)
 
     def update(self, batch, mask: torch.Tensor, hold: float) -> torch.Tensor:
         """One double-DQN step on the TD loss of Eq. 3 (n-step targets where the transitions are);

@@ -25,6 +25,8 @@ import sys
 
 import torch
 
+from ..optim import set_lr
+
 WARMUP = 3
 
 
@@ -79,11 +81,7 @@ class GraphedStep:
 
     def __call__(self, lr: float) -> torch.Tensor:
         self._draw()
-        for group in self.opt.param_groups:
-            if torch.is_tensor(group["lr"]):
-                group["lr"].fill_(lr)
-            else:                      # (an eager Adam: the eager path alone, as the tests use it)
-                group["lr"] = lr
+        set_lr(self.opt, lr)     # (a float for an eager Adam: the eager path alone, as the tests use)
         if self.graph is None and self.enabled and self.eager_steps >= WARMUP:
             self._capture()
         if self.graph is None:

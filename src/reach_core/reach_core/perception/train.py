@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import distributed
 from ..kinematics import check_tool
+from ..optim import set_lr
 from ..randomized_renderer import ScenePool
 from ..runs import Run, plot_progress
 from . import cuda_graph
@@ -170,8 +171,7 @@ def place(net: PerceptionNet, cfg: TrainConfig, device: torch.device) -> Percept
 
 def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> torch.Tensor:
     """One Adam step on ``loss`` at learning rate ``lr``; returns the loss, detached."""
-    for g in opt.param_groups:
-        g["lr"] = lr
+    set_lr(opt, lr)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
