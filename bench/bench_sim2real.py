@@ -16,6 +16,7 @@ seeds, what a user would get.  Subcommands (each prints its figures; --json writ
 
   python bench/bench_sim2real.py calibrate --data .devdata
   python bench/bench_sim2real.py perception --model NAME=PATH ... --camera .devdata/proxy_camera.yaml
+  python bench/bench_sim2real.py perception --runs OUT/runs --choose-on hifi_val --camera ...
   python bench/bench_sim2real.py loop --model NAME=PATH --target physical --trials 30 [--camera ...]
 """
 from __future__ import annotations
@@ -81,6 +82,20 @@ def _proxy_sets(data: Path, calibration) -> dict:
     return sets
 
 
+def choose_variant(res: dict, on: str = "hifi_val", tuned: str = "hifi_",
+                   reported: tuple = ("proxy200_", "proxy50_")) -> dict:
+    """The declared selection: among the runs named ``tuned + VARIANT`` (adapted on the tuning
+    domain), the variant with the lowest e on ``on``; the held-out figures reported are those of
+    the runs ``PREFIX + VARIANT`` for each prefix in ``reported`` (the same recipe adapted on the
+    user's frames).  Nothing of the held-out proxy enters the choice."""
+    scores = {n[len(tuned):]: r[on] for n, r in res.items() if n.startswith(tuned) and on in r}
+    if not scores:
+        raise ValueError(f"no run named {tuned}* with a figure on {on} to choose from")
+    best = min(scores, key=scores.get)
+    return {"on": on, "scores": scores, "variant": best,
+            "reported": {p + best: res[p + best] for p in reported if p + best in res}}
+
+
 def cmd_perception(args) -> dict:
     from reach_core.perception import PerceptionModel, evaluate_model
     data = Path(args.data)
@@ -89,11 +104,22 @@ def cmd_perception(args) -> dict:
     if (data / "hifi_val").is_dir():
         sets["hifi_val"] = load_dataset(data / "hifi_val", verbose=False)
     sets["sim"] = sim_test_set(args.sim_test, 400_2017)
+    models = _named(args.model)
+    if args.runs:   # every run folder of scripts/sim2real_gpu.sh, by its name
+        models.update({p.parent.name: str(p) for p in sorted(Path(args.runs).glob("*/model.pt"))})
     res = {}
-    for name, path in _named(args.model).items():
+    for name, path in models.items():
         model = PerceptionModel.load(path, tta=args.tta)
         res[name] = {k: v["e_mean"] for k, v in evaluate_model(model, sets)[0].items()}
         print(f"{name:>22}: " + "  ".join(f"{k} {v:.4f}" for k, v in res[name].items()))
+    if args.choose_on:
+        chosen = choose_variant(res, on=args.choose_on)
+        print(f"chosen on {chosen['on']}: {chosen['variant']} ("
+              + ", ".join(f"{v} {e:.4f}" for v, e in chosen["scores"].items()) + ")")
+        for name, r in chosen["reported"].items():
+            print(f"{name:>22} (held-out proxy): " + "  ".join(
+                f"{k} {v:.4f}" for k, v in r.items() if k.startswith("proxy_")))
+        res = {"networks": res, "chosen": chosen}
     return res
 
 
@@ -176,7 +202,13 @@ def main(argv=None) -> int:
     c.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("perception")
     p.add_argument("--data", default=str(ROOT / ".devdata"))
-    p.add_argument("--model", action="append", required=True, help="NAME=perception checkpoint")
+    p.add_argument("--model", action="append", default=[], help="NAME=perception checkpoint")
+    p.add_argument("--runs", default=None,
+                   help="a folder of run folders (scripts/sim2real_gpu.sh's OUT/runs): each "
+                        "RUN/model.pt is evaluated, named RUN")
+    p.add_argument("--choose-on", default=None,
+                   help="apply the declared selection on this set (hifi_val): the hifi_* run "
+                        "with the lowest e, and its proxy200_*/proxy50_* runs' held-out figures")
     p.add_argument("--camera", default=None, help="camera file of the proxy (calibrate)")
     p.add_argument("--sim-test", type=int, default=400)
     p.add_argument("--tta", type=int, default=0)
