@@ -509,6 +509,25 @@ def test_unlabelled_frames_rectified_to_the_crop_load_as_the_full_frames_do(tmp_
     assert np.abs(crop - full).mean() < 0.02
 
 
+def test_rectifying_the_first_n_frames_keeps_those_frames_and_their_labels(tmp_path):
+    from reach_core.camera_model import CameraModel
+    from reach_core.datasets import load_dataset, rectify_dataset, write_dataset
+    from reach_core.kinematics import BAXTER_LEFT
+    from reach_core.renderer import render
+    q = BAXTER_LEFT.sample_joints(np.random.default_rng(2), 5)
+    frames = np.stack([render(np.full(2, 5.0), q[i]) for i in range(5)])
+    write_dataset(tmp_path / "full", lambda t, qc, s: frames[s:s + len(qc)], BAXTER_LEFT.forward(q), q,
+                  target_mode="virtual", progress=False)
+    rectify_dataset(tmp_path / "full", CameraModel.nominal(), tmp_path / "all", progress=False)
+    rectify_dataset(tmp_path / "full", CameraModel.nominal(), tmp_path / "two", first=2, progress=False)
+    every, two = load_dataset(tmp_path / "all", verbose=False), load_dataset(tmp_path / "two", verbose=False)
+    assert len(every.images) == 5 and len(two.images) == 2
+    np.testing.assert_array_equal(two.images, every.images[:2])
+    np.testing.assert_array_equal(two.omega, every.omega[:2])
+    with pytest.raises(ValueError, match="first"):
+        rectify_dataset(tmp_path / "full", CameraModel.nominal(), tmp_path / "none", first=0, progress=False)
+
+
 def test_an_online_run_with_the_real_look_trains(tmp_path):
     metrics = P.train(_tiny(tmp_path, "rl", steps=20, online=True, randomize=1.0, realism=0.5,
                             online_pool=256, supersample=1), progress=False)

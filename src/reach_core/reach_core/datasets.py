@@ -669,17 +669,21 @@ def _cmd_render(args) -> int:
     return 0
 
 
-def rectify_dataset(src, calibration, out, *, crop: bool = True, progress: bool = True) -> Path:
+def rectify_dataset(src, calibration, out, *, crop: bool = True, first: int | None = None,
+                    progress: bool = True) -> Path:
     """Write ``src``'s frames as the virtual camera sees them (through ``calibration``, the camera
     that took them): a dataset of the nominal camera that needs no camera file any more, to look
     at or to train on elsewhere.  ``crop`` keeps only the networks' crop (its camera recorded in
-    dataset.json), a quarter of the bytes of a full frame."""
+    dataset.json), a quarter of the bytes of a full frame; ``first`` keeps only the first N
+    frames (the 50 of a 200-frame collection, for an error-vs-frame-count curve)."""
+    if first is not None and first < 1:
+        raise ValueError(f"first must be a positive number of frames, not {first}")
     src = Path(src)
     meta = _read_meta(src)
     camera = _camera_from(meta)
     raw = raw_camera(camera, calibration)
     _, names, phys, bad = _read_labels(src)
-    keep = [k for k, name in enumerate(names) if (src / name).is_file()]
+    keep = [k for k, name in enumerate(names) if (src / name).is_file()][:first]
     x0, y0, w, h = camera.roi
     virtual = replace(camera, width=w, height=h, roi=(0, 0, w, h),
                       origin_px=(camera.origin_px[0] - x0, camera.origin_px[1] - y0)) \
@@ -702,7 +706,7 @@ def _cmd_rectify(args) -> int:
     from .camera_model import CameraFileError, CameraModel
     try:
         out = rectify_dataset(args.dir, CameraModel.load(args.camera), args.out,
-                              crop=not args.full_frame)
+                              crop=not args.full_frame, first=args.first)
     except (DatasetError, CameraFileError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -769,6 +773,8 @@ def add_cli(sub) -> None:
     r.add_argument("--camera", required=True, help="camera file (reach calibrate)")
     r.add_argument("--out", required=True, help="dataset folder to write")
     r.add_argument("--full-frame", action="store_true", help="keep the whole virtual frame")
+    r.add_argument("--first", type=int, default=None, metavar="N",
+                   help="only the first N frames (e.g. 50 of 200, for a frame-count curve)")
     r.set_defaults(func=_cmd_rectify)
 
     c = sub.add_parser("check", help="load a dataset and report its bad rows",
