@@ -3,11 +3,14 @@
 #   bash scripts/sim2real_gpu.sh sim   OUT            # SIM stage with the real look, from the shipped SIM-DR net
 #   bash scripts/sim2real_gpu.sh hifi  OUT SIM_NET    # recipe variants adapted on the hifi domain (tuning)
 #   bash scripts/sim2real_gpu.sh proxy OUT SIM_NET    # the same variants on a user's proxy frames (held out)
-# Variants of a stage run side by side on the GPU; OUT/runs/<name>/ holds each run folder.  Data:
-# .devdata/hifi_train, .devdata/hifi_unlabelled (reach data render --source hifi), and for the proxy
-# .devdata/proxy_collect{,50}, .devdata/proxy_unlabelled, already resampled into the virtual camera
-# (reach data rectify ... --camera CAMERA: the camera file of reach calibrate).  Only the adaptation
-# recipe chosen on the hifi domain is reported on the proxy (bench/bench_sim2real.py picks it).
+#   bash scripts/sim2real_gpu.sh all   OUT            # sim, then hifi and proxy side by side on its net,
+#                                                     # OUT/sim2real_runs.tgz packed (one GPU call, ~8 min)
+# Variants of a stage run side by side on the GPU; OUT/runs/<name>/ holds each run folder.  Data
+# (scripts/sim2real_data.sh writes it all): .devdata/hifi_train, .devdata/hifi_unlabelled, and for
+# the proxy .devdata/proxy_collect{,50}, .devdata/proxy_unlabelled, already resampled into the
+# virtual camera (reach data rectify ... --camera CAMERA: the camera file of reach calibrate).
+# Only the adaptation recipe chosen on the hifi domain is reported on the proxy:
+#   python bench/bench_sim2real.py perception --runs OUT/runs --choose-on hifi_val --camera ...
 set -euo pipefail
 STAGE="${1:?STAGE sim|hifi|proxy}"; OUT="${2:?OUT}"; SIM_NET="${3:-}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,7 +46,17 @@ case "$STAGE" in
     run proxy50_base --adapt-from "$SIM_NET" --real "$ROOT/.devdata/proxy_collect50" "${adapt[@]}" "${common[@]}"
     run proxy50_unlab --adapt-from "$SIM_NET" --real "$ROOT/.devdata/proxy_collect50" \
       --unlabelled "$ROOT/.devdata/proxy_unlabelled" "${adapt[@]}" "${common[@]}" ;;
-  *) echo "STAGE is sim, hifi or proxy" >&2; exit 2 ;;
+  all)   # the whole plan in one call: the stages in order, each stage's variants side by side
+    "${BASH_SOURCE[0]}" sim "$OUT"
+    net="$OUT/runs/sim_real/model.pt"
+    "${BASH_SOURCE[0]}" hifi "$OUT" "$net" > "$OUT/hifi_stage.txt" 2>&1 &
+    "${BASH_SOURCE[0]}" proxy "$OUT" "$net" > "$OUT/proxy_stage.txt" 2>&1 &
+    ok=0
+    for job in $(jobs -p); do wait "$job" || ok=1; done
+    tail -n 4 "$OUT"/*_stage.txt
+    tar czf "$OUT/sim2real_runs.tgz" --exclude=checkpoint.pt -C "$OUT" runs
+    exit "$ok" ;;
+  *) echo "STAGE is sim, hifi, proxy or all" >&2; exit 2 ;;
 esac
 status=0
 for job in $(jobs -p); do wait "$job" || status=1; done

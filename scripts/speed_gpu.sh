@@ -15,6 +15,7 @@ PART="${1:?PART control|sim|speed|pipeline}"; OUT="${2:?OUT}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PYTHONPATH="$ROOT/src/reach_core${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY="${PYTHON:-python3}"
+case "$PART" in control|sim|speed|pipeline) ;; *) echo "PART is control, sim, speed or pipeline" >&2; exit 2 ;; esac
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv,noheader | tee -a "$OUT/gpu.txt"
 case "$PART" in
