@@ -492,15 +492,21 @@ def test_an_adaptation_reads_a_calibrated_camera_and_unlabelled_frames(tmp_path)
         P.train(_tiny(tmp_path, "x", unlabelled=str(tmp_path / "real")), progress=False)
 
 
-def test_unlabelled_frames_rectified_to_the_crop_load_as_the_full_frames_do(tmp_path):
-    from reach_core.camera_model import CameraModel
-    from reach_core.datasets import load_unlabelled, rectify_dataset, write_dataset
+def _camera_frames_dataset(folder, n: int, seed: int) -> None:
+    """A dataset of ``n`` simulator camera frames (virtual target) written to ``folder``."""
+    from reach_core.datasets import write_dataset
     from reach_core.kinematics import BAXTER_LEFT
     from reach_core.renderer import render
-    q = BAXTER_LEFT.sample_joints(np.random.default_rng(1), 4)
-    frames = np.stack([render(np.full(2, 5.0), q[i]) for i in range(4)])
-    write_dataset(tmp_path / "full", lambda t, qc, s: frames[s:s + len(qc)], BAXTER_LEFT.forward(q), q,
+    q = BAXTER_LEFT.sample_joints(np.random.default_rng(seed), n)
+    frames = np.stack([render(np.full(2, 5.0), q[i]) for i in range(n)])
+    write_dataset(folder, lambda t, qc, s: frames[s:s + len(qc)], BAXTER_LEFT.forward(q), q,
                   target_mode="virtual", progress=False)
+
+
+def test_unlabelled_frames_rectified_to_the_crop_load_as_the_full_frames_do(tmp_path):
+    from reach_core.camera_model import CameraModel
+    from reach_core.datasets import load_unlabelled, rectify_dataset
+    _camera_frames_dataset(tmp_path / "full", 4, seed=1)
     rectify_dataset(tmp_path / "full", CameraModel.nominal(), tmp_path / "crop", progress=False)
     full, t_full = load_unlabelled(tmp_path / "full", copies=2)
     crop, t_crop = load_unlabelled(tmp_path / "crop", copies=2)
@@ -511,13 +517,8 @@ def test_unlabelled_frames_rectified_to_the_crop_load_as_the_full_frames_do(tmp_
 
 def test_rectifying_the_first_n_frames_keeps_those_frames_and_their_labels(tmp_path):
     from reach_core.camera_model import CameraModel
-    from reach_core.datasets import load_dataset, rectify_dataset, write_dataset
-    from reach_core.kinematics import BAXTER_LEFT
-    from reach_core.renderer import render
-    q = BAXTER_LEFT.sample_joints(np.random.default_rng(2), 5)
-    frames = np.stack([render(np.full(2, 5.0), q[i]) for i in range(5)])
-    write_dataset(tmp_path / "full", lambda t, qc, s: frames[s:s + len(qc)], BAXTER_LEFT.forward(q), q,
-                  target_mode="virtual", progress=False)
+    from reach_core.datasets import load_dataset, rectify_dataset
+    _camera_frames_dataset(tmp_path / "full", 5, seed=2)
     rectify_dataset(tmp_path / "full", CameraModel.nominal(), tmp_path / "all", progress=False)
     rectify_dataset(tmp_path / "full", CameraModel.nominal(), tmp_path / "two", first=2, progress=False)
     every, two = load_dataset(tmp_path / "all", verbose=False), load_dataset(tmp_path / "two", verbose=False)
