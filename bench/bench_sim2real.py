@@ -98,15 +98,18 @@ def choose_variant(res: dict, on: str = "hifi_val", tuned: str = "hifi_",
 
 def cmd_perception(args) -> dict:
     from reach_core.perception import PerceptionModel, evaluate_model
+    models = _named(args.model)
+    if args.runs:   # every run folder of scripts/sim2real_gpu.sh, by its name
+        models.update({p.parent.name: str(p) for p in sorted(Path(args.runs).glob("*/model.pt"))})
+    if not models:
+        raise SystemExit("perception: no network to measure (--model NAME=PATH, or --runs DIR with "
+                         "run folders holding model.pt)")
     data = Path(args.data)
     calibration = load_camera(args.camera)
     sets = _proxy_sets(data, calibration)
     if (data / "hifi_val").is_dir():
         sets["hifi_val"] = load_dataset(data / "hifi_val", verbose=False)
     sets["sim"] = sim_test_set(args.sim_test, 400_2017)
-    models = _named(args.model)
-    if args.runs:   # every run folder of scripts/sim2real_gpu.sh, by its name
-        models.update({p.parent.name: str(p) for p in sorted(Path(args.runs).glob("*/model.pt"))})
     res = {}
     for name, path in models.items():
         model = PerceptionModel.load(path, tta=args.tta)

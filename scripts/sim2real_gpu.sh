@@ -47,10 +47,10 @@ case "$STAGE" in
     run proxy50_unlab --adapt-from "$SIM_NET" --real "$ROOT/.devdata/proxy_collect50" \
       --unlabelled "$ROOT/.devdata/proxy_unlabelled" "${adapt[@]}" "${common[@]}" ;;
   all)   # the whole plan in one call: the stages in order, each stage's variants side by side
-    "${BASH_SOURCE[0]}" sim "$OUT"
+    bash "${BASH_SOURCE[0]}" sim "$OUT"
     net="$OUT/runs/sim_real/model.pt"
-    "${BASH_SOURCE[0]}" hifi "$OUT" "$net" > "$OUT/hifi_stage.txt" 2>&1 &
-    "${BASH_SOURCE[0]}" proxy "$OUT" "$net" > "$OUT/proxy_stage.txt" 2>&1 &
+    bash "${BASH_SOURCE[0]}" hifi "$OUT" "$net" > "$OUT/hifi_stage.txt" 2>&1 &
+    bash "${BASH_SOURCE[0]}" proxy "$OUT" "$net" > "$OUT/proxy_stage.txt" 2>&1 &
     ok=0
     for job in $(jobs -p); do wait "$job" || ok=1; done
     tail -n 4 "$OUT"/*_stage.txt
