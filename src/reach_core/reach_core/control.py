@@ -142,7 +142,7 @@ class QNetwork(nn.Module):
     def forward_encoded(self, x: torch.Tensor) -> torch.Tensor:
         """Q-values from the network's input :meth:`encode` (Omega) -- a fixed function of Omega
         without weights, which a replay memory can compute once per transition instead of at every
-        forward pass (:class:`reach_core.control_training.ReplayMemory`)."""
+        forward pass (:class:`reach_core.control_replay.ReplayMemory`)."""
         out = self.head(self.trunk(x))
         if not self.dueling:
             return out

@@ -205,7 +205,7 @@ class DeviceReplay:
 
 class VecNStep:
     """n-step returns for all trials at once, on the device: the transitions of
-    :class:`~reach_core.control_training.NStep` (the CPU trainer's), emitted in another order.
+    :class:`~reach_core.control_replay.NStep` (the CPU trainer's), emitted in another order.
 
     A window holds every trial's last ``n`` steps (Omega, a, r, the Omega after the step, and
     whether the trial ended there).  Once it is full, each :meth:`push` emits one transition per

@@ -239,7 +239,7 @@ class Collector:
     stored with the task reward (Eq. 5, plus the control run's success bonus)."""
 
     def __init__(self, cfg: FinetuneConfig, net: CombinedNet, task, settings: dict, rng, device):
-        from ..control_training import NStep, ReplayMemory
+        from ..control_replay import NStep, ReplayMemory
 
         self.cfg, self.net, self.task, self.rng, self.device = cfg, net, task, rng, device
         self.bonus = settings["success_bonus"]
