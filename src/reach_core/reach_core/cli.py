@@ -26,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = group("export", "export a trained network for deployment (ONNX)")
 
     # Each module that owns a command adds its own subparser (with set_defaults(func=...)).
-    from . import control_training, evaluation, renderer
-    control_training.add_cli(train)
+    from . import control_cli, evaluation, renderer
+    control_cli.add_cli(train)
     evaluation.add_cli(evaluate)
     renderer.add_cli(render)
     from . import datasets, perception
