@@ -250,9 +250,9 @@ def test_observer_scenes_change_the_image():
 
 
 def test_evaluate_rows_no_revisit_runs_the_rule_on_every_row():
-    """A controller that dithers on e1 (test_control._LoopNet): the greedy rows stall in a
+    """A controller that dithers on e1 (test_control_no_revisit._LoopNet): the greedy rows stall in a
     2-cycle until the step limit, the no-revisit rows move on (other final distances)."""
-    from test_control import _LoopNet
+    from test_control_no_revisit import _LoopNet
 
     from reach_core.end_to_end import evaluate_rows
     task = TaskConfig(dof=3, max_steps=30)

@@ -232,7 +232,7 @@ class Learner:
             self.policy = QNetwork(*arch, **tool).to(dev)
             self.policy.load_state_dict(self.net.state_dict())
         # fused: Adam's arithmetic in one kernel for all the weights (on this CPU a quarter of the
-        # for-loop Adam's time; tests/test_control.py checks it against the for-loop one)
+        # for-loop Adam's time; tests/test_control_training.py checks it against the for-loop one)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, fused=True)
 
     def update(self, batch, mask: torch.Tensor, hold: float) -> float:
