@@ -32,20 +32,24 @@ are bad, or with ``strict=True`` at the first bad row.
 
 The package, by role:
 
-=========== ==================================================================================
-common.py   the format's columns, Dataset, DatasetError, dataset.json (camera, tool)
-labels.py   labels.csv: reading, parsing and checking the rows
-load.py     load_dataset, load_unlabelled, read_frame, read_raw_frames, sim_test_set
-write.py    write_dataset, render_*_dataset, save_net_dataset, render_sim_net_images,
-            rectify_dataset
-cli.py      ``reach data render``, ``reach data rectify``, ``reach data check`` (add_cli)
-=========== ==================================================================================
+============= ================================================================================
+common.py     the format's columns, Dataset, DatasetError, dataset.json (camera, tool)
+labels.py     labels.csv: reading, parsing and checking the rows
+load.py       load_dataset, load_unlabelled, read_frame, read_raw_frames, sim_test_set
+write.py      write_dataset, render_*_dataset, save_net_dataset, render_sim_net_images,
+              rectify_dataset
+collection.py CollectionStore, the folder ``collect_images`` writes frame by frame (atomic
+              writes, resume, disk-space checks); joint_grid, out_of_limits, CollectError,
+              DiskFullError
+cli.py        ``reach data render``, ``reach data rectify``, ``reach data check`` (add_cli)
+============= ================================================================================
 
 Everything public is importable from ``reach_core.datasets`` itself (and ``_camera_from``,
 ``_read_labels`` and ``_read_meta``, which :mod:`reach_core.bags` and
 :mod:`reach_core.lerobot_format` use).
 """
 from .cli import add_cli
+from .collection import CollectError, CollectionStore, DiskFullError, joint_grid, out_of_limits
 from .common import (DATASET_FORMAT, IMAGE_EXTENSIONS, LABEL_COLUMNS, OMEGA_COLUMNS, PHYS_COLUMNS, Dataset,
                      DatasetError, check_dataset_tool)
 from .common import _camera_from as _camera_from, _read_meta as _read_meta    # (bags, lerobot_format)
@@ -63,6 +67,8 @@ __all__ = [
     # writing
     "rectify_dataset", "render_hifi_dataset", "render_proxy_dataset", "render_sim_dataset",
     "render_sim_net_images", "save_net_dataset", "write_dataset",
+    # collecting frame by frame (collect_images)
+    "CollectError", "CollectionStore", "DiskFullError", "joint_grid", "out_of_limits",
     # command line
     "add_cli",
 ]
