@@ -24,7 +24,7 @@ pytest.importorskip('rclpy')
 from reach_bringup.graph import Graph  # noqa: E402
 from reach_bringup.probe import pick_domain_id  # noqa: E402
 
-from reach_core.datasets import load_dataset, read_frame  # noqa: E402
+from reach_core.datasets import collection, load_dataset, read_frame  # noqa: E402
 from reach_core.renderer import render  # noqa: E402
 from reach_core.scene import DEFAULT_CAMERA  # noqa: E402
 from reach_ros import collect_images  # noqa: E402
@@ -237,7 +237,8 @@ def test_a_write_failing_with_enospc_keeps_what_was_recorded(tmp_path, monkeypat
                 (fail_on == 'labels' and str(path).endswith('labels.csv.tmp'))):
             return real_open('/dev/full', mode, *a, **kw)
         return real_open(path, mode, *a, **kw)
-    monkeypatch.setattr(collect_images, 'open', full_disk_open, raising=False)
+    # the store (reach_core.datasets.collection) looks ``open`` up in its own module
+    monkeypatch.setattr(collection, 'open', full_disk_open, raising=False)
     with pytest.raises(DiskFullError, match='disk full while writing .* 2 frames recorded'):
         store.record(2, _frame(grid[2]), grid[2])
     monkeypatch.undo()
