@@ -109,6 +109,24 @@ def test_test_time_augmentation_undoes_each_shift_and_takes_the_median():
             P.check_tta(bad)
 
 
+def test_test_time_augmentation_takes_any_list_of_shifts_and_undoes_each():
+    x = torch.zeros(2, 84, 84)
+    x[0, 40, 30] = x[1, 20, 60] = 1.0
+    plain = _bright_spot_reader(x)
+    assert P.square_shifts(1) == [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    cross = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]
+    torch.testing.assert_close(P.predict_shifted(_bright_spot_reader, x, 1, shifts=cross), plain)
+    torch.testing.assert_close(P.predict_shifted(_bright_spot_reader, x, 1, shifts=P.square_shifts(1)),
+                               P.predict_shifted(_bright_spot_reader, x, 1))
+    # one copy shifted by 2 px: the estimate is moved back (a spot inside the image), and the copy
+    # was really shifted (a spot at the right edge wraps round, 2 px right of the left edge)
+    torch.testing.assert_close(P.predict_shifted(_bright_spot_reader, x, 0, shifts=[(0, 2)]), plain)
+    edge = torch.zeros(1, 84, 84)
+    edge[0, 40, 83] = 1.0
+    wrapped = P.predict_shifted(_bright_spot_reader, edge, 0, shifts=[(0, 2)])
+    assert wrapped[0, 0] < _bright_spot_reader(edge)[0, 0] - 0.5
+
+
 def test_test_time_augmentation_in_the_model(tmp_path):
     _save_untrained(tmp_path / "m.pt")
     plain = P.PerceptionModel.load(tmp_path / "m.pt")

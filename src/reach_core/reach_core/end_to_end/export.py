@@ -77,9 +77,9 @@ class DeployNet(torch.nn.Module):
     def __init__(self, net, tta: int):
         super().__init__()
         from ..perception import check_tta
+        from ..perception.model import square_shifts
         self.net, self.tta = net, check_tta(tta)
-        r = self.tta
-        self.shifts = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+        self.shifts = square_shifts(self.tta)
         step = DEFAULT_CAMERA.m_per_net_px / (OMEGA_HIGH[:2] - OMEGA_LOW[:2])
         back = torch.tensor([[dx * step[0], -dy * step[1], 0.0, 0.0, 0.0] for dy, dx in self.shifts],
                             dtype=torch.float32)

@@ -204,16 +204,25 @@ def tta_for(model: "PerceptionModel", radius) -> int:
     return radius if radius and trained_with_shifts(model) else 0
 
 
-def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA) -> torch.Tensor:
+def square_shifts(radius: int) -> list[tuple[int, int]]:
+    """The (dy, dx) pixel shifts of test-time augmentation with ``radius``: every shift in
+    -r..r on both axes, (2r + 1)^2 of them."""
+    return [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+
+
+def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA,
+                    shifts: list[tuple[int, int]] | None = None) -> torch.Tensor:
     """Omega_hat of images ``x`` (B, 84, 84) with test-time augmentation: ``forward`` runs once on
     (2r + 1)^2 copies of the batch, each shifted by (dx, dy) in -r..r pixels (``torch.roll``);
     each copy's target estimate is moved back by its shift, and the median over the copies is
     returned (B, 5). The median of shifted views damps the errors that depend on exactly where
     edges fall on the pixel grid: on the held-out hifi images r = 1 takes the adapted network
-    from e 0.031 to 0.028 (bench/bench_perception.py). ``radius`` 0: ``forward(x)``."""
-    if radius <= 0:
-        return forward(x).float()
-    shifts = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    from e 0.031 to 0.028 (bench/bench_perception.py). ``radius`` 0: ``forward(x)``. ``shifts``
+    (a list of (dy, dx)) replaces the square of ``radius`` (bench/bench_tta_patterns.py)."""
+    if shifts is None:
+        if radius <= 0:
+            return forward(x).float()
+        shifts = square_shifts(radius)
     out = forward(torch.cat([torch.roll(x, s, dims=(1, 2)) for s in shifts])).float()
     out = out.view(len(shifts), len(x), -1)
     # image u grows with target x and v shrinks with target y (Camera.to_pixels)

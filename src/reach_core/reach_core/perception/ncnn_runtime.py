@@ -30,7 +30,7 @@ from torch import nn
 
 from ..scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW
 from .config import NET_SIZE
-from .model import PerceptionModel, SpatialSoftmax, check_tta, network_images
+from .model import PerceptionModel, SpatialSoftmax, check_tta, network_images, square_shifts
 
 INPUT, OUTPUT = "in0", "out0"
 
@@ -213,7 +213,7 @@ def shifted_inputs(radius: int, layout: tuple[int, int] | None, size: int = NET_
     copy (dy, dx) has pixel (i, j) = image[(i - dy) % size, (j - dx) % size]."""
     s, p = layout or (1, 0)
     n = (size + 2 * p) // s
-    shifts = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    shifts = square_shifts(radius)
     out = np.empty((len(shifts), s * s, n, n), dtype=np.intp)
     grid = np.arange(n) * s
     for c, (dy, dx) in enumerate(shifts):
@@ -260,7 +260,7 @@ class NcnnPerception:
         self._tta = r = check_tta(radius)
         self._gather = shifted_inputs(r, self._layout)
         self._back = np.array([[dx * self._step[0], -dy * self._step[1], 0, 0, 0]
-                               for dy in range(-r, r + 1) for dx in range(-r, r + 1)], dtype=np.float32)
+                               for dy, dx in square_shifts(r)], dtype=np.float32)
 
     def _run(self, image: np.ndarray, worker: int = 0) -> np.ndarray:
         """The network's 5 outputs for one network input (C, H, W) float32, C-contiguous, on
