@@ -9,6 +9,8 @@ Table 3 (default): EE1 (SIM + CR), EE2 (P75 + CR), EE2-FT (the committed fine-tu
                                                         # (no-revisit rule on commanded configurations)
     # no test-time augmentation:
     python bench/bench_end2end.py --only EE2-FT --trials 0 --hifi-trials 60 --odometry --tta 0
+    # the cross of 5 shifted copies instead of the square of 9 (docs/inference.md):
+    python bench/bench_end2end.py --only EE2-FT --odometry --tta-pattern cross
 
 The full pipeline (training every stage, then Table 3) is ``reach pipeline`` (docs/pipeline.md).
 """
@@ -40,7 +42,8 @@ def table3(args) -> dict:
         if not rows:
             raise SystemExit(f"error: --only {args.only}: no row starts with that (rows: EE1, EE2, "
                              f"EE2-FT, CR)")
-    set_tta(rows, args.tta, log=lambda m: print(m, file=sys.stderr))   # EE2, EE2-FT: not EE1
+    set_tta(rows, args.tta, log=lambda m: print(m, file=sys.stderr),   # EE2, EE2-FT: not EE1
+            pattern=args.tta_pattern)
     results, secs = {}, {}
     for domain, n in (("sim", args.trials), ("hifi", args.hifi_trials)):
         if n > 0:
@@ -54,7 +57,8 @@ def table3(args) -> dict:
     ft = {k[0]: r for k, r in results.items() if k[1] == "EE2-FT"}
     print("\nissue 4 figures (device: cpu, threads %d%s%s)" % (
         args.threads,
-        f", perception trained with camera shifts with test-time augmentation (up to {args.tta} px)"
+        f", perception trained with camera shifts with test-time augmentation (up to {args.tta} px,"
+        f" {args.tta_pattern})"
         if args.tta else "",
         ", controllers with the no-revisit rule on commanded configurations" if args.odometry
         else ", controllers with the no-revisit rule" if args.no_revisit else ", greedy controllers"))
@@ -69,7 +73,7 @@ def table3(args) -> dict:
     out = {"rows": {f"{d} | {n}": r.summary() for (d, n), r in results.items()}, "seconds": secs,
            "trials": args.trials, "hifi_trials": args.hifi_trials, "seed": args.seed,
            "no_revisit": args.no_revisit or args.odometry, "odometry": args.odometry,
-           "tta": args.tta, "only": args.only}
+           "tta": args.tta, "tta_pattern": args.tta_pattern, "only": args.only}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     if args.plot:
@@ -95,6 +99,9 @@ def main() -> int:
                    help="perception with test-time augmentation: the median over the image shifted "
                         "by up to this many pixels (default 1, as the perception node; 0: off), for "
                         "networks trained with camera shifts (not the SIM network)")
+    p.add_argument("--tta-pattern", choices=("square", "cross"), default="square",
+                   help="the shifted copies: square (every shift up to --tta px, as the node) or cross "
+                        "(the image and its shifts along each axis: 5 copies for --tta 1)")
     p.add_argument("--only", action="append", default=None, metavar="ROW",
                    help="evaluate only the rows whose name starts with this (repeatable): EE1, "
                         "EE2 (also matches EE2-FT), EE2-FT, CR")

@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT / "src" / "reach_core"))
 from reach_core.datasets import load_dataset, sim_test_set  # noqa: E402
 from reach_core.perception import PerceptionModel, predict_shifted, square_shifts  # noqa: E402
 from reach_core.perception.evaluate import perception_errors  # noqa: E402
-from reach_core.perception.model import network_images  # noqa: E402
+from reach_core.perception.model import network_images, tta_shifts  # noqa: E402
 
 MODELS = ROOT / "src" / "reach_core" / "reach_core" / "models"
 PATTERNS = {
     "none": [(0, 0)],
-    "cross5": [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)],
+    "cross5": tta_shifts(1, "cross"),
     "diagonal5": [(0, 0), (-1, -1), (-1, 1), (1, -1), (1, 1)],
     "square9": square_shifts(1),
 }

@@ -44,6 +44,19 @@ def _images(n=6, seed=0):
     return render_net_images(t, q, supersample=1), normalise(t, q)
 
 
+def test_set_tta_gives_shift_trained_perception_the_pattern_asked_for(ckpts):
+    from reach_core.end_to_end import set_tta
+    shifted = PerceptionModel(PerceptionNet(ArchConfig("paper", width=0.25)),
+                              {"config": {"online": True, "randomize": 0.5}})
+    plain = EndToEndModel.from_modules(ckpts / "perc.pt", ckpts / "ctrl3.pt")
+    rows = {"shifted": EndToEndModel(shifted, plain.control), "plain": plain}
+    set_tta(rows, 1, pattern="cross")
+    assert (rows["shifted"].perception.tta, rows["shifted"].perception.tta_pattern) == (1, "cross")
+    assert rows["plain"].perception.tta == 0        # trained without camera shifts: none
+    with pytest.raises(ValueError, match="tta_pattern"):
+        set_tta(rows, 1, pattern="diamond")
+
+
 @pytest.mark.parametrize("perc", ["perc.pt", "perc_sp.pt"])
 def test_combined_forward_is_perception_then_control(ckpts, perc):
     model = EndToEndModel.from_modules(ckpts / perc, ckpts / "ctrl3.pt")
@@ -60,6 +73,10 @@ def test_combined_forward_is_perception_then_control(ckpts, perc):
     model.perception.tta = perception.tta = 1
     np.testing.assert_allclose(model.perceive(x), perception.predict(x), atol=1e-6)
     assert not np.allclose(model.perceive(x), omega)
+    square = model.perceive(x)
+    model.perception.tta_pattern = perception.tta_pattern = "cross"     # and its pattern of shifts
+    np.testing.assert_allclose(model.perceive(x), perception.predict(x), atol=1e-6)
+    assert not np.allclose(model.perceive(x), square)
 
 
 def test_torchscript_export_loads_without_reach_core(ckpts, tmp_path):

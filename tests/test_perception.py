@@ -127,6 +127,31 @@ def test_test_time_augmentation_takes_any_list_of_shifts_and_undoes_each():
     assert wrapped[0, 0] < _bright_spot_reader(edge)[0, 0] - 0.5
 
 
+def test_the_cross_pattern_shifts_along_each_axis_and_the_model_runs_it(tmp_path):
+    from reach_core.perception.model import check_tta_pattern, tta_shifts
+    assert tta_shifts(1) == P.square_shifts(1)
+    assert tta_shifts(1, "cross") == [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]
+    assert len(tta_shifts(2, "cross")) == 9 and (0, -2) in tta_shifts(2, "cross")
+    assert tta_shifts(0, "cross") == [(0, 0)]
+    with pytest.raises(ValueError, match="square, cross"):
+        check_tta_pattern("diamond")
+    _save_untrained(tmp_path / "m.pt")
+    model = P.PerceptionModel.load(tmp_path / "m.pt", tta=1)
+    model.tta_pattern = "cross"
+    target, q = sample_scenes(4, seed=3)
+    x = preprocess(render(target, q))
+    with torch.no_grad():
+        expect = P.predict_shifted(model.net, torch.from_numpy(x), 1,
+                                   shifts=tta_shifts(1, "cross")).clamp(0, 1).numpy()
+        square = P.predict_shifted(model.net, torch.from_numpy(x), 1).clamp(0, 1).numpy()
+    out = model.predict(x)
+    np.testing.assert_allclose(out, expect, atol=1e-6)
+    assert not np.allclose(out, square)                # 5 copies, not the square's 9
+    model.tta_pattern = "diamond"
+    with pytest.raises(ValueError, match="tta_pattern"):
+        model.predict(x)
+
+
 def test_test_time_augmentation_in_the_model(tmp_path):
     _save_untrained(tmp_path / "m.pt")
     plain = P.PerceptionModel.load(tmp_path / "m.pt")

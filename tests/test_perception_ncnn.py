@@ -94,6 +94,10 @@ def test_ncnn_refuses_a_layer_it_does_not_know_and_bad_input_as_the_model_does(i
     model.net.head = torch.nn.Sequential(torch.nn.Linear(model.net.head.in_features, 5), torch.nn.Tanh())
     with pytest.raises(NcnnUnavailable, match="Tanh"):
         NcnnPerception(model)
+    cross = _random_model(ArchConfig(arch="paper", width=0.25))
+    cross.tta_pattern = "cross"              # the runtime gathers the square's copies only
+    with pytest.raises(ValueError, match="square"):
+        NcnnPerception(cross)
     fast = NcnnPerception(_random_model(ArchConfig(arch="paper", width=0.25)))
     with pytest.raises(ValueError, match="84"):
         fast.predict(np.zeros((2, 80, 80), np.float32))

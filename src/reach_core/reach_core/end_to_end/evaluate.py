@@ -16,6 +16,7 @@ import numpy as np
 
 from ..control import ControlPolicy
 from ..perception import NET_SIZE, check_tta, tta_for
+from ..perception.model import check_tta_pattern
 from ..scene import DEFAULT_CAMERA
 from ..simulator import ReachEnv, TaskConfig
 from .model import EndToEndModel
@@ -137,18 +138,20 @@ class Observer:
         return self.cache.copy()
 
 
-def set_tta(rows: dict, radius: int, log=None) -> None:
-    """Test-time augmentation of ``radius`` px for the perception of every end-to-end row
+def set_tta(rows: dict, radius: int, log=None, pattern: str = "square") -> None:
+    """Test-time augmentation of ``radius`` px over the shifts of ``pattern`` (square or cross:
+    :func:`reach_core.perception.model.tta_shifts`) for the perception of every end-to-end row
     ({name: EndToEndModel}; other rows are left alone) whose network was trained with camera
     shifts; the others are named in ``log`` and keep none (shifted images would mislead them)."""
-    radius = check_tta(radius)
+    radius, pattern = check_tta(radius), check_tta_pattern(pattern)
     for name, row in rows.items():
         if not radius or not isinstance(row, EndToEndModel):
             continue
         row.perception.tta = tta_for(row.perception, radius)
+        row.perception.tta_pattern = pattern
         if row.perception.tta:
             if log:
-                log(f"{name}: test-time augmentation, shifts up to {radius} px")
+                log(f"{name}: test-time augmentation, shifts up to {radius} px ({pattern})")
         elif log:
             log(f"{name}: no test-time augmentation (its perception network was trained without "
                 f"camera shifts, and shifted images would mislead it)")

@@ -105,16 +105,19 @@ class PerceptionModel(Checkpointable):
     [0, 1] from :func:`reach_core.renderer.preprocess` -> (B, 5) float32 normalised Omega, clipped
     to [0, 1] (:func:`reach_core.scene.denormalise` gives metres and radians). ``tta`` > 0 turns
     on test-time augmentation (:func:`predict_shifted`: the median over the image shifted by up to
-    ``tta`` pixels).
+    ``tta`` pixels), over the shifts of ``tta_pattern`` (:func:`tta_shifts`: ``square``, the
+    default, or ``cross``).
     """
 
     FORMAT = CHECKPOINT_FORMAT
     ERROR = PerceptionCheckpointError
 
-    def __init__(self, net: PerceptionNet, meta: dict | None = None, tta: int = 0):
+    def __init__(self, net: PerceptionNet, meta: dict | None = None, tta: int = 0,
+                 tta_pattern: str = "square"):
         self.net = net.eval()
         self.meta = dict(meta or {})
         self.tta = check_tta(tta)
+        self.tta_pattern = check_tta_pattern(tta_pattern)
 
     @property
     def tool(self) -> str:
@@ -135,7 +138,8 @@ class PerceptionModel(Checkpointable):
         x = network_images(images)
         device = next(self.net.parameters()).device
         t = torch.from_numpy(np.ascontiguousarray(x)).to(device)
-        out = predict_shifted(self.net, t, self.tta).clamp_(0.0, 1.0)
+        out = predict_shifted(self.net, t, self.tta,
+                              shifts=tta_shifts(self.tta, self.tta_pattern)).clamp_(0.0, 1.0)
         return out.cpu().numpy()
 
     def to(self, device) -> "PerceptionModel":
@@ -204,10 +208,31 @@ def tta_for(model: "PerceptionModel", radius) -> int:
     return radius if radius and trained_with_shifts(model) else 0
 
 
+TTA_PATTERNS = ("square", "cross")
+
+
+def check_tta_pattern(pattern) -> str:
+    """A test-time augmentation pattern: one of :data:`TTA_PATTERNS`."""
+    if pattern not in TTA_PATTERNS:
+        raise ValueError(f"tta_pattern must be one of {', '.join(TTA_PATTERNS)}, got {pattern!r}")
+    return pattern
+
+
 def square_shifts(radius: int) -> list[tuple[int, int]]:
     """The (dy, dx) pixel shifts of test-time augmentation with ``radius``: every shift in
     -r..r on both axes, (2r + 1)^2 of them."""
     return [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+
+
+def tta_shifts(radius: int, pattern: str = "square") -> list[tuple[int, int]]:
+    """The (dy, dx) shifts of test-time augmentation: ``square`` (:func:`square_shifts`) or
+    ``cross``, the unshifted image and the shifts by 1..r along each axis (4r + 1 copies; with
+    r = 1 it keeps the EE2-FT's hifi error of the square's 9 copies with 5:
+    bench/bench_tta_patterns.py). Radius 0: the image alone."""
+    check_tta_pattern(pattern)
+    if pattern == "square":
+        return square_shifts(radius)
+    return [(0, 0)] + [s for k in range(1, radius + 1) for s in ((-k, 0), (k, 0), (0, -k), (0, k))]
 
 
 def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA,
@@ -220,9 +245,9 @@ def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA
     from e 0.031 to 0.028 (bench/bench_perception.py). ``radius`` 0: ``forward(x)``. ``shifts``
     (a list of (dy, dx)) replaces the square of ``radius`` (bench/bench_tta_patterns.py)."""
     if shifts is None:
-        if radius <= 0:
-            return forward(x).float()
-        shifts = square_shifts(radius)
+        shifts = square_shifts(max(radius, 0))
+    if list(shifts) == [(0, 0)]:
+        return forward(x).float()
     out = forward(torch.cat([torch.roll(x, s, dims=(1, 2)) for s in shifts])).float()
     out = out.view(len(shifts), len(x), -1)
     # image u grows with target x and v shrinks with target y (Camera.to_pixels)

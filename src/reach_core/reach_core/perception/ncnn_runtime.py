@@ -231,6 +231,9 @@ class NcnnPerception:
     One caller at a time (the node's callback): a call reuses the object's input buffer."""
 
     def __init__(self, model: PerceptionModel, threads: int = 1, camera=DEFAULT_CAMERA):
+        if model.tta_pattern != "square":
+            raise ValueError(f"the ncnn runtime runs test-time augmentation over the square of "
+                             f"shifts only, not {model.tta_pattern!r}")
         self.model, self.meta = model, model.meta
         param, weights, self._layout = ncnn_graph(model.net)
         self.threads = max(1, int(threads))
