@@ -28,7 +28,7 @@ import torch
 
 from ..control import available_actions, masked_argmax
 from ..perception import NET_SIZE
-from ..scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW
+from ..scene import DEFAULT_CAMERA
 
 
 def export_torchscript(model, path, example_batch: int = 4) -> Path:
@@ -77,12 +77,10 @@ class DeployNet(torch.nn.Module):
     def __init__(self, net, tta: int):
         super().__init__()
         from ..perception import check_tta
-        from ..perception.model import square_shifts
+        from ..perception.model import shift_offsets, square_shifts
         self.net, self.tta = net, check_tta(tta)
         self.shifts = square_shifts(self.tta)
-        step = DEFAULT_CAMERA.m_per_net_px / (OMEGA_HIGH[:2] - OMEGA_LOW[:2])
-        back = torch.tensor([[dx * step[0], -dy * step[1], 0.0, 0.0, 0.0] for dy, dx in self.shifts],
-                            dtype=torch.float32)
+        back = torch.from_numpy(shift_offsets(self.shifts, DEFAULT_CAMERA))
         self.register_buffer("back", back[:, None, :], persistent=False)
 
     def forward(self, images: torch.Tensor):

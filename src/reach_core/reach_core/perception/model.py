@@ -235,6 +235,15 @@ def tta_shifts(radius: int, pattern: str = "square") -> list[tuple[int, int]]:
     return [(0, 0)] + [s for k in range(1, radius + 1) for s in ((-k, 0), (k, 0), (0, -k), (0, k))]
 
 
+def shift_offsets(shifts, camera=DEFAULT_CAMERA) -> np.ndarray:
+    """(len(shifts), 5) float32: what a copy shifted by (dy, dx) pixels adds to the normalised
+    Omega estimate (its target only: image u grows with target x and v shrinks with target y,
+    Camera.to_pixels), to subtract before the median of the copies."""
+    step = camera.m_per_net_px / (OMEGA_HIGH[:2] - OMEGA_LOW[:2])
+    return np.array([[dx * step[0], -dy * step[1], 0.0, 0.0, 0.0] for dy, dx in shifts],
+                    dtype=np.float32)
+
+
 def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA,
                     shifts: list[tuple[int, int]] | None = None) -> torch.Tensor:
     """Omega_hat of images ``x`` (B, 84, 84) with test-time augmentation: ``forward`` runs once on
@@ -250,11 +259,7 @@ def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA
         return forward(x).float()
     out = forward(torch.cat([torch.roll(x, s, dims=(1, 2)) for s in shifts])).float()
     out = out.view(len(shifts), len(x), -1)
-    # image u grows with target x and v shrinks with target y (Camera.to_pixels)
-    step = camera.m_per_net_px / (OMEGA_HIGH[:2] - OMEGA_LOW[:2])
-    back = torch.tensor([[dx * step[0], -dy * step[1]] for dy, dx in shifts], dtype=out.dtype,
-                        device=out.device)
-    out[:, :, :2] -= back[:, None, :]
+    out -= torch.from_numpy(shift_offsets(shifts, camera)).to(out.device)[:, None, :]
     return out.median(dim=0).values
 
 

@@ -28,9 +28,10 @@ import tempfile
 import numpy as np
 from torch import nn
 
-from ..scene import DEFAULT_CAMERA, OMEGA_HIGH, OMEGA_LOW
+from ..scene import DEFAULT_CAMERA
 from .config import NET_SIZE
-from .model import PerceptionModel, SpatialSoftmax, check_tta, network_images, square_shifts
+from .model import (PerceptionModel, SpatialSoftmax, check_tta, network_images, shift_offsets,
+                    square_shifts)
 
 INPUT, OUTPUT = "in0", "out0"
 
@@ -244,7 +245,7 @@ class NcnnPerception:
         if self.threads > 1:   # ncnn releases the GIL while it runs: copies run side by side
             from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="ncnn")
-        self._step = camera.m_per_net_px / (OMEGA_HIGH[:2] - OMEGA_LOW[:2])
+        self._camera = camera
         self._flat = np.zeros(NET_SIZE * NET_SIZE + 1, dtype=np.float32)   # image, then a zero
         self.tta = model.tta
 
@@ -262,8 +263,7 @@ class NcnnPerception:
     def tta(self, radius):
         self._tta = r = check_tta(radius)
         self._gather = shifted_inputs(r, self._layout)
-        self._back = np.array([[dx * self._step[0], -dy * self._step[1], 0, 0, 0]
-                               for dy, dx in square_shifts(r)], dtype=np.float32)
+        self._back = shift_offsets(square_shifts(r), self._camera)
 
     def _run(self, image: np.ndarray, worker: int = 0) -> np.ndarray:
         """The network's 5 outputs for one network input (C, H, W) float32, C-contiguous, on
