@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from reach_core import perception as P
 from reach_core.cli import main
@@ -346,6 +347,22 @@ def test_lr_schedule():
     assert P.lr_at(550, cfg) == pytest.approx(0.55e-3)
 
 
+def test_the_norm_loss_is_eq2_for_small_errors_and_grows_linearly_with_large_ones():
+    y = torch.zeros(2, 5)
+    small = torch.full((2, 5), 1e-4)
+    large = torch.zeros(2, 5)
+    large[:, 0] = 1.0
+    delta = 0.01
+    eq2 = P.perception_loss(nn.Identity(), small, y)
+    assert P.perception_loss(nn.Identity(), small, y, delta=delta) == pytest.approx(float(eq2), rel=1e-3)
+    # far beyond delta the loss is delta * ||r|| - delta^2, not 0.5 ||r||^2
+    assert float(P.perception_loss(nn.Identity(), large, y, delta=delta)) == pytest.approx(
+        delta * 1.0 - delta ** 2, rel=1e-3)
+    assert float(P.perception_loss(nn.Identity(), large, y)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="--loss-delta"):
+        P.TrainConfig(loss_delta=-0.1)
+
+
 def _tiny(tmp_path, name, **kw):
     base = dict(out=str(tmp_path / name), sim_images=1500, supersample=1, steps=150, batch=32,
                 lr=2e-3, warmup=10, eval_every=50, checkpoint_every=50, val_sim=100, width=0.5)
@@ -370,6 +387,15 @@ def test_sim_training_learns(tmp_path):
     rows = (run / "progress.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["50", "100", "150"]
     assert model.meta["metrics"]["steps"] == 150
+
+
+def test_the_training_loop_trains_on_the_configured_loss(tmp_path):
+    short = dict(steps=20, eval_every=20, checkpoint_every=20, sim_images=300, val_sim=50)
+    runs = {d: P.train(_tiny(tmp_path, f"d{d}", loss_delta=d, **short), progress=False)
+            for d in (0.0, 0.01)}
+    w = {d: P.PerceptionModel.load(tmp_path / f"d{d}" / "model.pt").net.state_dict() for d in runs}
+    assert json.loads((tmp_path / "d0.01" / "config.json").read_text())["loss_delta"] == 0.01
+    assert any(not torch.equal(w[0.0][k], w[0.01][k]) for k in w[0.0]), "loss_delta changed nothing"
 
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path):

@@ -154,6 +154,9 @@ class TrainConfig:
                                         "which tensor-core GPUs' convolution kernels prefer")
     compile: bool = option(False, "torch.compile the network for training (a one-off compilation of "
                                   "tens of seconds, counted in the training time)")
+    loss_delta: float = option(0.0, "0: Eq. 2 (half the squared error norm); > 0: the pseudo-Huber loss of "
+                                    "the error norm with this delta (squared below it, linear above, as "
+                                    "the reported e weighs errors)")
     ema: float = option(0.0, "decay of an exponential moving average of the weights (and batch-norm "
                              "statistics), validated and saved instead of the last weights; 0: off")
     cuda_graph: bool = option(False, "the SIM stage's step (online scenes alone, one GPU) replayed as one "
@@ -181,6 +184,8 @@ class TrainConfig:
             raise ValueError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.online_chunk < 1:
             raise ValueError(f"--online-chunk must be positive, got {self.online_chunk}")
+        if not self.loss_delta >= 0.0:
+            raise ValueError(f"--loss-delta must be >= 0, got {self.loss_delta}")
         if not self.l2sp >= 0.0:
             raise ValueError(f"--l2sp must be >= 0, got {self.l2sp}")
         if self.precision not in PRECISIONS:

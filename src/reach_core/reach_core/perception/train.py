@@ -26,6 +26,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -78,10 +79,18 @@ def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
 
 
 def perception_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, l2sp: float = 0.0,
-                    start: list | None = None) -> torch.Tensor:
+                    start: list | None = None, delta: float = 0.0) -> torch.Tensor:
     """Eq. 2, 0.5 ||Omega_hat - Omega||^2 averaged over the batch, plus ``l2sp`` times the squared
-    distance of the weights to ``start`` (L2-SP) when ``start`` is given."""
-    loss = 0.5 * ((net(x) - y) ** 2).sum(dim=1).mean()
+    distance of the weights to ``start`` (L2-SP) when ``start`` is given.
+
+    ``delta`` > 0 replaces Eq. 2 by the pseudo-Huber loss of the error's norm,
+    delta^2 (sqrt(1 + ||r||^2 / delta^2) - 1): Eq. 2 where ||r|| << delta, delta ||r|| beyond, so
+    the large errors weigh as they do in the reported e = mean ||r|| (Table 1) instead of squared."""
+    sq = ((net(x) - y) ** 2).sum(dim=1)
+    if delta > 0.0:
+        loss = (delta * delta * (torch.sqrt(1.0 + sq / (delta * delta)) - 1.0)).mean()
+    else:
+        loss = 0.5 * sq.mean()
     if start is not None:
         loss = loss + l2sp * sum(((p - p0) ** 2).sum() for p, p0 in zip(net.parameters(), start))
     return loss
@@ -111,7 +120,7 @@ def update_teacher(teacher: nn.Module, net: nn.Module, decay: float) -> None:
 def step_loss(net, teacher, batches, cfg, start) -> torch.Tensor:
     """One step's loss: Eq. 2 on a mini-batch, plus the unlabelled frames' consistency."""
     x, y = batches.sample()
-    loss = perception_loss(net, x, y, cfg.l2sp, start)
+    loss = perception_loss(net, x, y, cfg.l2sp, start, cfg.loss_delta)
     if teacher is not None:
         loss = loss + cfg.unlabelled_weight * consistency_loss(net, teacher, *batches.unlabelled())
     return loss
@@ -149,8 +158,10 @@ def train_step(opt, net: PerceptionNet, trainee: nn.Module, teacher, batches, cf
 
 
 def graphed_step(net: PerceptionNet, opt, batches, cfg: TrainConfig) -> cuda_graph.GraphedStep:
-    """--cuda-graph's step: Eq. 2 on the scene pool's mini-batches at the run's precision."""
-    return cuda_graph.GraphedStep(net, opt, batches, cfg, perception_loss,
+    """--cuda-graph's step: Eq. 2 (or --loss-delta's loss) on the scene pool's mini-batches at the
+    run's precision."""
+    loss = partial(perception_loss, delta=cfg.loss_delta)
+    return cuda_graph.GraphedStep(net, opt, batches, cfg, loss,
                                   lambda n: conv_precision(n, precision_dtype(cfg)))
 
 
