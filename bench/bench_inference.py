@@ -1,15 +1,17 @@
 """Issue 19's CPU inference figure: per-frame latency of perception + control in the nodes' loop.
 
 One camera frame (uint8 640x480 RGB) -> preprocessing (ROI crop, grey, area resize) -> perception
-with the closed loop's default test-time augmentation (``tta`` 1: 9 shifted copies, the median)
--> the controller's greedy available action, timed side by side in one run, old and new:
+with the closed loop's default test-time augmentation (``tta`` 1 over the pattern of
+``--tta-pattern``: the cross, 5 shifted copies, or the square, 9; the median) -> the controller's
+greedy available action, timed side by side in one run, old and new:
 
 * old, ONNX Runtime (what the main job ran): ``renderer.preprocess``, the shipped
   ``end2end_ee2ft.onnx`` through ``OnnxPerception.predict``, then ``ControlPolicy.act`` (torch);
 * old, torch: ``renderer.preprocess``, ``PerceptionModel.predict``, ``ControlPolicy.act``;
 * new (what the nodes run now): ``renderer.preprocess_frame`` (OpenCV),
   :class:`reach_core.perception.ncnn_runtime.NcnnPerception` (ncnn, Winograd convolutions) on the
-  combined checkpoint's perception half, then :class:`reach_core.control_numpy.NumpyPolicy`.
+  combined checkpoint's perception half, then :class:`reach_core.control_numpy.NumpyPolicy`;
+  with several ``--tta-pattern`` one new path a pattern (the old paths run the first).
 
 The paths run in turn on every frame (round robin; with ``--threads`` > 1 every 20 frames, see
 :func:`round_robin`), so a burst of load from other processes hits them alike; each prints the
@@ -22,6 +24,7 @@ before and after is printed: other processes slow every figure.
 
     python bench/bench_inference.py --onnx src/reach_core/reach_core/models/end2end_ee2ft.onnx --frames 500
     python bench/bench_inference.py --threads 2 --frames 1000
+    python bench/bench_inference.py --tta-pattern cross --tta-pattern square --frames 1000
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from reach_core.perception import DEPLOY_TTA_PATTERN as DEFAULT_PATTERN, TTA_PATTERNS
 
 MODELS = Path(__file__).resolve().parents[1] / "src/reach_core/reach_core/models"
 TARGET_MS = 2.0
@@ -82,14 +87,21 @@ def build(args):
     from reach_core.perception.ncnn_runtime import NcnnPerception
     from reach_core.renderer import preprocess, preprocess_frame
 
+    first, *more = args.tta_pattern
     perception = EndToEndModel.load(args.model).perception
-    perception.tta = tta_for(perception, args.tta)
+    perception.tta, perception.tta_pattern = tta_for(perception, args.tta), first
     if args.onnx is None:
         import tempfile
         args.onnx = str(export_onnx(EndToEndModel.load(args.model), Path(tempfile.mkdtemp()) / "e2e.onnx",
-                                    tta=args.tta))
+                                    tta=args.tta, pattern=first))
     onnx = OnnxPerception(args.onnx, threads=args.threads)
+    if onnx.tta_pattern != first:
+        raise SystemExit(f"{args.onnx} was exported with the {onnx.tta_pattern} pattern, not {first}")
     fast = NcnnPerception(perception, threads=args.threads)
+    others = {}
+    for pattern in more:
+        others[pattern] = NcnnPerception(perception, threads=args.threads)
+        others[pattern].tta_pattern = pattern
     policy = load_control(args.control)
     fast_policy = NumpyPolicy(policy)
     omega = np.full(5, 0.5, dtype=np.float32)
@@ -97,18 +109,28 @@ def build(args):
     whole = {
         "old: ONNX Runtime + torch control": lambda f: policy.act(onnx.predict(preprocess(f[None]))[0]),
         "old: torch + torch control": lambda f: policy.act(perception.predict(preprocess(f[None]))[0]),
-        "new: ncnn + numpy control": lambda f: fast_policy.act(fast.predict(preprocess_frame(f)[None])[0]),
+        new_path(first): lambda f: fast_policy.act(fast.predict(preprocess_frame(f)[None])[0]),
     }
+    for pattern, net in others.items():
+        whole[new_path(pattern)] = (lambda f, net=net:
+                                    fast_policy.act(net.predict(preprocess_frame(f)[None])[0]))
     parts = {
         "preprocessing, old (numpy)": lambda f: preprocess(f[None]),
         "preprocessing, new (OpenCV)": lambda f: preprocess_frame(f),
         "perception, ONNX Runtime": lambda f: onnx.predict(image),
         "perception, torch": lambda f: perception.predict(image),
-        "perception, ncnn": lambda f: fast.predict(image),
+        f"perception, ncnn ({first})": lambda f: fast.predict(image),
+        **{f"perception, ncnn ({pattern})": (lambda f, net=net: net.predict(image))
+           for pattern, net in others.items()},
         "control, torch": lambda f: policy.act(omega),
         "control, numpy": lambda f: fast_policy.act(omega),
     }
     return whole, parts, (perception, onnx, fast, policy, fast_policy)
+
+
+def new_path(pattern: str) -> str:
+    """The name of the new path with test-time augmentation over ``pattern``."""
+    return f"new: ncnn + numpy control ({pattern})"
 
 
 def agreement(inputs, models) -> str:
@@ -130,7 +152,7 @@ def agreement(inputs, models) -> str:
 def report(rows: dict[str, list[float]]):
     """One line a path: median and p95."""
     for name, ms in rows.items():
-        print(f"  {name:<36} median {statistics.median(ms):7.3f} ms   p95 {np.percentile(ms, 95):7.3f} ms")
+        print(f"  {name:<45} median {statistics.median(ms):7.3f} ms   p95 {np.percentile(ms, 95):7.3f} ms")
 
 
 def main() -> int:
@@ -143,7 +165,12 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--threads", type=int, default=1, help="CPU threads of torch, ONNX Runtime and ncnn")
     p.add_argument("--tta", type=int, default=1)
+    p.add_argument("--tta-pattern", action="append", choices=TTA_PATTERNS, default=None,
+                   help="the shifts of the augmentation (repeatable: one new path each; the old "
+                        "paths run the first; default: the perception node's default, "
+                        f"{DEFAULT_PATTERN})")
     args = p.parse_args()
+    args.tta_pattern = list(dict.fromkeys(args.tta_pattern or [DEFAULT_PATTERN]))
 
     torch.set_num_threads(args.threads)
     before = load()
@@ -153,18 +180,22 @@ def main() -> int:
     chunk = 1 if args.threads == 1 else 20
     rows = round_robin(whole, inputs, args.warmup, chunk)
     part_rows = round_robin(parts, inputs, args.warmup, chunk)
-    print(f"per-frame latency, preprocessing + perception (tta {models[2].tta}) + control, {len(inputs)} "
+    print(f"per-frame latency, preprocessing + perception (tta {models[2].tta}, "
+          f"{' and '.join(args.tta_pattern)}) + control, {len(inputs)} "
           f"frames, {args.threads} thread(s) (paths in turn every {chunk} frame(s)), torch "
           f"{torch.__version__}; before: {before}; after: {load()}")
     report(rows)
-    new = statistics.median(rows["new: ncnn + numpy control"])
-    for name in list(rows)[:2]:
+    new = statistics.median(rows[new_path(args.tta_pattern[0])])
+    for name in [n for n in rows if not n.startswith("new")]:
         ratio = statistics.median(rows[name]) / new
         print(f"  speed-up of the new path over '{name}': {ratio:.2f}x (medians)")
     print("parts alone (the same frames):")
     report(part_rows)
     print(f"  {check}")
-    print(f"  target: <= {TARGET_MS} ms a frame: {'met' if new <= TARGET_MS else 'NOT met'} ({new:.3f} ms)")
+    for pattern in args.tta_pattern:
+        ms = statistics.median(rows[new_path(pattern)])
+        print(f"  target ({pattern}): <= {TARGET_MS} ms a frame: {'met' if ms <= TARGET_MS else 'NOT met'} "
+              f"({ms:.3f} ms)")
     return 0
 
 

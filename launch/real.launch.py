@@ -34,6 +34,9 @@ ARGUMENTS = {
     'perception_tta': ('1', 'perception network: test-time augmentation, the median over the '
                              'image shifted by up to this many pixels (0..3; 0: off; only for '
                              'networks trained with camera shifts)'),
+    'perception_tta_pattern': ('cross', 'perception network: the shifts of test-time augmentation, '
+                                        'cross (the image and its shifts along each axis, 5 copies '
+                                        'for tta 1) or square (every shift, 9)'),
     'target_x': ('0.5', 'virtual target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'virtual target y (m, arm plane, up)'),
     'rosbridge': ('false', 'true: reach Baxter through rosbridge_server on its ROS 1 side (the '
@@ -71,6 +74,7 @@ NODES = [
         'arguments': {'tool': ['tool', 'str'],
                       'model_path': ['perception_model', 'str'],
                       'tta': ['perception_tta', 'int'],
+                      'tta_pattern': ['perception_tta_pattern', 'str'],
                       'target_x': ['target_x', 'float'], 'target_y': ['target_y', 'float']},
         'remappings': [['image', '/camera/image_raw'], ['joint_states', '/robot/joint_states'],
                        ['target', '/reach/target'], ['scene_config', '/scene_config']],

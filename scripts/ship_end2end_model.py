@@ -3,7 +3,8 @@
     python scripts/ship_end2end_model.py RUN_DIR [--checkpoint best.pt] [--table3 TABLE3_JSON] [--note TEXT]
 
 Writes src/reach_core/reach_core/models/end2end_ee2ft.{pt,onnx,json}: the combined checkpoint, its
-ONNX export (``reach export end2end``, test-time augmentation 1 in the graph), and a .json with
+ONNX export (``reach export end2end``, test-time augmentation 1 over the perception node's pattern
+of shifts in the graph), and a .json with
 the run's exact command, seed, configuration, training
 metrics and, with --table3, the Table 3 evaluation written by `python bench/bench_end2end.py
 --json`.  The checkpoint is loaded first, so a broken file is never shipped.  ``--checkpoint
@@ -18,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from reach_core.end_to_end import EndToEndModel, export_onnx
+from reach_core.perception import DEPLOY_TTA_PATTERN
 
 MODELS = Path(__file__).resolve().parent.parent / "src/reach_core/reach_core/models"
 
@@ -34,10 +36,11 @@ def main() -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())
     shutil.copyfile(run / args.checkpoint, MODELS / "end2end_ee2ft.pt")
-    export_onnx(model, MODELS / "end2end_ee2ft.onnx", tta=1)
+    export_onnx(model, MODELS / "end2end_ee2ft.onnx", tta=1, pattern=DEPLOY_TTA_PATTERN)
     step = model.meta.get("finetune", {}).get("step")
     info = {
         "file": "end2end_ee2ft.pt", "onnx": "end2end_ee2ft.onnx",
+        "onnx_tta": {"tta": 1, "tta_pattern": DEPLOY_TTA_PATTERN},
         "role": "EE2-FT" if step != 0 else "EE2 (fine-tuning's best evaluation was its start, step 0)",
         "checkpoint": args.checkpoint, "finetune_step": step,
         "command": metrics.get("command", config.get("command", "")), "seed": config.get("seed"),

@@ -13,7 +13,7 @@ import torch
 
 from reach_core.cli import main as cli_main
 from reach_core.control import ControlPolicy, QNetwork
-from reach_core.end_to_end import EndToEndModel, OnnxEndToEnd, export_onnx
+from reach_core.end_to_end import EndToEndModel, OnnxEndToEnd, OnnxPerception, export_onnx
 from reach_core.perception import ArchConfig, PerceptionModel, PerceptionNet
 from reach_core.renderer import render_net_images, sample_scenes
 from reach_core.simulator import TaskConfig
@@ -30,6 +30,8 @@ def onnx_model(tmp_path_factory):
     ControlPolicy(QNetwork((32, 32), dueling=True, kinematic=True),
                   TaskConfig(dof=3, hold_only_at_target=True), {}).save(d / "ctrl.pt")
     net = PerceptionNet(ArchConfig("spatial", keypoints=4, fc_hidden=16))
+    with torch.no_grad():   # sharp keypoints: each shifted copy's estimate differs
+        net.features[-2].weight.mul_(50)
     PerceptionModel(net, SHIFTED).save(d / "perc.pt")
     model = EndToEndModel.from_modules(d / "perc.pt", d / "ctrl.pt")
     return model, export_onnx(model, d / "e2e.onnx", tta=1)
@@ -53,6 +55,26 @@ def test_onnx_outputs_match_the_torch_network_with_test_time_augmentation(onnx_m
     np.testing.assert_array_equal(action, model.control.act(want_omega))   # the controller's action
     model.perception.tta = 0                        # the augmentation is in the graph: it matters
     assert not np.allclose(omega, model.perceive(x), atol=1e-5)
+
+
+def test_an_onnx_file_exported_with_the_cross_runs_its_five_copies_as_the_torch_network(onnx_model, tmp_path,
+                                                                                    capsys):
+    model, square = onnx_model
+    model.save(tmp_path / "e2e.pt")
+    assert cli_main(["export", "end2end", "--model", str(tmp_path / "e2e.pt"), "--tta-pattern", "cross",
+                     "--out", str(tmp_path / "cross.onnx")]) == 0
+    runner = OnnxPerception(tmp_path / "cross.onnx")
+    assert (runner.tta, runner.tta_pattern) == (1, "cross")
+    assert OnnxPerception(square).tta_pattern == "square"
+    x = _images(7, seed=3)
+    model.perception.tta, model.perception.tta_pattern = 1, "cross"
+    np.testing.assert_allclose(runner.predict(x), model.perceive(x), atol=1e-5)
+    model.perception.tta_pattern = "square"          # the pattern is in the graph: it matters
+    assert not np.allclose(runner.predict(x), model.perceive(x), atol=1e-5)
+    with pytest.raises(SystemExit):                  # argparse: not one of the patterns
+        cli_main(["export", "end2end", "--model", str(tmp_path / "e2e.pt"), "--tta-pattern", "ring",
+                  "--out", str(tmp_path / "ring.onnx")])
+    assert "invalid choice: 'ring'" in capsys.readouterr().err
 
 
 def test_the_onnx_file_runs_without_torch_or_reach_core_and_carries_its_metadata(onnx_model, tmp_path):

@@ -47,6 +47,15 @@ def test_ncnn_estimates_the_shipped_network_as_torch_does_with_test_time_augment
     np.testing.assert_allclose(fast.predict(images), model.predict(images), atol=5e-5)
     two = NcnnPerception(model, threads=2)      # the copies split over two threads
     np.testing.assert_array_equal(two.predict(images), fast.predict(images))
+    fast.tta_pattern = model.tta_pattern = "cross"    # 5 copies: the image and its 4 neighbours
+    cross = fast.predict(images)
+    np.testing.assert_allclose(cross, model.predict(images), atol=5e-5)
+    assert np.abs(cross - two.predict(images)).max() > 1e-6   # another set of copies
+    two.tta_pattern = "cross"
+    np.testing.assert_array_equal(two.predict(images), cross)
+    with pytest.raises(ValueError, match="tta_pattern"):
+        fast.tta_pattern = "diamond"
+    assert fast.tta_pattern == "cross"
     fast.tta = model.tta = 0
     np.testing.assert_allclose(fast.predict(images[:2]), model.predict(images[:2]), atol=5e-5)
 
@@ -64,14 +73,14 @@ def test_ncnn_translates_both_architectures_with_batch_norm_folded(images, arch)
         np.testing.assert_allclose(fast.predict(images[:3]), want, atol=2e-5)
 
 
-@pytest.mark.parametrize("radius", [0, 1, 2])
+@pytest.mark.parametrize("shifts", [[(0, 0)], [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)],
+                                    [(0, 0), (-2, 0), (2, 0), (0, -1), (0, 2)]])
 @pytest.mark.parametrize("layout", [None, (2, 2), (4, 0)])
-def test_the_shifted_inputs_are_torch_roll_of_the_padded_phases(radius, layout):
-    rng = np.random.default_rng(radius)
+def test_the_shifted_inputs_are_torch_roll_of_the_padded_phases(shifts, layout):
+    rng = np.random.default_rng(len(shifts))
     image = rng.random((84, 84)).astype(np.float32)
-    got = np.take(np.append(image.reshape(-1), np.float32(0.0)), shifted_inputs(radius, layout))
+    got = np.take(np.append(image.reshape(-1), np.float32(0.0)), shifted_inputs(shifts, layout))
     s, p = layout or (1, 0)
-    shifts = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
     assert got.shape[:2] == (len(shifts), s * s)
     for copy, shift in zip(got, shifts):
         rolled = np.pad(torch.roll(torch.from_numpy(image), shift, dims=(0, 1)).numpy(), p)
@@ -94,10 +103,6 @@ def test_ncnn_refuses_a_layer_it_does_not_know_and_bad_input_as_the_model_does(i
     model.net.head = torch.nn.Sequential(torch.nn.Linear(model.net.head.in_features, 5), torch.nn.Tanh())
     with pytest.raises(NcnnUnavailable, match="Tanh"):
         NcnnPerception(model)
-    cross = _random_model(ArchConfig(arch="paper", width=0.25))
-    cross.tta_pattern = "cross"              # the runtime gathers the square's copies only
-    with pytest.raises(ValueError, match="square"):
-        NcnnPerception(cross)
     fast = NcnnPerception(_random_model(ArchConfig(arch="paper", width=0.25)))
     with pytest.raises(ValueError, match="84"):
         fast.predict(np.zeros((2, 80, 80), np.float32))

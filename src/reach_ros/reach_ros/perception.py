@@ -73,11 +73,16 @@ PARAMS = [
           'nothing while no blue target disc is in view (reach_core.target_visibility) instead '
           'of the made-up target a network always outputs'),
     Param('tta', 1, 'test-time augmentation: the network\'s estimate is the median over the image '
-          'shifted by up to this many pixels, (2 tta + 1)^2 copies (0..3; 0: off; 1 costs about '
-          '6x the inference time and cut the adapted network\'s hifi error by a tenth; applied '
-          'only to networks trained with shifted cameras, off for the others)',
+          'shifted by up to this many pixels (0..3; 0: off; 1 cut the adapted network\'s hifi '
+          'error by a tenth; applied only to networks trained with shifted cameras, off for the '
+          'others)',
           lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3
           else f'must be an integer in 0..3, got {v!r}'),
+    Param('tta_pattern', 'cross', 'the shifts of test-time augmentation: cross (the image and its '
+          'shifts along each axis, 4 tta + 1 copies: 5 for tta 1) or square (every shift up to tta '
+          'on both axes, (2 tta + 1)^2 copies: 9); the cross keeps the square\'s error and closed '
+          'loop in 5/9 of the time (docs/inference.md); a .onnx file has its own, fixed',
+          one_of('cross', 'square')),
 ] + CAMERA_PARAMS
 
 TOPICS = {
@@ -155,10 +160,11 @@ class Perception(Node):
                 self.model = load_model(os.path.expanduser(path), int(self.p['threads']),
                                         self.p['runtime'])
                 self._check_tool(path)
-                self._set_tta(int(self.p['tta']))
+                self._set_tta(int(self.p['tta']), self.p['tta_pattern'])
                 self.source = f'network:{os.path.basename(path)}'
                 self.get_logger().info(f'perception network: {path} on {runtime_name(self.model)}' + (
-                    f" (test-time augmentation: shifts up to {self.model.tta} px)"
+                    f" (test-time augmentation: the {self.model.tta_pattern} of shifts up to "
+                    f"{self.model.tta} px)"
                     if self.model.tta else ''))
             except ModelUnavailable as err:
                 self.model_error = str(err)
@@ -231,19 +237,22 @@ class Perception(Node):
         if err:
             raise ValueError(err)
         self.target = np.array([x, y], dtype=np.float64)
-        if 'tta' in changes and self.model is not None:
-            self._set_tta(int(changes['tta']))
+        if ('tta' in changes or 'tta_pattern' in changes) and self.model is not None:
+            self._set_tta(int(changes.get('tta', self.p['tta'])),
+                          changes.get('tta_pattern', self.p['tta_pattern']))
         self.p.update(changes)
 
-    def _set_tta(self, radius: int):
+    def _set_tta(self, radius: int, pattern: str):
         from reach_core.end_to_end import OnnxPerception
         if isinstance(self.model, OnnxPerception):   # the augmentation is part of the ONNX graph
-            if radius != self.model.tta:
+            if (radius, pattern) != (self.model.tta, self.model.tta_pattern):
                 report(self, 'perception_tta_onnx', f'{self.p["model_path"]} was exported with '
-                       f'tta {self.model.tta}; the tta parameter ({radius}) cannot change it '
-                       f'(reach export end2end --tta N)', 'info')
+                       f'tta {self.model.tta} over the {self.model.tta_pattern}; the tta and '
+                       f'tta_pattern parameters ({radius}, {pattern}) cannot change it (reach '
+                       f'export end2end --tta N --tta-pattern P)', 'info')
             return
         from reach_core.perception import tta_for
+        self.model.tta_pattern = pattern
         self.model.tta = tta_for(self.model, radius)
         if radius and not self.model.tta:
             report(self, 'perception_tta', f'{self.p["model_path"]} was trained without camera '

@@ -12,6 +12,7 @@ import torch
 
 from ..checkpoints import CheckpointError
 from ..configs import add_config_args, resolve
+from ..perception import DEPLOY_TTA_PATTERN, TTA_PATTERNS
 from .evaluate import Observer, evaluate_rows, format_table3, plot_table3, set_tta
 from .finetune import FinetuneConfig, _log, finetune
 from .model import EndToEndModel, _load_module
@@ -124,7 +125,7 @@ def _cmd_export(args) -> int:
         return _err(str(err))
     from .export import export
     try:
-        path = export(model, args.out, tta=args.tta)
+        path = export(model, args.out, tta=args.tta, pattern=args.tta_pattern)
     except (ValueError, RuntimeError) as err:
         return _err(str(err).splitlines()[0])
     print(f"wrote {path}")
@@ -201,4 +202,8 @@ def add_export_cli(sub) -> None:
     p.add_argument("--tta", type=int, default=1,
                    help="ONNX: test-time augmentation in the graph, shifts up to this many pixels (0..3; "
                         "default 1, as the perception node; 0 for a network trained without camera shifts)")
+    p.add_argument("--tta-pattern", choices=TTA_PATTERNS, default=DEPLOY_TTA_PATTERN,
+                   help="ONNX: the shifts of the augmentation: square, (2 tta + 1)^2 copies, or "
+                        "cross, the image and its shifts along each axis, 4 tta + 1 copies "
+                        f"(default {DEPLOY_TTA_PATTERN}, as the perception node)")
     p.set_defaults(func=_cmd_export)

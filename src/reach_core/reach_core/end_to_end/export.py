@@ -8,8 +8,10 @@ ONNX Runtime runs without torch or reach_core.  Input ``images``: float32 ``(B, 
 ``omega_hat (B, 5)`` (clipped to [0, 1]) and ``action (B,)`` (int64, the greedy available action),
 with the closed loop's test-time augmentation inside the graph (``tta``: the median over the image
 shifted by up to that many pixels, as :func:`reach_core.perception.predict_shifted`; default 1,
-as the perception node, and 0 for a network trained without camera shifts).  The model's metadata
-(``metadata_props`` key ``reach.meta``) holds DoF, task, input spec, tta and the module metadata.
+as the perception node, and 0 for a network trained without camera shifts; ``pattern``: the
+shifts' pattern, :func:`reach_core.perception.tta_shifts`).  The model's metadata
+(``metadata_props`` key ``reach.meta``) holds DoF, task, input spec, tta, tta_pattern and the
+module metadata.
 :class:`OnnxEndToEnd` runs such a file on the CPU.
 
 TorchScript (:func:`export_torchscript`, ``torch.jit.trace``; deprecated by PyTorch): the same
@@ -71,15 +73,16 @@ OUTPUTS = ("q_values", "omega_hat", "action")
 
 class DeployNet(torch.nn.Module):
     """The combined network with test-time augmentation in the graph: images (B, 84, 84) ->
-    (Q-values, Omega_hat, greedy action), Omega_hat the median over the (2 tta + 1)^2 shifted
-    copies (a sort, which ONNX has, instead of ``median``), as :func:`predict_shifted`."""
+    (Q-values, Omega_hat, greedy action), Omega_hat the median over the copies shifted by
+    ``tta_shifts(tta, pattern)`` (a sort, which ONNX has, instead of ``median``), as
+    :func:`predict_shifted`."""
 
-    def __init__(self, net, tta: int):
+    def __init__(self, net, tta: int, pattern: str = "square"):
         super().__init__()
         from ..perception import check_tta
-        from ..perception.model import shift_offsets, square_shifts
+        from ..perception.model import shift_offsets, tta_shifts
         self.net, self.tta = net, check_tta(tta)
-        self.shifts = square_shifts(self.tta)
+        self.shifts = tta_shifts(self.tta, pattern)
         back = torch.from_numpy(shift_offsets(self.shifts, DEFAULT_CAMERA))
         self.register_buffer("back", back[:, None, :], persistent=False)
 
@@ -95,25 +98,26 @@ class DeployNet(torch.nn.Module):
         return q, omega, masked_argmax(q, avail)
 
 
-def _meta(model, tta: int, fmt: str) -> dict:
+def _meta(model, tta: int, pattern: str, fmt: str) -> dict:
     return {"format": fmt,
             "input": f"float32 (B, {NET_SIZE}, {NET_SIZE}) grey in [0, 1] "
                      "(reach_core.renderer.preprocess: ROI crop, BT.601 grey, area resize)",
             "output": "(q_values (B, 9), omega_hat (B, 5) in [0, 1], action (B,) int64: greedy "
                       "among available actions)",
-            "tta": tta, "dof": model.task.dof, "task": model.task.as_dict(),
+            "tta": tta, "tta_pattern": pattern, "dof": model.task.dof, "task": model.task.as_dict(),
             "camera": DEFAULT_CAMERA.as_dict(), "meta": model.meta}
 
 
-def export_onnx(model, path, tta: int = 1, check_batch: int = 3) -> Path:
+def export_onnx(model, path, tta: int = 1, check_batch: int = 3, pattern: str = "square") -> Path:
     """Write ``model`` (an :class:`EndToEndModel`) as one ONNX file with a dynamic batch and
-    test-time augmentation ``tta`` (lowered to 0 for a network trained without camera shifts);
-    checked against the eager network with ONNX Runtime on another batch size."""
+    test-time augmentation ``tta`` over ``pattern``'s shifts (lowered to 0 for a network trained
+    without camera shifts); checked against the eager network with ONNX Runtime on another batch
+    size."""
     import onnx
 
-    from ..perception import tta_for
-    tta = tta_for(model.perception, tta)
-    net = DeployNet(copy.deepcopy(model.net).cpu().eval(), tta).eval()
+    from ..perception import check_tta_pattern, tta_for
+    tta, pattern = tta_for(model.perception, tta), check_tta_pattern(pattern)
+    net = DeployNet(copy.deepcopy(model.net).cpu().eval(), tta, pattern).eval()
     for p in net.parameters():
         p.requires_grad_(False)
     example = torch.rand(2, NET_SIZE, NET_SIZE)
@@ -127,7 +131,7 @@ def export_onnx(model, path, tta: int = 1, check_batch: int = 3) -> Path:
                           dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
     proto = onnx.load(str(tmp))
     entry = proto.metadata_props.add()
-    entry.key, entry.value = "reach.meta", json.dumps(_meta(model, tta, ONNX_FORMAT), default=str)
+    entry.key, entry.value = "reach.meta", json.dumps(_meta(model, tta, pattern, ONNX_FORMAT), default=str)
     onnx.save(proto, str(tmp))
     other = torch.rand(check_batch, NET_SIZE, NET_SIZE)
     got = OnnxEndToEnd(tmp).run(other.numpy())
@@ -169,19 +173,21 @@ class OnnxEndToEnd:
 class OnnxPerception:
     """The perception half of an exported ``.onnx`` combined network, run by ONNX Runtime: what
     the perception node calls (``predict``), with the test-time augmentation the file was exported
-    with (``tta``, fixed in the graph)."""
+    with (``tta`` and ``tta_pattern``, fixed in the graph; files exported before patterns existed
+    have the square)."""
 
     def __init__(self, path, threads: int = 1):
         self.net = OnnxEndToEnd(path, threads)
         self.tta = int(self.net.meta.get("tta", 0))
+        self.tta_pattern = str(self.net.meta.get("tta_pattern", "square"))
 
     def predict(self, images) -> np.ndarray:
         """Omega_hat (B, 5) in [0, 1] of float32 images (B, 84, 84)."""
         return self.net.run(images)[1]
 
 
-def export(model, path, tta: int = 1) -> Path:
+def export(model, path, tta: int = 1, pattern: str = "square") -> Path:
     """By the file's suffix: ``.onnx`` (:func:`export_onnx`), ``.ts``/``.pt`` TorchScript."""
     if Path(path).suffix == ".onnx":
-        return export_onnx(model, path, tta=tta)
+        return export_onnx(model, path, tta=tta, pattern=pattern)
     return export_torchscript(model, path)

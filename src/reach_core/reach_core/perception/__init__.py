@@ -52,18 +52,20 @@ from .cli import add_eval_cli, add_train_cli
 from .config import (ADAPT_PARTS, NET_SIZE, SIM_TEST_SEED, SIM_VAL_SEED, ArchConfig, AugmentConfig,
                      TrainConfig)
 from .evaluate import PAPER_TABLE1, evaluate_model, perception_errors, plot_errors, print_table
-from .model import (CHECKPOINT_FORMAT, PerceptionCheckpointError, PerceptionModel, PerceptionNet,
-                    SpatialSoftmax, check_tta, predict_batched, predict_shifted, square_shifts,
-                    trained_with_shifts, tta_for)
+from .model import (CHECKPOINT_FORMAT, DEPLOY_TTA_PATTERN, TTA_PATTERNS, PerceptionCheckpointError,
+                    PerceptionModel, PerceptionNet, SpatialSoftmax, check_tta, check_tta_pattern,
+                    predict_batched, predict_shifted, square_shifts, trained_with_shifts, tta_for,
+                    tta_shifts)
 from .train import lr_at, perception_loss, train, trainable_parameters
 from ..scene import DEFAULT_CAMERA
 
 __all__ = [
-    "ADAPT_PARTS", "CHECKPOINT_FORMAT", "DEFAULT_CAMERA", "NET_SIZE", "PAPER_TABLE1",
-    "SIM_TEST_SEED", "SIM_VAL_SEED", "ArchConfig", "AugmentConfig", "PerceptionCheckpointError",
-    "PerceptionModel", "PerceptionNet", "SpatialSoftmax", "TrainConfig", "_luma", "add_eval_cli",
-    "add_train_cli", "augment", "check_tta", "evaluate_model", "lr_at", "paste_clutter",
-    "perception_errors", "perception_loss", "plot_errors", "plot_progress", "predict_batched",
-    "predict_shifted", "print_table", "randomize_background", "robot_mask", "square_shifts",
-    "swap_backgrounds", "train", "trainable_parameters", "trained_with_shifts", "tta_for",
+    "ADAPT_PARTS", "CHECKPOINT_FORMAT", "DEFAULT_CAMERA", "DEPLOY_TTA_PATTERN", "NET_SIZE", "PAPER_TABLE1",
+    "SIM_TEST_SEED", "SIM_VAL_SEED", "TTA_PATTERNS", "ArchConfig", "AugmentConfig",
+    "PerceptionCheckpointError", "PerceptionModel", "PerceptionNet", "SpatialSoftmax", "TrainConfig",
+    "_luma", "add_eval_cli", "add_train_cli", "augment", "check_tta", "check_tta_pattern",
+    "evaluate_model", "lr_at", "paste_clutter", "perception_errors", "perception_loss", "plot_errors",
+    "plot_progress", "predict_batched", "predict_shifted", "print_table", "randomize_background",
+    "robot_mask", "square_shifts", "swap_backgrounds", "train", "trainable_parameters",
+    "trained_with_shifts", "tta_for", "tta_shifts",
 ]

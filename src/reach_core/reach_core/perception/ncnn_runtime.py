@@ -12,7 +12,7 @@ largest difference).
 :func:`ncnn_graph` translates a :class:`PerceptionNet` (either architecture; batch norm folded
 into its convolution) into ncnn's text graph and weight file, in memory, from the checkpoint's
 own weights: nothing is exported or shipped.  :class:`NcnnPerception` runs it with the same
-``predict`` and ``tta`` as :class:`PerceptionModel`: the copies are shifted as
+``predict``, ``tta`` and ``tta_pattern`` as :class:`PerceptionModel`: the copies are shifted as
 :func:`predict_shifted` does (``torch.roll``), each copy is one single-threaded ncnn run (with
 ``threads`` > 1 the copies are split over that many Python threads, each with its own ncnn net:
 ncnn releases the GIL, and unlike ncnn's own OpenMP threads they meet once a frame, not at every
@@ -30,8 +30,8 @@ from torch import nn
 
 from ..scene import DEFAULT_CAMERA
 from .config import NET_SIZE
-from .model import (PerceptionModel, SpatialSoftmax, check_tta, network_images, shift_offsets,
-                    square_shifts)
+from .model import (PerceptionModel, SpatialSoftmax, check_tta, check_tta_pattern, network_images,
+                    shift_offsets, tta_shifts)
 
 INPUT, OUTPUT = "in0", "out0"
 
@@ -206,15 +206,15 @@ def load_net(param: str, weights: bytes, threads: int = 1, **opts):
     return ncnn, net
 
 
-def shifted_inputs(radius: int, layout: tuple[int, int] | None, size: int = NET_SIZE) -> np.ndarray:
+def shifted_inputs(shifts, layout: tuple[int, int] | None, size: int = NET_SIZE) -> np.ndarray:
     """Indices into an image's flattened pixels plus one trailing zero (index size * size) that
-    gather, in one ``np.take``, the network inputs of all (2r + 1)^2 shifted copies: (copies, 1,
-    size, size), or with ``layout`` (s, p) the s x s phases of each copy zero-padded by p
-    (copies, s*s, (size + 2p) / s, (size + 2p) / s).  Copies are shifted as ``torch.roll``:
-    copy (dy, dx) has pixel (i, j) = image[(i - dy) % size, (j - dx) % size]."""
+    gather, in one ``np.take``, the network inputs of the copies shifted by each (dy, dx) of
+    ``shifts`` (:func:`tta_shifts`): (copies, 1, size, size), or with ``layout`` (s, p) the s x s
+    phases of each copy zero-padded by p (copies, s*s, (size + 2p) / s, (size + 2p) / s).  Copies
+    are shifted as ``torch.roll``: copy (dy, dx) has pixel (i, j) = image[(i - dy) % size,
+    (j - dx) % size]."""
     s, p = layout or (1, 0)
     n = (size + 2 * p) // s
-    shifts = square_shifts(radius)
     out = np.empty((len(shifts), s * s, n, n), dtype=np.intp)
     grid = np.arange(n) * s
     for c, (dy, dx) in enumerate(shifts):
@@ -228,13 +228,11 @@ def shifted_inputs(radius: int, layout: tuple[int, int] | None, size: int = NET_
 
 
 class NcnnPerception:
-    """A :class:`PerceptionModel` run by ncnn: ``predict(images)`` and ``tta`` as the model's.
-    One caller at a time (the node's callback): a call reuses the object's input buffer."""
+    """A :class:`PerceptionModel` run by ncnn: ``predict(images)``, ``tta`` and ``tta_pattern``
+    as the model's.  One caller at a time (the node's callback): a call reuses the object's input
+    buffer."""
 
     def __init__(self, model: PerceptionModel, threads: int = 1, camera=DEFAULT_CAMERA):
-        if model.tta_pattern != "square":
-            raise ValueError(f"the ncnn runtime runs test-time augmentation over the square of "
-                             f"shifts only, not {model.tta_pattern!r}")
         self.model, self.meta = model, model.meta
         param, weights, self._layout = ncnn_graph(model.net)
         self.threads = max(1, int(threads))
@@ -247,7 +245,8 @@ class NcnnPerception:
             self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="ncnn")
         self._camera = camera
         self._flat = np.zeros(NET_SIZE * NET_SIZE + 1, dtype=np.float32)   # image, then a zero
-        self.tta = model.tta
+        self._tta, self._pattern = check_tta(model.tta), check_tta_pattern(model.tta_pattern)
+        self._shift_views()
 
     @property
     def tool(self) -> str:
@@ -261,9 +260,24 @@ class NcnnPerception:
 
     @tta.setter
     def tta(self, radius):
-        self._tta = r = check_tta(radius)
-        self._gather = shifted_inputs(r, self._layout)
-        self._back = shift_offsets(square_shifts(r), self._camera)
+        self._tta = check_tta(radius)
+        self._shift_views()
+
+    @property
+    def tta_pattern(self) -> str:
+        """The pattern of the shifts (:func:`tta_shifts`: ``square`` or ``cross``)."""
+        return self._pattern
+
+    @tta_pattern.setter
+    def tta_pattern(self, pattern):
+        self._pattern = check_tta_pattern(pattern)
+        self._shift_views()
+
+    def _shift_views(self):
+        """The gather indices and moved-back offsets of the copies of ``tta`` and ``tta_pattern``."""
+        shifts = tta_shifts(self._tta, self._pattern)
+        self._gather = shifted_inputs(shifts, self._layout)
+        self._back = shift_offsets(shifts, self._camera)
 
     def _run(self, image: np.ndarray, worker: int = 0) -> np.ndarray:
         """The network's 5 outputs for one network input (C, H, W) float32, C-contiguous, on
