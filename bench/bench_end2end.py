@@ -9,8 +9,9 @@ Table 3 (default): EE1 (SIM + CR), EE2 (P75 + CR), EE2-FT (the committed fine-tu
                                                         # (no-revisit rule on commanded configurations)
     # no test-time augmentation:
     python bench/bench_end2end.py --only EE2-FT --trials 0 --hifi-trials 60 --odometry --tta 0
-    # the cross of 5 shifted copies instead of the square of 9 (docs/inference.md):
-    python bench/bench_end2end.py --only EE2-FT --odometry --tta-pattern cross
+    # test-time augmentation over the square of 9 shifted copies instead of the nodes' cross of 5
+    # (docs/inference.md):
+    python bench/bench_end2end.py --only EE2-FT --odometry --tta-pattern square
 
 The full pipeline (training every stage, then Table 3) is ``reach pipeline`` (docs/pipeline.md).
 """
@@ -20,6 +21,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from reach_core.perception import DEPLOY_TTA_PATTERN, TTA_PATTERNS
 
 MODELS = Path(__file__).resolve().parents[1] / "src/reach_core/reach_core/models"
 TARGETS = {"sim_ee2ft_dmed_px": 0.8, "sim_ee2ft_success": 0.995, "hifi_ee2ft_dmed_px": 1.0}
@@ -99,9 +102,10 @@ def main() -> int:
                    help="perception with test-time augmentation: the median over the image shifted "
                         "by up to this many pixels (default 1, as the perception node; 0: off), for "
                         "networks trained with camera shifts (not the SIM network)")
-    p.add_argument("--tta-pattern", choices=("square", "cross"), default="square",
-                   help="the shifted copies: square (every shift up to --tta px, as the node) or cross "
-                        "(the image and its shifts along each axis: 5 copies for --tta 1)")
+    p.add_argument("--tta-pattern", choices=TTA_PATTERNS, default=DEPLOY_TTA_PATTERN,
+                   help="the shifted copies: square (every shift up to --tta px) or cross (the image "
+                        "and its shifts along each axis: 5 copies for --tta 1); default "
+                        f"{DEPLOY_TTA_PATTERN}, as the perception node")
     p.add_argument("--only", action="append", default=None, metavar="ROW",
                    help="evaluate only the rows whose name starts with this (repeatable): EE1, "
                         "EE2 (also matches EE2-FT), EE2-FT, CR")

@@ -57,6 +57,18 @@ def test_set_tta_gives_shift_trained_perception_the_pattern_asked_for(ckpts):
         set_tta(rows, 1, pattern="diamond")
 
 
+def test_reach_eval_end2end_runs_the_perception_nodes_pattern_unless_told_otherwise(ckpts, tmp_path, capsys):
+    shifted = PerceptionModel(PerceptionNet(ArchConfig("paper", width=0.25)),
+                              {"config": {"online": True, "randomize": 0.5}})
+    shifted.save(tmp_path / "shifted.pt")
+    base = ["eval", "end2end", "--sim-perception", str(tmp_path / "shifted.pt"), "--control",
+            str(ckpts / "ctrl3.pt"), "--trials", "1", "--hifi-trials", "0", "--no-cr", "--no-paper"]
+    assert cli_main(base) == 0
+    assert "the cross of shifts up to 1 px" in capsys.readouterr().out
+    assert cli_main(base + ["--tta-pattern", "square"]) == 0
+    assert "the square of shifts up to 1 px" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("perc", ["perc.pt", "perc_sp.pt"])
 def test_combined_forward_is_perception_then_control(ckpts, perc):
     model = EndToEndModel.from_modules(ckpts / perc, ckpts / "ctrl3.pt")

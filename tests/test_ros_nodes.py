@@ -514,8 +514,8 @@ def test_nodes_run_the_halves_of_the_shipped_end_to_end_network(probe):
     # the perception node runs the perception half, with test-time augmentation by default
     g = start(probe, 'perception', overrides={'perception_model': path})
     try:
-        assert wait_log(probe, g, 'perception', 'test-time augmentation: shifts up to 1 px', 30.0), \
-            g.log('perception')
+        assert wait_log(probe, g, 'perception',
+                        'test-time augmentation: the cross of shifts up to 1 px', 30.0), g.log('perception')
         assert g.alive()['perception']
     finally:
         g.stop()

@@ -48,7 +48,7 @@ def _eval_rows(args) -> tuple[dict, object]:
     for spec in args.finetuned or []:
         name, _, path = spec.partition("=") if "=" in spec else ("EE2-FT", "", spec)
         rows[name] = EndToEndModel.load(path, dof=args.dof)
-    set_tta(rows, args.tta, log=_log)
+    set_tta(rows, args.tta, log=_log, pattern=args.tta_pattern)
     if not args.no_cr:
         rows["CR (ground truth)"] = control
     return rows, control
@@ -79,7 +79,8 @@ def _run_table(args, rows: dict, task) -> tuple[dict, dict]:
 def _table_title(args, task) -> str:
     rule = ("; controllers with the no-revisit rule (odometry)" if args.no_revisit_odometry else
             "; controllers with the no-revisit rule" if args.no_revisit else "")
-    tta = f"; perception with test-time augmentation (shifts up to {args.tta} px)" if args.tta else ""
+    tta = (f"; perception with test-time augmentation (the {args.tta_pattern} of shifts up to "
+           f"{args.tta} px)" if args.tta else "")
     return (f"End-to-end reaching (Table 3): seed {args.seed}, {args.trials} sim trials, "
             f"{args.hifi_trials} hifi trials ('hifi' = the higher-fidelity domain, the paper's 'Real'), "
             f"{task.dof}-DoF, threshold {100 * task.delta:.0f} cm x {task.success_steps} steps; "
@@ -180,6 +181,10 @@ def add_eval_cli(sub) -> None:
                    help="perception with test-time augmentation: the median over the image shifted "
                         "by up to this many pixels (0..3; default 1, as the perception node; 0: "
                         "off), for networks trained with camera shifts (not the SIM network)")
+    p.add_argument("--tta-pattern", choices=TTA_PATTERNS, default=DEPLOY_TTA_PATTERN,
+                   help="the shifted copies: square, (2 tta + 1)^2, or cross, the image and its "
+                        f"shifts along each axis, 4 tta + 1 (default {DEPLOY_TTA_PATTERN}, as the "
+                        "perception node)")
     p.add_argument("--no-paper", action="store_true", help="do not print the paper's rows")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", default=None, help="write the results here")
