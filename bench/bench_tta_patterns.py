@@ -1,6 +1,6 @@
 """Which shifted copies test-time augmentation needs: perception error e per shift pattern.
 
-The closed loop's default ``tta`` 1 runs the network on the 9 copies of the 3x3 square of 1-pixel
+With ``tta`` 1 over the square the network runs on the 9 copies of the 3x3 square of 1-pixel
 shifts and takes the median; the copies are most of the CPU time a frame (docs/inference.md).
 This prints e for fewer copies beside it, on the same frames, for each network:
 
@@ -8,8 +8,10 @@ This prints e for fewer copies beside it, on the same frames, for each network:
         [--model NAME=PATH ...] [--json OUT]
 
 Patterns: ``none`` (1 copy), ``cross5`` (the centre and its 4 neighbours), ``diagonal5`` (the
-centre and the 4 corners), ``square9`` (``tta`` 1). Datasets: any folder of ``reach data render``
-or a user's collection (``--data``, its name is the folder's), and the simulator's test scenes.
+centre and the 4 corners), ``ring4`` (the 4 neighbours alone; the median of an even number of
+copies is the mean of the two middle ones), ``square9`` (``tta`` 1 over the square). Datasets:
+any folder of ``reach data render`` or a user's collection (``--data``, its name is the
+folder's), and the simulator's test scenes.
 Measured e only; the closed loop is not run here.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ PATTERNS = {
     "none": [(0, 0)],
     "cross5": tta_shifts(1, "cross"),
     "diagonal5": [(0, 0), (-1, -1), (-1, 1), (1, -1), (1, 1)],
+    "ring4": tta_shifts(1, "ring"),
     "square9": square_shifts(1),
 }
 

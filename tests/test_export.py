@@ -71,10 +71,15 @@ def test_an_onnx_file_exported_with_the_cross_runs_its_five_copies_as_the_torch_
     np.testing.assert_allclose(runner.predict(x), model.perceive(x), atol=1e-5)
     model.perception.tta_pattern = "square"          # the pattern is in the graph: it matters
     assert not np.allclose(runner.predict(x), model.perceive(x), atol=1e-5)
+    assert cli_main(["export", "end2end", "--model", str(tmp_path / "e2e.pt"), "--tta-pattern", "ring",
+                     "--out", str(tmp_path / "ring.onnx")]) == 0
+    model.perception.tta_pattern = "ring"            # 4 copies: the mean of the two middle ones
+    np.testing.assert_allclose(OnnxPerception(tmp_path / "ring.onnx").predict(x), model.perceive(x),
+                               atol=1e-5)
     with pytest.raises(SystemExit):                  # argparse: not one of the patterns
-        cli_main(["export", "end2end", "--model", str(tmp_path / "e2e.pt"), "--tta-pattern", "ring",
-                  "--out", str(tmp_path / "ring.onnx")])
-    assert "invalid choice: 'ring'" in capsys.readouterr().err
+        cli_main(["export", "end2end", "--model", str(tmp_path / "e2e.pt"), "--tta-pattern", "star",
+                  "--out", str(tmp_path / "star.onnx")])
+    assert "invalid choice: 'star'" in capsys.readouterr().err
 
 
 def test_the_onnx_file_runs_without_torch_or_reach_core_and_carries_its_metadata(onnx_model, tmp_path):

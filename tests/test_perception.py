@@ -133,8 +133,9 @@ def test_the_cross_pattern_shifts_along_each_axis_and_the_model_runs_it(tmp_path
     assert tta_shifts(1) == P.square_shifts(1)
     assert tta_shifts(1, "cross") == [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]
     assert len(tta_shifts(2, "cross")) == 9 and (0, -2) in tta_shifts(2, "cross")
-    assert tta_shifts(0, "cross") == [(0, 0)]
-    with pytest.raises(ValueError, match="square, cross"):
+    assert tta_shifts(0, "cross") == [(0, 0)] == tta_shifts(0, "ring")
+    assert tta_shifts(1, "ring") == tta_shifts(1, "cross")[1:]         # the cross without its centre
+    with pytest.raises(ValueError, match="square, cross, ring"):
         check_tta_pattern("diamond")
     _save_untrained(tmp_path / "m.pt")
     model = P.PerceptionModel.load(tmp_path / "m.pt", tta=1)
@@ -151,6 +152,17 @@ def test_the_cross_pattern_shifts_along_each_axis_and_the_model_runs_it(tmp_path
     model.tta_pattern = "diamond"
     with pytest.raises(ValueError, match="tta_pattern"):
         model.predict(x)
+
+
+def test_the_median_of_an_even_number_of_copies_is_the_mean_of_the_two_middle_ones():
+    from reach_core.perception.model import median_of_copies
+    rng = np.random.default_rng(0)
+    for n in (1, 4, 5, 9):
+        out = rng.normal(size=(n, 3, 5)).astype(np.float32)
+        np.testing.assert_array_equal(median_of_copies(torch.from_numpy(out)).numpy(),
+                                      np.median(out, axis=0))
+    four = torch.tensor([[4.0], [1.0], [3.0], [2.0]])
+    assert float(median_of_copies(four)[0]) == 2.5 != float(four.median(dim=0).values[0])
 
 
 def test_test_time_augmentation_in_the_model(tmp_path):

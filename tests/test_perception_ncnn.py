@@ -53,6 +53,10 @@ def test_ncnn_estimates_the_shipped_network_as_torch_does_with_test_time_augment
     assert np.abs(cross - two.predict(images)).max() > 1e-6   # another set of copies
     two.tta_pattern = "cross"
     np.testing.assert_array_equal(two.predict(images), cross)
+    fast.tta_pattern = two.tta_pattern = model.tta_pattern = "ring"   # 4 copies: an even median
+    np.testing.assert_allclose(fast.predict(images), model.predict(images), atol=5e-5)
+    np.testing.assert_array_equal(two.predict(images), fast.predict(images))
+    fast.tta_pattern = model.tta_pattern = "cross"
     with pytest.raises(ValueError, match="tta_pattern"):
         fast.tta_pattern = "diamond"
     assert fast.tta_pattern == "cross"

@@ -350,7 +350,7 @@ def test_perception_runs_the_shipped_network_on_its_cpu_runtime_as_the_torch_net
     try:
         img = probe.publisher(Image, '/camera/image_raw', SENSOR_QOS)
         assert wait_log(probe, g, 'perception', runs_on, 20.0), g.log('perception')
-        assert "parameter 'tta_pattern' must be one of 'cross', 'square', got 'diamond'" in g.log(
+        assert "parameter 'tta_pattern' must be one of 'cross', 'ring', 'square', got 'diamond'" in g.log(
             'perception')
         if model_file.endswith('.pt'):
             assert 'the cross of shifts up to 1 px' in g.log('perception')

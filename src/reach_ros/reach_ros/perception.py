@@ -79,10 +79,11 @@ PARAMS = [
           lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3
           else f'must be an integer in 0..3, got {v!r}'),
     Param('tta_pattern', 'cross', 'the shifts of test-time augmentation: cross (the image and its '
-          'shifts along each axis, 4 tta + 1 copies: 5 for tta 1) or square (every shift up to tta '
-          'on both axes, (2 tta + 1)^2 copies: 9); the cross keeps the square\'s error and closed '
-          'loop in 5/9 of the time (docs/inference.md); a .onnx file has its own, fixed',
-          one_of('cross', 'square')),
+          'shifts along each axis, 4 tta + 1 copies: 5 for tta 1), ring (the cross without the '
+          'image itself: 4) or square (every shift up to tta on both axes, (2 tta + 1)^2 copies: '
+          '9); the cross keeps the square\'s error and closed loop in 5/9 of the time '
+          '(docs/inference.md); a .onnx file has its own, fixed',
+          one_of('cross', 'ring', 'square')),
 ] + CAMERA_PARAMS
 
 TOPICS = {

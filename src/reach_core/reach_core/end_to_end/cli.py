@@ -182,9 +182,9 @@ def add_eval_cli(sub) -> None:
                         "by up to this many pixels (0..3; default 1, as the perception node; 0: "
                         "off), for networks trained with camera shifts (not the SIM network)")
     p.add_argument("--tta-pattern", choices=TTA_PATTERNS, default=DEPLOY_TTA_PATTERN,
-                   help="the shifted copies: square, (2 tta + 1)^2, or cross, the image and its "
-                        f"shifts along each axis, 4 tta + 1 (default {DEPLOY_TTA_PATTERN}, as the "
-                        "perception node)")
+                   help="the shifted copies: square, (2 tta + 1)^2, cross, the image and its "
+                        "shifts along each axis, 4 tta + 1, or ring, the cross without the image, "
+                        f"4 tta (default {DEPLOY_TTA_PATTERN}, as the perception node)")
     p.add_argument("--no-paper", action="store_true", help="do not print the paper's rows")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", default=None, help="write the results here")
@@ -208,7 +208,8 @@ def add_export_cli(sub) -> None:
                    help="ONNX: test-time augmentation in the graph, shifts up to this many pixels (0..3; "
                         "default 1, as the perception node; 0 for a network trained without camera shifts)")
     p.add_argument("--tta-pattern", choices=TTA_PATTERNS, default=DEPLOY_TTA_PATTERN,
-                   help="ONNX: the shifts of the augmentation: square, (2 tta + 1)^2 copies, or "
-                        "cross, the image and its shifts along each axis, 4 tta + 1 copies "
+                   help="ONNX: the shifts of the augmentation: square, (2 tta + 1)^2 copies, "
+                        "cross, the image and its shifts along each axis, 4 tta + 1 copies, or "
+                        "ring, the cross without the image itself, 4 tta "
                         f"(default {DEPLOY_TTA_PATTERN}, as the perception node)")
     p.set_defaults(func=_cmd_export)

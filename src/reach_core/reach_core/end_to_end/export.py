@@ -30,6 +30,7 @@ import torch
 
 from ..control import available_actions, masked_argmax
 from ..perception import NET_SIZE
+from ..perception.model import median_of_copies
 from ..scene import DEFAULT_CAMERA
 
 
@@ -92,7 +93,7 @@ class DeployNet(torch.nn.Module):
         n = images.shape[0]
         views = torch.cat([torch.roll(images, s, dims=(1, 2)) for s in self.shifts])
         out = self.net.perception(views).float().reshape(len(self.shifts), n, -1) - self.back
-        omega = out.sort(dim=0).values[len(self.shifts) // 2].clamp(0.0, 1.0)
+        omega = median_of_copies(out).clamp(0.0, 1.0)
         q = self.net.control(omega)
         avail = available_actions(omega, self.net.dof_mask, self.net.hold_radius)
         return q, omega, masked_argmax(q, avail)

@@ -208,7 +208,7 @@ def tta_for(model: "PerceptionModel", radius) -> int:
     return radius if radius and trained_with_shifts(model) else 0
 
 
-TTA_PATTERNS = ("square", "cross")
+TTA_PATTERNS = ("square", "cross", "ring")
 DEPLOY_TTA_PATTERN = "cross"   # the perception node's and the ONNX export's (docs/inference.md)
 
 
@@ -226,14 +226,27 @@ def square_shifts(radius: int) -> list[tuple[int, int]]:
 
 
 def tta_shifts(radius: int, pattern: str = "square") -> list[tuple[int, int]]:
-    """The (dy, dx) shifts of test-time augmentation: ``square`` (:func:`square_shifts`) or
+    """The (dy, dx) shifts of test-time augmentation: ``square`` (:func:`square_shifts`),
     ``cross``, the unshifted image and the shifts by 1..r along each axis (4r + 1 copies; with
-    r = 1 it keeps the EE2-FT's hifi error of the square's 9 copies with 5:
+    r = 1 it keeps the EE2-FT's hifi error of the square's 9 copies with 5), or ``ring``, the
+    cross without the unshifted image (4r copies; with r = 1 the same error with 4:
     bench/bench_tta_patterns.py). Radius 0: the image alone."""
     check_tta_pattern(pattern)
-    if pattern == "square":
+    if pattern == "square" or radius == 0:
         return square_shifts(radius)
-    return [(0, 0)] + [s for k in range(1, radius + 1) for s in ((-k, 0), (k, 0), (0, -k), (0, k))]
+    axes = [s for k in range(1, radius + 1) for s in ((-k, 0), (k, 0), (0, -k), (0, k))]
+    return axes if pattern == "ring" else [(0, 0)] + axes
+
+
+def median_of_copies(out: torch.Tensor) -> torch.Tensor:
+    """The median over dim 0 (the copies): the middle value, or with an even number of copies
+    the mean of the two middle ones (as ``np.median``; ``torch.median`` takes the lower). A sort,
+    which ONNX has."""
+    n = out.shape[0]
+    ordered = out.sort(dim=0).values
+    if n % 2:
+        return ordered[n // 2]
+    return 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
 
 
 def shift_offsets(shifts, camera=DEFAULT_CAMERA) -> np.ndarray:
@@ -261,7 +274,7 @@ def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA
     out = forward(torch.cat([torch.roll(x, s, dims=(1, 2)) for s in shifts])).float()
     out = out.view(len(shifts), len(x), -1)
     out -= torch.from_numpy(shift_offsets(shifts, camera)).to(out.device)[:, None, :]
-    return out.median(dim=0).values
+    return median_of_copies(out)
 
 
 def predict_batched(model: PerceptionModel, images: np.ndarray, batch: int = 512) -> np.ndarray:
