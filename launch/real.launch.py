@@ -34,9 +34,10 @@ ARGUMENTS = {
     'perception_tta': ('1', 'perception network: test-time augmentation, the median over the '
                              'image shifted by up to this many pixels (0..3; 0: off; only for '
                              'networks trained with camera shifts)'),
-    'perception_tta_pattern': ('cross', 'perception network: the shifts of test-time augmentation, '
-                                        'cross (the image and its shifts along each axis, 5 copies '
-                                        'for tta 1) or square (every shift, 9)'),
+    'perception_tta_pattern': ('ring', 'perception network: the shifts of test-time augmentation, '
+                                       'ring (the image shifted along each axis, 4 copies for tta '
+                                       '1), cross (the ring and the image, 5) or square (every '
+                                       'shift, 9)'),
     'target_x': ('0.5', 'virtual target x (m, arm plane, forward); later: /reach/target'),
     'target_y': ('0.2', 'virtual target y (m, arm plane, up)'),
     'rosbridge': ('false', 'true: reach Baxter through rosbridge_server on its ROS 1 side (the '

@@ -64,7 +64,7 @@ def test_reach_eval_end2end_runs_the_perception_nodes_pattern_unless_told_otherw
     base = ["eval", "end2end", "--sim-perception", str(tmp_path / "shifted.pt"), "--control",
             str(ckpts / "ctrl3.pt"), "--trials", "1", "--hifi-trials", "0", "--no-cr", "--no-paper"]
     assert cli_main(base) == 0
-    assert "the cross of shifts up to 1 px" in capsys.readouterr().out
+    assert "the ring of shifts up to 1 px" in capsys.readouterr().out
     assert cli_main(base + ["--tta-pattern", "square"]) == 0
     assert "the square of shifts up to 1 px" in capsys.readouterr().out
 

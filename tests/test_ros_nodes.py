@@ -340,20 +340,20 @@ def test_perception_runs_the_shipped_network_on_its_cpu_runtime_as_the_torch_net
         probe, model_file, runs_on, q, atol):
     """The exported ONNX network on ONNX Runtime and the combined checkpoint on ncnn (the
     default runtime) publish the torch network's estimate (test-time augmentation 1 over the
-    node's default pattern of shifts, the cross, which the shipped ONNX file was exported with)."""
+    node's default pattern of shifts, the ring, which the shipped ONNX file was exported with)."""
     end_to_end = pytest.importorskip('reach_core.end_to_end')
     from reach_core.renderer import add_target, preprocess, render
     models = os.path.join(os.path.dirname(reach_core.__file__), 'models')
     scenes = probe.record(SceneConfig, '/scene_config', COMMAND_QOS)
     g = start(probe, 'perception', overrides={'perception_model': os.path.join(models, model_file)},
-              extra=['-p', 'tta_pattern:=diamond'])     # refused: the default, the cross, runs
+              extra=['-p', 'tta_pattern:=diamond'])     # refused: the default, the ring, runs
     try:
         img = probe.publisher(Image, '/camera/image_raw', SENSOR_QOS)
         assert wait_log(probe, g, 'perception', runs_on, 20.0), g.log('perception')
         assert "parameter 'tta_pattern' must be one of 'cross', 'ring', 'square', got 'diamond'" in g.log(
             'perception')
         if model_file.endswith('.pt'):
-            assert 'the cross of shifts up to 1 px' in g.log('perception')
+            assert 'the ring of shifts up to 1 px' in g.log('perception')
         assert probe.spin_until(lambda: img.get_subscription_count() > 0, 10.0)
         probe.spin_for(0.5)
         n = len(scenes)
@@ -364,7 +364,7 @@ def test_perception_runs_the_shipped_network_on_its_cpu_runtime_as_the_torch_net
     finally:
         g.stop()
     torch_model = end_to_end.EndToEndModel.load(os.path.join(models, 'end2end_ee2ft.pt'))
-    torch_model.perception.tta, torch_model.perception.tta_pattern = 1, 'cross'
+    torch_model.perception.tta, torch_model.perception.tta_pattern = 1, 'ring'
     want = torch_model.perceive(preprocess(add_target(frame, np.array([0.5, 0.2])))[None])[0]
     np.testing.assert_allclose(got, want, atol=atol)
 
@@ -515,7 +515,7 @@ def test_nodes_run_the_halves_of_the_shipped_end_to_end_network(probe):
     g = start(probe, 'perception', overrides={'perception_model': path})
     try:
         assert wait_log(probe, g, 'perception',
-                        'test-time augmentation: the cross of shifts up to 1 px', 30.0), g.log('perception')
+                        'test-time augmentation: the ring of shifts up to 1 px', 30.0), g.log('perception')
         assert g.alive()['perception']
     finally:
         g.stop()

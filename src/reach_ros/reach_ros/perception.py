@@ -61,8 +61,10 @@ PARAMS = [
           'older than this (s)', positive),
     Param('omega_tolerance', 0.02, 'estimates this far outside [0, 1] (normalised) are clipped; '
           'farther ones are refused', positive),
-    Param('threads', 1, 'CPU threads for the network (torch, ncnn or ONNX Runtime)', in_range(1, 256),
-          read_only=True),
+    Param('threads', 2, 'CPU threads for the network: ncnn splits the test-time augmentation '
+          'copies over them (2, both cores of the reference CPU: 2 copies a thread with the ring; '
+          '1 where other processes keep every core busy); torch and ONNX Runtime use them inside '
+          'each operation', in_range(1, 256), read_only=True),
     Param('runtime', 'auto', 'CPU runtime of a .pt network: auto (ncnn when it is installed and '
           'translates the network, else torch), ncnn, or torch; a .onnx file always runs on ONNX '
           'Runtime', one_of('auto', 'ncnn', 'torch'), read_only=True),
@@ -78,11 +80,12 @@ PARAMS = [
           'others)',
           lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3
           else f'must be an integer in 0..3, got {v!r}'),
-    Param('tta_pattern', 'cross', 'the shifts of test-time augmentation: cross (the image and its '
-          'shifts along each axis, 4 tta + 1 copies: 5 for tta 1), ring (the cross without the '
-          'image itself: 4) or square (every shift up to tta on both axes, (2 tta + 1)^2 copies: '
-          '9); the cross keeps the square\'s error and closed loop in 5/9 of the time '
-          '(docs/inference.md); a .onnx file has its own, fixed',
+    Param('tta_pattern', 'ring', 'the shifts of test-time augmentation: ring (the image shifted '
+          'by 1..tta px along each axis, 4 tta copies: 4 for tta 1, the median the mean of the '
+          'two middle estimates), cross (the ring and the image itself: 5) or square (every shift '
+          'up to tta on both axes, (2 tta + 1)^2 copies: 9); the ring keeps the square\'s error '
+          'and closed loop in under half the time (docs/inference.md); a .onnx file has its own, '
+          'fixed',
           one_of('cross', 'ring', 'square')),
 ] + CAMERA_PARAMS
 

@@ -209,7 +209,7 @@ def tta_for(model: "PerceptionModel", radius) -> int:
 
 
 TTA_PATTERNS = ("square", "cross", "ring")
-DEPLOY_TTA_PATTERN = "cross"   # the perception node's and the ONNX export's (docs/inference.md)
+DEPLOY_TTA_PATTERN = "ring"   # the perception node's and the ONNX export's (docs/inference.md)
 
 
 def check_tta_pattern(pattern) -> str:
