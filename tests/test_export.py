@@ -46,7 +46,7 @@ def test_onnx_outputs_match_the_torch_network_with_test_time_augmentation(onnx_m
     model, path = onnx_model
     x = _images(7, seed=3)
     q, omega, action = OnnxEndToEnd(path).run(x)
-    model.perception.tta = 1
+    model.perception.tta, model.perception.tta_pattern = 1, "ring"   # export_onnx's default, the node's
     want_omega = model.perceive(x)                  # the perception node's estimate (tta 1)
     np.testing.assert_allclose(omega, want_omega, atol=1e-5)
     with torch.no_grad():
@@ -59,13 +59,13 @@ def test_onnx_outputs_match_the_torch_network_with_test_time_augmentation(onnx_m
 
 def test_an_onnx_file_exported_with_the_cross_runs_its_five_copies_as_the_torch_network(onnx_model, tmp_path,
                                                                                     capsys):
-    model, square = onnx_model
+    model, ring = onnx_model
     model.save(tmp_path / "e2e.pt")
     assert cli_main(["export", "end2end", "--model", str(tmp_path / "e2e.pt"), "--tta-pattern", "cross",
                      "--out", str(tmp_path / "cross.onnx")]) == 0
     runner = OnnxPerception(tmp_path / "cross.onnx")
     assert (runner.tta, runner.tta_pattern) == (1, "cross")
-    assert OnnxPerception(square).tta_pattern == "square"
+    assert OnnxPerception(ring).tta_pattern == "ring"
     x = _images(7, seed=3)
     model.perception.tta, model.perception.tta_pattern = 1, "cross"
     np.testing.assert_allclose(runner.predict(x), model.perceive(x), atol=1e-5)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..control import available_actions, masked_argmax
-from ..perception import NET_SIZE
+from ..perception import DEPLOY_TTA_PATTERN, NET_SIZE
 from ..perception.model import median_of_copies
 from ..scene import DEFAULT_CAMERA
 
@@ -109,9 +109,10 @@ def _meta(model, tta: int, pattern: str, fmt: str) -> dict:
             "camera": DEFAULT_CAMERA.as_dict(), "meta": model.meta}
 
 
-def export_onnx(model, path, tta: int = 1, check_batch: int = 3, pattern: str = "square") -> Path:
+def export_onnx(model, path, tta: int = 1, check_batch: int = 3, pattern: str = DEPLOY_TTA_PATTERN) -> Path:
     """Write ``model`` (an :class:`EndToEndModel`) as one ONNX file with a dynamic batch and
-    test-time augmentation ``tta`` over ``pattern``'s shifts (lowered to 0 for a network trained
+    test-time augmentation ``tta`` over ``pattern``'s shifts (default the perception node's, the
+    ring; ``tta`` lowered to 0 for a network trained
     without camera shifts); checked against the eager network with ONNX Runtime on another batch
     size."""
     import onnx
@@ -187,7 +188,7 @@ class OnnxPerception:
         return self.net.run(images)[1]
 
 
-def export(model, path, tta: int = 1, pattern: str = "square") -> Path:
+def export(model, path, tta: int = 1, pattern: str = DEPLOY_TTA_PATTERN) -> Path:
     """By the file's suffix: ``.onnx`` (:func:`export_onnx`), ``.ts``/``.pt`` TorchScript."""
     if Path(path).suffix == ".onnx":
         return export_onnx(model, path, tta=tta, pattern=pattern)

@@ -265,7 +265,7 @@ class NcnnPerception:
 
     @property
     def tta_pattern(self) -> str:
-        """The pattern of the shifts (:func:`tta_shifts`: ``square`` or ``cross``)."""
+        """The pattern of the shifts (:func:`tta_shifts`: ``square``, ``cross`` or ``ring``)."""
         return self._pattern
 
     @tta_pattern.setter
