@@ -106,7 +106,7 @@ class PerceptionModel(Checkpointable):
     to [0, 1] (:func:`reach_core.scene.denormalise` gives metres and radians). ``tta`` > 0 turns
     on test-time augmentation (:func:`predict_shifted`: the median over the image shifted by up to
     ``tta`` pixels), over the shifts of ``tta_pattern`` (:func:`tta_shifts`: ``square``, the
-    default, or ``cross``).
+    default here, ``cross`` or ``ring``, the perception node's :data:`DEPLOY_TTA_PATTERN`).
     """
 
     FORMAT = CHECKPOINT_FORMAT
