@@ -1,9 +1,9 @@
 """Issue 19's CPU inference figure: per-frame latency of perception + control in the nodes' loop.
 
 One camera frame (uint8 640x480 RGB) -> preprocessing (ROI crop, grey, area resize) -> perception
-with the closed loop's default test-time augmentation (``tta`` 1 over the pattern of
-``--tta-pattern``: the cross, 5 shifted copies, or the square, 9; the median) -> the controller's
-greedy available action, timed side by side in one run, old and new:
+with the closed loop's test-time augmentation (``tta`` 1 over the pattern of ``--tta-pattern``:
+the ring, 4 shifted copies and the nodes' default, the cross, 5, or the square, 9; the median) ->
+the controller's greedy available action, timed side by side in one run, old and new:
 
 * old, ONNX Runtime (what the main job ran): ``renderer.preprocess``, the shipped
   ``end2end_ee2ft.onnx`` through ``OnnxPerception.predict``, then ``ControlPolicy.act`` (torch);
@@ -27,7 +27,8 @@ before and after is printed: other processes slow every figure.
 
     python bench/bench_inference.py --onnx src/reach_core/reach_core/models/end2end_ee2ft.onnx --frames 500
     python bench/bench_inference.py --threads 2 --frames 1000
-    python bench/bench_inference.py --tta-pattern cross --tta-pattern square --frames 1000
+    python bench/bench_inference.py --tta-pattern ring --tta-pattern cross --tta-pattern square \
+        --threads 2 --frames 1000
 """
 from __future__ import annotations
 
