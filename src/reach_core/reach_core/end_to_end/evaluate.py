@@ -139,7 +139,7 @@ class Observer:
 
 
 def set_tta(rows: dict, radius: int, log=None, pattern: str = "square") -> None:
-    """Test-time augmentation of ``radius`` px over the shifts of ``pattern`` (square or cross:
+    """Test-time augmentation of ``radius`` px over the shifts of ``pattern`` (square, cross or ring:
     :func:`reach_core.perception.model.tta_shifts`) for the perception of every end-to-end row
     ({name: EndToEndModel}; other rows are left alone) whose network was trained with camera
     shifts; the others are named in ``log`` and keep none (shifted images would mislead them)."""

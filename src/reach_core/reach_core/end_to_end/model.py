@@ -24,7 +24,6 @@ from ..checkpoints import (CONTROL_FORMAT, END2END_FORMAT, KIND_OF_FORMAT, PERCE
                            CheckpointError, check_format, format_of, load_checkpoint, part_of)
 from ..control import ControlPolicy, QNetwork, available_actions, load_control, masked_argmax
 from ..perception import NET_SIZE, PerceptionModel, PerceptionNet, predict_shifted
-from ..perception.model import tta_shifts
 from ..perception.model import network_images
 from ..simulator import NUM_ACTIONS, action_mask
 
@@ -152,9 +151,9 @@ class EndToEndModel(Checkpointable):
         """Omega_hat of images, (B, 5) float32 (same as ``PerceptionModel.predict``, with its
         test-time augmentation when ``self.perception.tta`` > 0, over its ``tta_pattern``)."""
         x = torch.from_numpy(np.ascontiguousarray(_check_images(images))).to(self.device)
-        p = self.perception
-        return predict_shifted(self.net.perception, x, p.tta, shifts=tta_shifts(p.tta, p.tta_pattern)
-                               ).clamp_(0.0, 1.0).cpu().numpy()
+        out = predict_shifted(self.net.perception, x, self.perception.tta,
+                              pattern=self.perception.tta_pattern)
+        return out.clamp_(0.0, 1.0).cpu().numpy()
 
     @torch.no_grad()
     def act_omega(self, omega) -> np.ndarray:

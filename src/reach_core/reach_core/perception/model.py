@@ -138,8 +138,7 @@ class PerceptionModel(Checkpointable):
         x = network_images(images)
         device = next(self.net.parameters()).device
         t = torch.from_numpy(np.ascontiguousarray(x)).to(device)
-        out = predict_shifted(self.net, t, self.tta,
-                              shifts=tta_shifts(self.tta, self.tta_pattern)).clamp_(0.0, 1.0)
+        out = predict_shifted(self.net, t, self.tta, pattern=self.tta_pattern).clamp_(0.0, 1.0)
         return out.cpu().numpy()
 
     def to(self, device) -> "PerceptionModel":
@@ -259,16 +258,17 @@ def shift_offsets(shifts, camera=DEFAULT_CAMERA) -> np.ndarray:
 
 
 def predict_shifted(forward, x: torch.Tensor, radius: int, camera=DEFAULT_CAMERA,
-                    shifts: list[tuple[int, int]] | None = None) -> torch.Tensor:
+                    shifts: list[tuple[int, int]] | None = None, pattern: str = "square") -> torch.Tensor:
     """Omega_hat of images ``x`` (B, 84, 84) with test-time augmentation: ``forward`` runs once on
-    (2r + 1)^2 copies of the batch, each shifted by (dx, dy) in -r..r pixels (``torch.roll``);
+    the copies of the batch shifted by ``tta_shifts(radius, pattern)`` (the square: (2r + 1)^2
+    copies, each shifted by (dx, dy) in -r..r pixels; ``torch.roll``);
     each copy's target estimate is moved back by its shift, and the median over the copies is
     returned (B, 5). The median of shifted views damps the errors that depend on exactly where
     edges fall on the pixel grid: on the held-out hifi images r = 1 takes the adapted network
     from e 0.031 to 0.028 (bench/bench_perception.py). ``radius`` 0: ``forward(x)``. ``shifts``
-    (a list of (dy, dx)) replaces the square of ``radius`` (bench/bench_tta_patterns.py)."""
+    (a list of (dy, dx)) replaces the pattern's (bench/bench_tta_patterns.py)."""
     if shifts is None:
-        shifts = square_shifts(max(radius, 0))
+        shifts = tta_shifts(max(radius, 0), pattern)
     if list(shifts) == [(0, 0)]:
         return forward(x).float()
     out = forward(torch.cat([torch.roll(x, s, dims=(1, 2)) for s in shifts])).float()
